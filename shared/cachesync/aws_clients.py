@@ -1,0 +1,53 @@
+"""boto3 clients built the one way cachesync builds them.
+
+Production uses the SDK's defaults: the default credential chain, the region from the
+environment, and the endpoint botocore chooses. botocore itself honours ``AWS_ENDPOINT_URL`` and
+``AWS_ENDPOINT_URL_<SERVICE>`` (``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL_S3``,
+``AWS_ENDPOINT_URL_SQS``), which is how cachesync is pointed at LocalStack or any emulator; only
+the embedded local stack passes an explicit ``endpoint_url``.
+
+botocore makes one attempt per call: :mod:`cachesync.retry_policies` owns retries.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+def botocore_config(*, max_pool_connections: int = 20) -> Config:
+    """Timeouts sized for Lambda, one attempt per call, a pool for concurrent workers."""
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=3,
+        read_timeout=10,
+        max_pool_connections=max_pool_connections,
+        # S3 path-style addressing works with every emulator and with AWS.
+        s3={"addressing_style": "path"},
+    )
+
+
+@overload
+def client(
+    service: Literal["dynamodb"], *, endpoint_url: str | None = ..., **kwargs: Any
+) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["s3"], *, endpoint_url: str | None = ..., **kwargs: Any) -> S3Client: ...
+@overload
+def client(
+    service: Literal["sqs"], *, endpoint_url: str | None = ..., **kwargs: Any
+) -> SQSClient: ...
+
+
+def client(service: str, *, endpoint_url: str | None = None, **kwargs: Any) -> Any:
+    """A boto3 client for ``service``; ``endpoint_url`` only for the embedded local stack."""
+    if endpoint_url is not None:
+        kwargs["endpoint_url"] = endpoint_url
+    return boto3.session.Session().client(service, config=botocore_config(), **kwargs)  # type: ignore[call-overload]

@@ -1,0 +1,120 @@
+"""The one declaration of how cachesync retries AWS calls.
+
+Only named transient failures are retried (throttling, 5xx, transaction conflicts, dropped
+connections), with exponential backoff and full jitter, a bounded number of times. Everything else
+surfaces at once.
+
+How this composes with botocore: clients built by :mod:`cachesync.aws_clients` make exactly one
+attempt per call (``total_max_attempts=1``), so this policy is the only retry layer and attempts do
+not multiply (botocore's standard mode would otherwise retry three times inside each of our five
+attempts). A client injected by a caller keeps whatever botocore retry configuration it has; then
+both layers apply and the caller owns that choice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+TRANSIENT_ERROR_CODES: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "TransactionInProgressException",
+    }
+)
+# Reasons inside a TransactionCanceledException that say "try again", not "your condition failed".
+TRANSIENT_CANCELLATION_CODES: Final = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+)
+_CONNECTION_ERRORS: Final = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
+
+
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a botocore ``ClientError``."""
+    return str(error.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def is_transient_aws_error(error: BaseException) -> bool:
+    """Whether an AWS call that raised ``error`` may succeed if simply tried again."""
+    if isinstance(error, _CONNECTION_ERRORS):
+        return True
+    if not isinstance(error, ClientError):
+        return False
+    code = error_code(error)
+    if code in TRANSIENT_ERROR_CODES:
+        return True
+    if code == "TransactionCanceledException":
+        reasons = {str(r.get("Code", "None")) for r in error.response.get("CancellationReasons", [])}
+        return bool(reasons & TRANSIENT_CANCELLATION_CODES) and "ConditionalCheckFailed" not in reasons
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    return status >= 500
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff and full jitter on transient AWS errors."""
+
+    attempts: int = 5
+    initial_wait_seconds: float = 0.05
+    max_wait_seconds: float = 2.0
+
+    def call(self, operation: str, fn: Callable[[], T]) -> T:
+        """Run ``fn``; retry it while it raises a transient AWS error; re-raise the last one."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_random_exponential(
+                multiplier=self.initial_wait_seconds, max=self.max_wait_seconds
+            ),
+            retry=retry_if_exception(is_transient_aws_error),
+            before_sleep=lambda state: _log_retry(operation, state),
+            reraise=True,
+        )
+        return retrying(fn)
+
+
+def _log_retry(operation: str, state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    logger.warning(
+        "retrying %s after transient error (attempt %d): %s",
+        operation,
+        state.attempt_number,
+        error,
+    )
+
+
+DEFAULT_RETRY_POLICY: Final = RetryPolicy()
+NO_RETRY: Final = RetryPolicy(attempts=1)
