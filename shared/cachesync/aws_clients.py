@@ -29,8 +29,6 @@ def botocore_config(*, max_pool_connections: int = 20) -> Config:
         connect_timeout=3,
         read_timeout=10,
         max_pool_connections=max_pool_connections,
-        # S3 path-style addressing works with every emulator and with AWS.
-        s3={"addressing_style": "path"},
     )
 
 
@@ -39,7 +37,9 @@ def client(
     service: Literal["dynamodb"], *, endpoint_url: str | None = ..., **kwargs: Any
 ) -> DynamoDBClient: ...
 @overload
-def client(service: Literal["s3"], *, endpoint_url: str | None = ..., **kwargs: Any) -> S3Client: ...
+def client(
+    service: Literal["s3"], *, endpoint_url: str | None = ..., **kwargs: Any
+) -> S3Client: ...
 @overload
 def client(
     service: Literal["sqs"], *, endpoint_url: str | None = ..., **kwargs: Any
@@ -48,6 +48,9 @@ def client(
 
 def client(service: str, *, endpoint_url: str | None = None, **kwargs: Any) -> Any:
     """A boto3 client for ``service``; ``endpoint_url`` only for the embedded local stack."""
+    config = botocore_config()
     if endpoint_url is not None:
         kwargs["endpoint_url"] = endpoint_url
-    return boto3.session.Session().client(service, config=botocore_config(), **kwargs)  # type: ignore[call-overload]
+        # Emulators on loopback serve buckets by path, not by virtual host.
+        config = config.merge(Config(s3={"addressing_style": "path"}))
+    return boto3.session.Session().client(service, config=config, **kwargs)  # type: ignore[call-overload]

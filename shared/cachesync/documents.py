@@ -179,9 +179,7 @@ def detect_kind(key: str, body: dict[str, Any]) -> DocumentKind:
 
 def index_time_of(document: Document, s3_last_modified: datetime) -> datetime:
     """``modified_at``, else ``created_at`` / ``posted_at``, else S3's LastModified."""
-    created = (
-        document.created_at if isinstance(document, ChangeMetadata) else document.posted_at
-    )
+    created = document.created_at if isinstance(document, ChangeMetadata) else document.posted_at
     return document.modified_at or created or _assume_utc(s3_last_modified)
 
 

@@ -45,6 +45,14 @@ class WrongOperationError(InvalidEventError):
     """A record of the other handler's kind (a delete given to the created handler)."""
 
 
+class EventProcessingError(CacheSyncError):
+    """Some records of a directly invoked event failed; raised after the others were applied."""
+
+    def __init__(self, failures: list[str]) -> None:
+        self.failures = failures
+        super().__init__(f"{len(failures)} record(s) failed: " + "; ".join(failures))
+
+
 class InvalidKeyError(CacheSyncError):
     """An S3 key or index key cannot be used (empty, badly encoded, too long)."""
 
@@ -101,11 +109,34 @@ class ItemTooLargeError(IndexStoreError):
         self.bucket = bucket
         self.key = key
         self.size = size
-        super().__init__(f"s3://{bucket}/{key}: metadata alone is {size} bytes, over the item limit")
+        super().__init__(
+            f"s3://{bucket}/{key}: metadata alone is {size} bytes, over the item limit"
+        )
 
 
 class ObjectStoreError(CacheSyncError):
     """Base of the errors raised by the object store (S3)."""
+
+
+class ObjectNotFoundError(ObjectStoreError):
+    """The object (or the version asked for) does not exist in S3."""
+
+    def __init__(self, bucket: str, key: str, version_id: str | None = None) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.version_id = version_id
+        version = f" version {version_id}" if version_id else ""
+        super().__init__(f"s3://{bucket}/{key}{version}: not found")
+
+
+class ObjectChangedError(ObjectStoreError):
+    """The object no longer has the ETag we asked for: it was overwritten since."""
+
+    def __init__(self, bucket: str, key: str, expected_etag: str) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.expected_etag = expected_etag
+        super().__init__(f"s3://{bucket}/{key}: no longer has ETag {expected_etag}")
 
 
 class ObjectUnavailableError(ObjectStoreError):

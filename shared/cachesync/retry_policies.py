@@ -53,7 +53,12 @@ TRANSIENT_ERROR_CODES: Final = frozenset(
 )
 # Reasons inside a TransactionCanceledException that say "try again", not "your condition failed".
 TRANSIENT_CANCELLATION_CODES: Final = frozenset(
-    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+    {
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+    }
 )
 _CONNECTION_ERRORS: Final = (
     EndpointConnectionError,
@@ -78,8 +83,12 @@ def is_transient_aws_error(error: BaseException) -> bool:
     if code in TRANSIENT_ERROR_CODES:
         return True
     if code == "TransactionCanceledException":
-        reasons = {str(r.get("Code", "None")) for r in error.response.get("CancellationReasons", [])}
-        return bool(reasons & TRANSIENT_CANCELLATION_CODES) and "ConditionalCheckFailed" not in reasons
+        reasons = {
+            str(r.get("Code", "None")) for r in error.response.get("CancellationReasons", [])
+        }
+        return (
+            bool(reasons & TRANSIENT_CANCELLATION_CODES) and "ConditionalCheckFailed" not in reasons
+        )
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
     return status >= 500
 

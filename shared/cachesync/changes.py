@@ -1,0 +1,160 @@
+"""One normaliser: every shape an S3 change reaches us in becomes :class:`ObjectChange`.
+
+Shapes accepted (all documented AWS formats):
+
+* an S3 event notification ``{"Records": [{"eventSource": "aws:s3", ...}]}`` (direct to Lambda,
+  or as the body of an SQS message);
+* an SNS envelope whose ``Message`` is such a notification (S3 -> SNS -> SQS fan-out);
+* an EventBridge event from S3 (``source: aws.s3``, ``Object Created`` / ``Object Deleted``),
+  direct or as an SQS message body;
+* the ``s3:TestEvent`` S3 sends when a notification configuration is saved: no changes.
+
+Keys in S3 notifications are form-encoded and decoded here, exactly once; EventBridge keys are
+not encoded. Sequencers are normalised (``sequencer.py``); one that cannot be ordered is dropped
+and the change is treated as one without a sequencer.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cachesync.exceptions import CacheSyncError, InvalidEventError
+from cachesync.s3_keys import decode_event_key, validate_key
+from cachesync.sequencer import normalise_sequencer
+
+
+class Operation(StrEnum):
+    """What happened to the object."""
+
+    CREATED = "created"
+    REMOVED = "removed"
+    OTHER = "other"
+    """A notification that does not change content (restore, tagging, ACL, transition)."""
+
+
+_CREATED_PREFIXES: Final = ("ObjectCreated:",)
+_REMOVED_PREFIXES: Final = ("ObjectRemoved:", "LifecycleExpiration:")
+_EVENTBRIDGE_OPERATIONS: Final = {
+    "Object Created": Operation.CREATED,
+    "Object Deleted": Operation.REMOVED,
+}
+
+
+class ObjectChange(BaseModel):
+    """One change to one S3 object, whatever shape announced it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    """Decoded key."""
+    operation: Operation
+    event_name: str
+    event_time: datetime
+    etag: str | None = None
+    size: int | None = None
+    version_id: str | None = None
+    sequencer: str | None = None
+    """Normalised sequencer; ``None`` when absent or not a usable hexadecimal value."""
+    raw_sequencer: str | None = None
+
+
+def changes_from_message(message: Any) -> list[ObjectChange]:
+    """The changes in one decoded message (an S3 notification, SNS envelope or EventBridge event).
+
+    Raises :class:`InvalidEventError` for anything that is none of those.
+    """
+    if not isinstance(message, dict):
+        raise InvalidEventError(f"expected a JSON object, got {type(message).__name__}")
+    if message.get("Event") == "s3:TestEvent":
+        return []
+    if message.get("Type") == "Notification" and "Message" in message:
+        return changes_from_body(message["Message"], source="SNS message")
+    if message.get("source") == "aws.s3" and "detail-type" in message:
+        return [_from_eventbridge(message)]
+    records = message.get("Records")
+    if isinstance(records, list):
+        return [_from_s3_record(record) for record in records]
+    raise InvalidEventError("not an S3 notification, SNS envelope or S3 EventBridge event")
+
+
+def changes_from_body(body: Any, *, source: str = "message body") -> list[ObjectChange]:
+    """The changes in a JSON text (an SQS message body or an SNS ``Message``)."""
+    if not isinstance(body, str):
+        raise InvalidEventError(f"{source} is not a string", source=source)
+    try:
+        decoded = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise InvalidEventError(f"{source} is not JSON ({error.msg})", source=source) from error
+    return changes_from_message(decoded)
+
+
+def _operation_of(event_name: str) -> Operation:
+    if event_name.startswith(_CREATED_PREFIXES):
+        return Operation.CREATED
+    if event_name.startswith(_REMOVED_PREFIXES):
+        return Operation.REMOVED
+    return Operation.OTHER
+
+
+def _from_s3_record(record: Any) -> ObjectChange:
+    if not isinstance(record, dict) or record.get("eventSource") != "aws:s3":
+        raise InvalidEventError("a record is not an S3 event record (eventSource aws:s3)")
+    try:
+        s3 = record["s3"]
+        obj = s3["object"]
+        raw_sequencer = obj.get("sequencer")
+        return ObjectChange(
+            bucket=s3["bucket"]["name"],
+            key=decode_event_key(obj["key"]),
+            operation=_operation_of(record["eventName"]),
+            event_name=record["eventName"],
+            event_time=record["eventTime"],
+            etag=obj.get("eTag") or None,
+            size=obj.get("size"),
+            version_id=obj.get("versionId") or None,
+            sequencer=normalise_sequencer(raw_sequencer),
+            raw_sequencer=raw_sequencer,
+        )
+    except (KeyError, TypeError) as error:
+        raise InvalidEventError(f"S3 event record lacks {error}") from error
+    except ValidationError as error:
+        raise InvalidEventError(f"S3 event record is malformed: {_first(error)}") from error
+    except CacheSyncError as error:
+        raise InvalidEventError(f"S3 event record: {error}") from error
+
+
+def _from_eventbridge(event: dict[str, Any]) -> ObjectChange:
+    detail_type = str(event["detail-type"])
+    try:
+        detail = event["detail"]
+        obj = detail["object"]
+        raw_sequencer = obj.get("sequencer")
+        return ObjectChange(
+            bucket=detail["bucket"]["name"],
+            key=validate_key(obj["key"]),
+            operation=_EVENTBRIDGE_OPERATIONS.get(detail_type, Operation.OTHER),
+            event_name=f"{detail_type}:{detail.get('reason', '')}",
+            event_time=event["time"],
+            etag=obj.get("etag") or None,
+            size=obj.get("size"),
+            version_id=obj.get("version-id") or None,
+            sequencer=normalise_sequencer(raw_sequencer),
+            raw_sequencer=raw_sequencer,
+        )
+    except (KeyError, TypeError) as error:
+        raise InvalidEventError(f"S3 EventBridge event lacks {error}") from error
+    except ValidationError as error:
+        raise InvalidEventError(f"S3 EventBridge event is malformed: {_first(error)}") from error
+    except CacheSyncError as error:
+        raise InvalidEventError(f"S3 EventBridge event: {error}") from error
+
+
+def _first(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"

@@ -1,0 +1,208 @@
+"""The ``cachesync`` command line: the local stack, queries and reads of the index.
+
+Errors are one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cachesync import aws_clients
+from cachesync.documents import DocumentKind
+from cachesync.exceptions import CacheSyncError
+from cachesync.index_models import DocumentSummary, IndexQuery, SortOrder
+from cachesync.settings import (
+    LOCAL_ENV_FILE,
+    CliSettings,
+    cli_environment,
+    load_settings,
+    local_client_options,
+)
+from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+
+app = typer.Typer(
+    name="cachesync",
+    help="Keep a DynamoDB index in step with JSON documents in S3.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+local_app = typer.Typer(help="The embedded local AWS stack.", no_args_is_help=True)
+app.add_typer(local_app, name="local")
+
+out = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Turn cachesync errors into one line on stderr and exit status 1."""
+    try:
+        yield
+    except CacheSyncError as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
+
+
+def _index_store() -> tuple[CliSettings, DynamoDBIndexStore]:
+    environ = cli_environment()
+    settings = load_settings(CliSettings, environ)
+    client = aws_clients.client("dynamodb", **local_client_options(environ, "dynamodb"))
+    store = DynamoDBIndexStore(client, settings.table_name, tombstone_ttl=settings.tombstone_ttl)
+    return settings, store
+
+
+# ---------------------------------------------------------------------- local stack
+
+
+@local_app.command("up")
+def local_up(
+    dynamodb_port: Annotated[int, typer.Option(help="DynamoDB Local port (0: a free one).")] = 0,
+    moto_port: Annotated[int, typer.Option(help="moto server port for S3 and SQS (0: free).")] = 0,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keep DynamoDB Local's data in this folder.")
+    ] = None,
+    demo: Annotated[bool, typer.Option(help="Load the demo documents.")] = True,
+    demo_count: Annotated[int, typer.Option(help="How many demo documents.")] = 300,
+) -> None:
+    """Start DynamoDB Local and moto (S3, SQS), provision them, and run until Ctrl-C."""
+    from cachesync.local import LocalStack
+
+    with _one_line_errors():
+        stop = threading.Event()
+
+        def _stop(signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        with LocalStack(
+            dynamodb_port=dynamodb_port, moto_port=moto_port, data_dir=data_dir
+        ) as stack:
+            LOCAL_ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
+            LOCAL_ENV_FILE.write_text("\n".join(stack.export_lines()) + "\n", encoding="utf-8")
+            try:
+                out.print("[bold green]cachesync local stack is up[/bold green]")
+                out.print(f"  DynamoDB Local  {stack.dynamodb_endpoint}")
+                out.print(f"  moto (S3, SQS)  {stack.moto_endpoint}")
+                out.print(f"\nIn another shell (or `source {LOCAL_ENV_FILE}`):")
+                for line in stack.export_lines():
+                    out.print(f"  {line}", highlight=False, soft_wrap=True)
+                if demo:
+                    _load_demo(stack, demo_count)
+                out.print("\nTry: cachesync query --customer acme   (Ctrl-C stops the stack)")
+                stop.wait()
+            finally:
+                LOCAL_ENV_FILE.unlink(missing_ok=True)
+        out.print("stopped")
+
+
+def _load_demo(stack: Any, count: int) -> None:
+    from cachesync.local.demo_data import load_demo_documents
+
+    loaded = load_demo_documents(stack, count=count)
+    out.print(f"\nLoaded {loaded} demo documents.")
+
+
+# ---------------------------------------------------------------------- reading the index
+
+
+@app.command()
+def query(
+    customer: Annotated[str | None, typer.Option(help="Customer code.")] = None,
+    status: Annotated[str | None, typer.Option(help="Document status.")] = None,
+    type_: Annotated[DocumentKind | None, typer.Option("--type", help="Document kind.")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Earliest index time (default: a year ago).")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="Latest index time (default: now).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Page size.")] = 50,
+    order: Annotated[str, typer.Option(help="asc or desc (by index time).")] = "desc",
+    next_token: Annotated[str | None, typer.Option(help="Token of the previous page.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List documents by customer, status, kind and time range."""
+    with _one_line_errors():
+        if order not in ("asc", "desc"):
+            raise typer.BadParameter("--order must be asc or desc")
+        sort_order: SortOrder = "asc" if order == "asc" else "desc"
+        _, store = _index_store()
+        page = store.query(
+            IndexQuery(
+                customer=customer,
+                status=status,
+                kind=type_,
+                since=since,
+                until=until,
+                limit=limit,
+                order=sort_order,
+                next_token=next_token,
+            )
+        )
+        if as_json:
+            print(page.model_dump_json(indent=2))
+            return
+        _print_summaries(page.items)
+        if page.next_token:
+            out.print(f"next page: --next-token {page.next_token}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def get(
+    key: Annotated[str, typer.Argument(help="The document's S3 key.")],
+    bucket: Annotated[
+        str | None, typer.Option(help="Bucket (default: CACHESYNC_BUCKET_NAME).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show one document from the index."""
+    with _one_line_errors():
+        settings, store = _index_store()
+        document = store.get_document(bucket or settings.bucket_name, key)
+        if document is None:
+            err.print(f"not found: s3://{bucket or settings.bucket_name}/{key}", highlight=False)
+            raise typer.Exit(code=2)
+        if as_json:
+            print(document.model_dump_json(indent=2))
+            return
+        _print_summaries([document])
+        if document.body is not None:
+            out.print_json(document.body)
+        else:
+            out.print("(body not in the index: too large; read it from S3)")
+
+
+def _print_summaries(items: list[DocumentSummary]) -> None:
+    table = Table(show_lines=False)
+    for column in ("index time", "kind", "id", "status", "customers", "title", "key"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(
+            item.index_time.strftime("%Y-%m-%d %H:%M"),
+            item.kind.value,
+            item.doc_id,
+            item.status,
+            ", ".join(item.customers),
+            item.title,
+            item.key,
+        )
+    out.print(table)
+    out.print(f"{len(items)} document(s)")
+
+
+def main() -> None:
+    """Entry point of the ``cachesync`` script."""
+    app()

@@ -1,0 +1,210 @@
+"""Creates the AWS resources cachesync needs on local emulators; running it again is harmless.
+
+What it creates mirrors ``infra/``: the documents bucket, the index and idempotency tables (with
+TTL), one queue per event kind each with a dead-letter queue, and the bucket notifications that
+feed the queues. Every AWS error is translated into :class:`LocalStackError` by :func:`_step`;
+the "already exists" answers that make a second run harmless are caught where they can occur.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from cachesync import index_schema
+from cachesync.exceptions import LocalStackError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
+DLQ_SUFFIX: Final = "-dlq"
+_DLQ_RETENTION_SECONDS: Final = 14 * 24 * 3600
+# SQS answers QueueAlreadyExists when a queue of that name exists with other attributes.
+_QUEUE_EXISTS: Final = frozenset({"QueueAlreadyExists", "QueueNameExists"})
+_TTL_ON: Final = frozenset({"ENABLED", "ENABLING"})
+
+
+class LocalResources(BaseModel):
+    """Names and settings of the resources to provision."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket_name: str = "cachesync-documents"
+    table_name: str = index_schema.TABLE_NAME_DEFAULT
+    idempotency_table_name: str = index_schema.IDEMPOTENCY_TABLE_NAME_DEFAULT
+    created_queue_name: str = "cachesync-object-created"
+    removed_queue_name: str = "cachesync-object-removed"
+    max_receive_count: int = Field(default=3, ge=1, le=1000)
+    visibility_timeout_seconds: int = Field(default=30, ge=0, le=43_200)
+
+    @property
+    def created_dlq_name(self) -> str:
+        """Dead-letter queue of the created queue."""
+        return f"{self.created_queue_name}{DLQ_SUFFIX}"
+
+    @property
+    def removed_dlq_name(self) -> str:
+        """Dead-letter queue of the removed queue."""
+        return f"{self.removed_queue_name}{DLQ_SUFFIX}"
+
+
+class ProvisionedQueue(BaseModel):
+    """A queue as created."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    url: str
+    arn: str
+
+
+class ProvisionedResources(BaseModel):
+    """What :func:`provision` created or found."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket_name: str
+    table_name: str
+    idempotency_table_name: str
+    created_queue: ProvisionedQueue
+    created_dlq: ProvisionedQueue
+    removed_queue: ProvisionedQueue
+    removed_dlq: ProvisionedQueue
+
+
+def _error_code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "Unknown")
+
+
+@contextmanager
+def _step(action: str) -> Iterator[None]:
+    """Translate the AWS errors raised while doing ``action`` into LocalStackError."""
+    try:
+        yield
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", str(error))
+        raise LocalStackError(
+            f"provisioning: cannot {action} ({_error_code(error)}): {message}"
+        ) from error
+    except BotoCoreError as error:
+        raise LocalStackError(f"provisioning: cannot {action}: {error}") from error
+
+
+def provision(
+    resources: LocalResources,
+    *,
+    dynamodb_client: DynamoDBClient,
+    s3_client: S3Client,
+    sqs_client: SQSClient,
+) -> ProvisionedResources:
+    """Create every resource of ``resources`` that does not exist yet; return their addresses."""
+    _create_table(
+        dynamodb_client,
+        index_schema.create_table_request(resources.table_name),
+        index_schema.TTL_ATTRIBUTE,
+    )
+    _create_table(
+        dynamodb_client,
+        index_schema.create_idempotency_table_request(resources.idempotency_table_name),
+        index_schema.IDEMPOTENCY_TTL_ATTRIBUTE,
+    )
+    with _step(f"create bucket {resources.bucket_name}"):
+        try:
+            s3_client.create_bucket(Bucket=resources.bucket_name)
+        except ClientError as error:
+            if _error_code(error) != "BucketAlreadyOwnedByYou":
+                raise
+
+    queues: dict[str, ProvisionedQueue] = {}
+    for name, dlq_name in (
+        (resources.created_queue_name, resources.created_dlq_name),
+        (resources.removed_queue_name, resources.removed_dlq_name),
+    ):
+        dlq = _create_queue(
+            sqs_client, dlq_name, {"MessageRetentionPeriod": str(_DLQ_RETENTION_SECONDS)}
+        )
+        redrive = {"deadLetterTargetArn": dlq.arn, "maxReceiveCount": resources.max_receive_count}
+        queues[dlq_name] = dlq
+        queues[name] = _create_queue(
+            sqs_client,
+            name,
+            {
+                "VisibilityTimeout": str(resources.visibility_timeout_seconds),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )
+
+    created, removed = queues[resources.created_queue_name], queues[resources.removed_queue_name]
+    # moto (like S3) sends an s3:TestEvent to each queue here; the handlers acknowledge it.
+    with _step(f"configure notifications of bucket {resources.bucket_name}"):
+        s3_client.put_bucket_notification_configuration(
+            Bucket=resources.bucket_name,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"QueueArn": created.arn, "Events": ["s3:ObjectCreated:*"]},
+                    {"QueueArn": removed.arn, "Events": ["s3:ObjectRemoved:*"]},
+                ]
+            },
+        )
+
+    with _step("wait for the tables to become active"):
+        waiter = dynamodb_client.get_waiter("table_exists")
+        for table in (resources.table_name, resources.idempotency_table_name):
+            waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+    return ProvisionedResources(
+        bucket_name=resources.bucket_name,
+        table_name=resources.table_name,
+        idempotency_table_name=resources.idempotency_table_name,
+        created_queue=created,
+        created_dlq=queues[resources.created_dlq_name],
+        removed_queue=removed,
+        removed_dlq=queues[resources.removed_dlq_name],
+    )
+
+
+def _create_table(client: DynamoDBClient, request: dict[str, Any], ttl_attribute: str) -> None:
+    table = str(request["TableName"])
+    with _step(f"create table {table}"):
+        try:
+            client.create_table(**request)
+        except ClientError as error:
+            if _error_code(error) != "ResourceInUseException":
+                raise
+    with _step(f"enable TTL on table {table}"):
+        current = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        # Enabling TTL twice is a ValidationException: only switch it on when it is off.
+        if current.get("TimeToLiveStatus") in _TTL_ON:
+            if current.get("AttributeName") != ttl_attribute:
+                raise LocalStackError(
+                    f"table {table} has TTL on {current.get('AttributeName')!r}, "
+                    f"expected {ttl_attribute!r}"
+                )
+            return
+        client.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute},
+        )
+
+
+def _create_queue(
+    client: SQSClient, name: str, attributes: Mapping[QueueAttributeNameType, str]
+) -> ProvisionedQueue:
+    with _step(f"create queue {name}"):
+        try:
+            url = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        except ClientError as error:
+            if _error_code(error) not in _QUEUE_EXISTS:
+                raise
+            url = client.get_queue_url(QueueName=name)["QueueUrl"]
+            client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        found = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return ProvisionedQueue(name=name, url=url, arn=found["Attributes"]["QueueArn"])

@@ -1,0 +1,126 @@
+"""Settings: one pydantic model per entry point, validated from the environment once, at start.
+
+Each field ``name`` is read from the variable ``CACHESYNC_NAME``; a missing or invalid value
+raises :class:`ConfigurationError` naming the variable. This module is the only reader of
+``os.environ`` in cachesync (AWS variables are read by botocore itself).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Final, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cachesync.exceptions import ConfigurationError
+
+PREFIX: Final = "CACHESYNC_"
+# Written by `cachesync local up` while the local stack runs, removed when it stops.
+LOCAL_ENV_FILE: Final = Path(".cachesync") / "local.env"
+
+S = TypeVar("S", bound="BaseSettings")
+
+
+class BaseSettings(BaseModel):
+    """Settings shared by every entry point."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    table_name: str = Field(min_length=3, max_length=255)
+    """The index table (``CACHESYNC_TABLE_NAME``)."""
+    bucket_name: str = Field(min_length=3, max_length=63)
+    """The documents bucket (``CACHESYNC_BUCKET_NAME``)."""
+    retention_days: int = Field(default=90, ge=1, le=3650)
+    """How long completed, cancelled and archived documents stay in the index."""
+    tombstone_ttl_days: int = Field(default=30, ge=1, le=3650)
+    """How long a deleted key's tombstone is kept."""
+
+    @property
+    def retention(self) -> timedelta:
+        """:attr:`retention_days` as a duration."""
+        return timedelta(days=self.retention_days)
+
+    @property
+    def tombstone_ttl(self) -> timedelta:
+        """:attr:`tombstone_ttl_days` as a duration."""
+        return timedelta(days=self.tombstone_ttl_days)
+
+
+class SyncSettings(BaseSettings):
+    """Settings of the S3 event handlers (``s3_object_created``, ``s3_object_removed``)."""
+
+
+class CliSettings(BaseSettings):
+    """Settings of the ``cachesync`` command line."""
+
+
+def variable_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return f"{PREFIX}{field.upper()}"
+
+
+def load_settings(model: type[S], environ: Mapping[str, str] | None = None) -> S:
+    """Validate ``model`` from ``environ`` (default: the process environment)."""
+    source = os.environ if environ is None else environ
+    values = {
+        field: source[variable_name(field)]
+        for field in model.model_fields
+        if variable_name(field) in source
+    }
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        reason = "required but not set" if first["type"] == "missing" else first["msg"]
+        raise ConfigurationError(variable_name(field), reason) from error
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The ``export NAME=value`` lines of an env file written by ``cachesync local up``."""
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        if name and value:
+            values[name.strip()] = value.strip().strip("'\"")
+    return values
+
+
+_SERVICE_ENDPOINT_VARIABLES: Final = {
+    "dynamodb": "AWS_ENDPOINT_URL_DYNAMODB",
+    "s3": "AWS_ENDPOINT_URL_S3",
+    "sqs": "AWS_ENDPOINT_URL_SQS",
+}
+
+
+def local_client_options(environ: Mapping[str, str], service: str) -> dict[str, str]:
+    """Client arguments for ``service`` taken from the local stack's env file.
+
+    Empty unless the values came from the file rather than the process environment: botocore
+    reads the process environment itself, and production passes nothing (SDK defaults).
+    """
+    if environ.get(_SERVICE_ENDPOINT_VARIABLES[service]) in (
+        None,
+        os.environ.get(_SERVICE_ENDPOINT_VARIABLES[service]),
+    ):
+        return {}
+    return {
+        "endpoint_url": environ[_SERVICE_ENDPOINT_VARIABLES[service]],
+        "region_name": environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "aws_access_key_id": environ.get("AWS_ACCESS_KEY_ID", "cachesync"),
+        "aws_secret_access_key": environ.get("AWS_SECRET_ACCESS_KEY", "cachesync"),
+    }
+
+
+def cli_environment() -> dict[str, str]:
+    """The CLI's environment: the process environment over the running local stack's values.
+
+    A second shell can query the stack ``cachesync local up`` runs without exporting anything;
+    any variable set in the environment wins, so a real AWS setup is never overridden.
+    """
+    merged = read_env_file(LOCAL_ENV_FILE) if LOCAL_ENV_FILE.is_file() else {}
+    merged.update(os.environ)
+    return merged

@@ -1,0 +1,244 @@
+"""Use case: apply one S3 change to the index, exactly as S3 ordered it.
+
+* A created object is indexed at the version the event describes, or not at all: that version
+  is read by VersionId, or as the current object only while it still has the event's ETag. If S3
+  says it is gone or changed, a newer event exists and will be applied: the change is stale.
+* A removal leaves a tombstone, unless the key holds an object again (checked by listing, so the
+  removed handler needs no permission to read objects).
+* Every write is guarded by the per-key order (``ordering.py``): sequencers when the event has
+  one; otherwise S3's own timestamps, the object's LastModified taken from a listing (millisecond
+  precision where the store provides it) and the event time of a deletion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from cachesync.changes import ObjectChange, Operation
+from cachesync.documents import DEFAULT_RETENTION, parse_document
+from cachesync.exceptions import (
+    InvalidDocumentError,
+    InvalidEventError,
+    ObjectChangedError,
+    ObjectNotFoundError,
+    WrongOperationError,
+)
+from cachesync.index_models import (
+    IndexEntry,
+    ObjectVersion,
+    Tombstone,
+    WriteOutcome,
+    WriteResult,
+    WriteSource,
+)
+from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+from cachesync.stores.s3_objects import S3ObjectStore, StoredObject
+
+
+class SyncOutcome(StrEnum):
+    """What applying one change did to the index."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    """Already applied (a redelivered event): nothing changed."""
+    STALE = "stale"
+    """A newer state of the key exists (in the index or in S3): nothing changed."""
+    IGNORED = "ignored"
+    """Not a content change (restore, tagging, ...)."""
+
+
+class SyncResult(BaseModel):
+    """The result of applying one change."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    operation: Operation
+    outcome: SyncOutcome
+    reason: str
+    lag_seconds: float
+    """Now minus the event time: how far the index trailed S3."""
+
+
+_OUTCOMES = {
+    WriteOutcome.APPLIED: SyncOutcome.APPLIED,
+    WriteOutcome.DUPLICATE: SyncOutcome.DUPLICATE,
+    WriteOutcome.STALE: SyncOutcome.STALE,
+}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class S3EventSync:
+    """Applies :class:`ObjectChange` records to the index."""
+
+    def __init__(
+        self,
+        index: DynamoDBIndexStore,
+        objects: S3ObjectStore,
+        *,
+        buckets: Collection[str] | None = None,
+        retention: timedelta = DEFAULT_RETENTION,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        """``buckets``: the buckets this deployment indexes (``None``: any)."""
+        self._index = index
+        self._objects = objects
+        self._buckets = frozenset(buckets) if buckets is not None else None
+        self._retention = retention
+        self._clock = clock
+
+    def apply(self, change: ObjectChange, expected: Operation) -> SyncResult:
+        """Apply ``change``, which must be of the ``expected`` operation (the handler's kind).
+
+        Raises :class:`WrongOperationError` for the other handler's kind (a misconfigured
+        notification: the record must reach a DLQ, not vanish), :class:`InvalidEventError` for a
+        bucket this deployment does not index, and :class:`InvalidDocumentError` when the object
+        is not a valid document (its stale entry is evicted first).
+        """
+        if self._buckets is not None and change.bucket not in self._buckets:
+            raise InvalidEventError(
+                f"event for bucket {change.bucket!r}; this deployment indexes "
+                f"{sorted(self._buckets)}"
+            )
+        if change.operation is Operation.OTHER:
+            return self._result(
+                change, SyncOutcome.IGNORED, f"{change.event_name} changes no content"
+            )
+        if change.operation is not expected:
+            raise WrongOperationError(
+                f"{change.event_name} for s3://{change.bucket}/{change.key} reached the "
+                f"{expected.value} handler; check the bucket's notification configuration"
+            )
+        if change.operation is Operation.CREATED:
+            return self._apply_created(change)
+        return self._apply_removed(change)
+
+    # ------------------------------------------------------------------ created
+
+    def _apply_created(self, change: ObjectChange) -> SyncResult:
+        try:
+            stored = self._objects.get(
+                change.bucket,
+                change.key,
+                version_id=change.version_id,
+                if_match=None if change.version_id else change.etag,
+            )
+        except (ObjectNotFoundError, ObjectChangedError) as gone:
+            return self._result(change, SyncOutcome.STALE, f"newer state in S3 ({gone})")
+
+        last_modified = stored.last_modified
+        if change.sequencer is None:
+            # No sequencer to order by: S3's clock must, at the best precision S3 gives. A
+            # listing carries LastModified to the millisecond where GET's header has seconds,
+            # and confirms the version we read is still the current one.
+            listed = self._objects.find(change.bucket, change.key)
+            if listed is None or listed.etag != stored.etag:
+                return self._result(change, SyncOutcome.STALE, "object changed after the event")
+            last_modified = max(listed.last_modified, stored.last_modified)
+        return self._index_object(change, stored, last_modified)
+
+    def _index_object(
+        self, change: ObjectChange, stored: StoredObject, last_modified: datetime
+    ) -> SyncResult:
+        try:
+            parsed = parse_document(
+                stored.key, stored.body, s3_last_modified=last_modified, retention=self._retention
+            )
+        except InvalidDocumentError:
+            # S3 now holds an invalid document at this key: the index must stop serving the
+            # older, valid one. Evict it (guarded like any write), then fail the record so it
+            # reaches the DLQ with its reason.
+            self._index.put_tombstone(
+                Tombstone(
+                    bucket=stored.bucket,
+                    key=stored.key,
+                    deleted_at=last_modified,
+                    sequencer=change.sequencer,
+                    source=WriteSource.EVENT,
+                )
+            )
+            raise
+        version = ObjectVersion(
+            bucket=stored.bucket,
+            key=stored.key,
+            etag=stored.etag,
+            version_id=stored.version_id,
+            size=stored.size,
+            last_modified=last_modified,
+            sequencer=change.sequencer,
+        )
+        written = self._index.put_document(
+            IndexEntry(version=version, document=parsed, source=WriteSource.EVENT)
+        )
+        return self._from_write(change, written)
+
+    # ------------------------------------------------------------------ removed
+
+    def _apply_removed(self, change: ObjectChange) -> SyncResult:
+        current = self._objects.find(change.bucket, change.key)
+        if current is not None:
+            return self._removed_but_present(change)
+        written = self._index.put_tombstone(
+            Tombstone(
+                bucket=change.bucket,
+                key=change.key,
+                deleted_at=change.event_time,
+                sequencer=change.sequencer,
+                source=WriteSource.EVENT,
+            )
+        )
+        return self._from_write(change, written)
+
+    def _removed_but_present(self, change: ObjectChange) -> SyncResult:
+        """The key holds an object again: it was re-created, or a non-current version went."""
+        state = self._index.get_state(change.bucket, change.key)
+        serves_deleted_version = (
+            change.version_id is not None
+            and state is not None
+            and not state.is_tombstone
+            and state.version_id == change.version_id
+        )
+        if not serves_deleted_version:
+            return self._result(change, SyncOutcome.STALE, "key exists again in S3")
+        # The index serves exactly the version this event deleted (the current version was
+        # deleted permanently and an older one is current again). This handler may not read
+        # objects: evict the entry; the next read or reconcile indexes the current version.
+        written = self._index.put_tombstone(
+            Tombstone(
+                bucket=change.bucket,
+                key=change.key,
+                deleted_at=change.event_time,
+                sequencer=change.sequencer,
+                source=WriteSource.EVENT,
+            )
+        )
+        return self._from_write(change, written)
+
+    # ------------------------------------------------------------------ results
+
+    def _from_write(self, change: ObjectChange, written: WriteResult) -> SyncResult:
+        reasons = {
+            WriteOutcome.APPLIED: "index updated",
+            WriteOutcome.DUPLICATE: "already applied",
+            WriteOutcome.STALE: "index holds a newer state",
+        }
+        return self._result(change, _OUTCOMES[written.outcome], reasons[written.outcome])
+
+    def _result(self, change: ObjectChange, outcome: SyncOutcome, reason: str) -> SyncResult:
+        lag = (self._clock() - change.event_time).total_seconds()
+        return SyncResult(
+            bucket=change.bucket,
+            key=change.key,
+            operation=change.operation,
+            outcome=outcome,
+            reason=reason,
+            lag_seconds=max(lag, 0.0),
+        )
