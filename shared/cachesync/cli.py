@@ -5,13 +5,13 @@ Errors are one line on stderr and a non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -26,6 +26,7 @@ from cachesync.settings import (
     LOCAL_ENV_FILE,
     CliSettings,
     cli_environment,
+    export_to_process_environment,
     load_settings,
     local_client_options,
 )
@@ -76,43 +77,90 @@ def local_up(
     demo: Annotated[bool, typer.Option(help="Load the demo documents.")] = True,
     demo_count: Annotated[int, typer.Option(help="How many demo documents.")] = 300,
 ) -> None:
-    """Start DynamoDB Local and moto (S3, SQS), provision them, and run until Ctrl-C."""
+    """Start DynamoDB Local and moto (S3, SQS), provision them, pump S3 events to the
+    handlers, and run until Ctrl-C."""
     from cachesync.local import LocalStack
+    from cachesync.local.pipeline import build_event_pump
 
     with _one_line_errors():
         stop = threading.Event()
-
-        def _stop(signum: int, _frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
         with LocalStack(
             dynamodb_port=dynamodb_port, moto_port=moto_port, data_dir=data_dir
         ) as stack:
             LOCAL_ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
             LOCAL_ENV_FILE.write_text("\n".join(stack.export_lines()) + "\n", encoding="utf-8")
+            pump = build_event_pump(stack)
+            pumping = threading.Thread(
+                target=pump.run, args=(stop,), name="event-pump", daemon=True
+            )
             try:
                 out.print("[bold green]cachesync local stack is up[/bold green]")
                 out.print(f"  DynamoDB Local  {stack.dynamodb_endpoint}")
                 out.print(f"  moto (S3, SQS)  {stack.moto_endpoint}")
-                out.print(f"\nIn another shell (or `source {LOCAL_ENV_FILE}`):")
+                out.print(
+                    f"  event pump      {stack.resources.created_queue_name}, "
+                    f"{stack.resources.removed_queue_name} -> functions/"
+                )
+                out.print(
+                    f"\nIn another shell, `cachesync` finds this stack through {LOCAL_ENV_FILE};"
+                )
+                out.print("other tools need these variables:")
                 for line in stack.export_lines():
                     out.print(f"  {line}", highlight=False, soft_wrap=True)
+                pumping.start()
                 if demo:
-                    _load_demo(stack, demo_count)
+                    _load_demo(stack, pump, demo_count, stop)
                 out.print("\nTry: cachesync query --customer acme   (Ctrl-C stops the stack)")
                 stop.wait()
             finally:
+                stop.set()
+                if pumping.is_alive():
+                    pumping.join(timeout=10)
                 LOCAL_ENV_FILE.unlink(missing_ok=True)
         out.print("stopped")
 
 
-def _load_demo(stack: Any, count: int) -> None:
-    from cachesync.local.demo_data import load_demo_documents
+def _load_demo(stack: Any, pump: Any, count: int, stop: threading.Event) -> None:
+    """Upload the demo documents and wait until their events are through the pump."""
+    from cachesync.local.demo_data import upload_demo_documents
 
-    loaded = load_demo_documents(stack, count=count)
-    out.print(f"\nLoaded {loaded} demo documents.")
+    uploaded = upload_demo_documents(stack.client("s3"), stack.resources.bucket_name, count)
+    with out.status(
+        f"uploaded {uploaded} demo documents to S3; indexing through S3 events..."
+    ) as status:
+        while not stop.is_set() and pump.stats.succeeded + pump.stats.failed < uploaded:
+            status.update(
+                f"indexed {pump.stats.succeeded} of {uploaded} demo documents via S3 events"
+            )
+            stop.wait(0.25)
+    out.print(
+        f"Indexed {pump.stats.succeeded} demo documents through S3 -> SQS -> s3_object_created."
+    )
+
+
+@app.command()
+def invoke(
+    function: Annotated[
+        str, typer.Argument(help="A folder of functions/, e.g. s3_object_created.")
+    ],
+    event_file: Annotated[Path, typer.Argument(help="A JSON event, e.g. events/s3_put.json.")],
+) -> None:
+    """Run a Lambda handler locally on a JSON event, as the console's test button does."""
+    from cachesync.local.lambda_functions import LocalLambdaContext, load_handler
+
+    with _one_line_errors():
+        try:
+            event = json.loads(event_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise typer.BadParameter(f"{event_file}: {error}") from error
+        environ = cli_environment()
+        load_settings(CliSettings, environ)
+        export_to_process_environment(environ)
+        handler = load_handler(function)
+        response = handler(event, LocalLambdaContext(function_name=function))
+        print(json.dumps(response, indent=2, default=str))
 
 
 # ---------------------------------------------------------------------- reading the index

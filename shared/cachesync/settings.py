@@ -124,3 +124,12 @@ def cli_environment() -> dict[str, str]:
     merged = read_env_file(LOCAL_ENV_FILE) if LOCAL_ENV_FILE.is_file() else {}
     merged.update(os.environ)
     return merged
+
+
+def export_to_process_environment(values: Mapping[str, str]) -> None:
+    """Make this process look like a Lambda configured with ``values`` (local stack only).
+
+    The local pipeline and ``cachesync invoke`` run the real entry points in this process; they
+    read their settings, and botocore its endpoints, from the process environment.
+    """
+    os.environ.update(values)

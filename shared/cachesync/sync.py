@@ -5,9 +5,16 @@
   says it is gone or changed, a newer event exists and will be applied: the change is stale.
 * A removal leaves a tombstone, unless the key holds an object again (checked by listing, so the
   removed handler needs no permission to read objects).
-* Every write is guarded by the per-key order (``ordering.py``): sequencers when the event has
-  one; otherwise S3's own timestamps, the object's LastModified taken from a listing (millisecond
-  precision where the store provides it) and the event time of a deletion.
+* Every write is guarded by the per-key order (``ordering.py``): the event's sequencer.
+
+Events without a usable sequencer (moto, some S3-compatible stores) cannot be ordered against
+each other: S3's LastModified has whole seconds, so two changes within a second tie. Such an
+event is taken to mean only "this key changed": the key is synced to S3's *current* state, with
+a write conditioned on the index entry being the one read just before (optimistic concurrency),
+and S3 is checked again after the write; if it changed meanwhile, the sync starts over. The last
+event of a key is processed after its last change, so its sync sees the final state: the index
+converges. This path reads objects for removals too; on AWS every event has a sequencer and the
+removed handler (which may not read objects) never takes it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from cachesync.changes import ObjectChange, Operation
 from cachesync.documents import DEFAULT_RETENTION, parse_document
 from cachesync.exceptions import (
+    ConcurrentModificationError,
     InvalidDocumentError,
     InvalidEventError,
     ObjectChangedError,
@@ -64,6 +72,10 @@ class SyncResult(BaseModel):
     lag_seconds: float
     """Now minus the event time: how far the index trailed S3."""
 
+
+# A sync of the current state starts over when the entry or the object changed under it; each
+# round means another writer or another S3 change got in between.
+MAX_SYNC_ATTEMPTS = 5
 
 _OUTCOMES = {
     WriteOutcome.APPLIED: SyncOutcome.APPLIED,
@@ -124,6 +136,8 @@ class S3EventSync:
     # ------------------------------------------------------------------ created
 
     def _apply_created(self, change: ObjectChange) -> SyncResult:
+        if change.sequencer is None:
+            return self._sync_current_state(change)
         try:
             stored = self._objects.get(
                 change.bucket,
@@ -133,56 +147,94 @@ class S3EventSync:
             )
         except (ObjectNotFoundError, ObjectChangedError) as gone:
             return self._result(change, SyncOutcome.STALE, f"newer state in S3 ({gone})")
-
-        last_modified = stored.last_modified
-        if change.sequencer is None:
-            # No sequencer to order by: S3's clock must, at the best precision S3 gives. A
-            # listing carries LastModified to the millisecond where GET's header has seconds,
-            # and confirms the version we read is still the current one.
-            listed = self._objects.find(change.bucket, change.key)
-            if listed is None or listed.etag != stored.etag:
-                return self._result(change, SyncOutcome.STALE, "object changed after the event")
-            last_modified = max(listed.last_modified, stored.last_modified)
-        return self._index_object(change, stored, last_modified)
-
-    def _index_object(
-        self, change: ObjectChange, stored: StoredObject, last_modified: datetime
-    ) -> SyncResult:
         try:
-            parsed = parse_document(
-                stored.key, stored.body, s3_last_modified=last_modified, retention=self._retention
-            )
+            entry = self._entry(stored, change.sequencer)
         except InvalidDocumentError:
             # S3 now holds an invalid document at this key: the index must stop serving the
             # older, valid one. Evict it (guarded like any write), then fail the record so it
             # reaches the DLQ with its reason.
-            self._index.put_tombstone(
-                Tombstone(
-                    bucket=stored.bucket,
-                    key=stored.key,
-                    deleted_at=last_modified,
-                    sequencer=change.sequencer,
-                    source=WriteSource.EVENT,
-                )
-            )
+            self._index.put_tombstone(self._eviction(stored, change.sequencer))
             raise
+        return self._from_write(change, self._index.put_document(entry))
+
+    def _entry(self, stored: StoredObject, sequencer: str | None) -> IndexEntry:
+        parsed = parse_document(
+            stored.key,
+            stored.body,
+            s3_last_modified=stored.last_modified,
+            retention=self._retention,
+        )
         version = ObjectVersion(
             bucket=stored.bucket,
             key=stored.key,
             etag=stored.etag,
             version_id=stored.version_id,
             size=stored.size,
-            last_modified=last_modified,
-            sequencer=change.sequencer,
+            last_modified=stored.last_modified,
+            sequencer=sequencer,
         )
-        written = self._index.put_document(
-            IndexEntry(version=version, document=parsed, source=WriteSource.EVENT)
+        return IndexEntry(version=version, document=parsed, source=WriteSource.EVENT)
+
+    @staticmethod
+    def _eviction(stored: StoredObject, sequencer: str | None) -> Tombstone:
+        return Tombstone(
+            bucket=stored.bucket,
+            key=stored.key,
+            deleted_at=stored.last_modified,
+            sequencer=sequencer,
+            source=WriteSource.EVENT,
         )
-        return self._from_write(change, written)
+
+    # ------------------------------------------------------------------ no sequencer
+
+    def _sync_current_state(self, change: ObjectChange) -> SyncResult:
+        """Make the index hold S3's current state of the key, verified after the write."""
+        for _ in range(MAX_SYNC_ATTEMPTS):
+            state = self._index.get_state(change.bucket, change.key)
+            try:
+                stored: StoredObject | None = self._objects.get(change.bucket, change.key)
+            except ObjectNotFoundError:
+                stored = None
+            if stored is None:
+                if state is None or state.is_tombstone:
+                    return self._result(change, SyncOutcome.DUPLICATE, "key absent, as indexed")
+                tombstone = Tombstone(
+                    bucket=change.bucket,
+                    key=change.key,
+                    deleted_at=change.event_time,
+                    source=WriteSource.EVENT,
+                )
+                written = self._index.replace_with_tombstone(tombstone, state)
+            else:
+                if (
+                    state is not None
+                    and not state.is_tombstone
+                    and state.ordering.etag == stored.etag
+                ):
+                    return self._result(change, SyncOutcome.DUPLICATE, "current object indexed")
+                try:
+                    entry = self._entry(stored, None)
+                except InvalidDocumentError:
+                    self._index.replace_with_tombstone(self._eviction(stored, None), state)
+                    raise
+                written = self._index.replace_document(entry, state)
+            # Not written: another writer changed the entry since we read it. Written: S3 may
+            # have changed after we read it, and our write may have landed after a newer one.
+            if written and self._still_current(change, stored):
+                return self._result(change, SyncOutcome.APPLIED, "synced to S3's current state")
+        raise ConcurrentModificationError(change.bucket, change.key, MAX_SYNC_ATTEMPTS)
+
+    def _still_current(self, change: ObjectChange, stored: StoredObject | None) -> bool:
+        listed = self._objects.find(change.bucket, change.key)
+        if stored is None or listed is None:
+            return stored is None and listed is None
+        return listed.etag == stored.etag
 
     # ------------------------------------------------------------------ removed
 
     def _apply_removed(self, change: ObjectChange) -> SyncResult:
+        if change.sequencer is None:
+            return self._sync_current_state(change)
         current = self._objects.find(change.bucket, change.key)
         if current is not None:
             return self._removed_but_present(change)

@@ -144,6 +144,32 @@ class DynamoDBIndexStore:
 
     def put_document(self, entry: IndexEntry) -> WriteResult:
         """Index ``entry`` unless the index holds the same or a newer state of its key."""
+        item, links = self._document_items(entry)
+        return self._guarded_write(item, links, entry.version.ordering(), _UNKNOWN)
+
+    def replace_document(self, entry: IndexEntry, expected: StoredState | None) -> bool:
+        """Write ``entry`` if the key's entry is still ``expected`` (``None``: still absent).
+
+        For callers that establish the truth themselves (S3's current state, verified): no
+        ordering check, only proof that nobody wrote since ``expected`` was read.
+        """
+        item, links = self._document_items(entry)
+        return self._replace(item, links, expected)
+
+    def replace_with_tombstone(self, tombstone: Tombstone, expected: StoredState | None) -> bool:
+        """Write a tombstone if the entry is still ``expected`` (see :meth:`replace_document`)."""
+        return self._replace(self._tombstone_item(tombstone), [], expected)
+
+    def _replace(
+        self, item: dict[str, Any], links: list[dict[str, Any]], expected: StoredState | None
+    ) -> bool:
+        try:
+            self._write(item, links, None, expected)
+        except _ConditionRefusedError:
+            return False
+        return True
+
+    def _document_items(self, entry: IndexEntry) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         version, document = entry.version, entry.document
         now = self._clock()
         summary = {
@@ -187,7 +213,7 @@ class DynamoDBIndexStore:
             }
             for customer in document.customers
         ]
-        return self._guarded_write(item, links, version.ordering(), _UNKNOWN)
+        return item, links
 
     def put_tombstone(self, tombstone: Tombstone) -> WriteResult:
         """Replace the entry of a deleted key by a tombstone unless the index holds newer state.
@@ -196,8 +222,23 @@ class DynamoDBIndexStore:
         store's tombstone TTL. A late create after that is still refused by its S3 read (the
         object is gone), so the TTL bounds storage, not correctness.
         """
+        # A delete removes the customer links, which needs the stored customers: read them first
+        # (one consistent read is cheaper than a refused transaction).
+        previous = self.get_state(tombstone.bucket, tombstone.key)
+        if previous is not None and not supersedes(tombstone.ordering(), previous.ordering):
+            outcome = (
+                WriteOutcome.DUPLICATE
+                if is_same_state(tombstone.ordering(), previous.ordering)
+                else WriteOutcome.STALE
+            )
+            return WriteResult(outcome=outcome, previous=previous)
+        return self._guarded_write(
+            self._tombstone_item(tombstone), [], tombstone.ordering(), previous
+        )
+
+    def _tombstone_item(self, tombstone: Tombstone) -> dict[str, Any]:
         now = self._clock()
-        item: dict[str, Any] = {
+        return {
             PARTITION_KEY: document_pk(tombstone.bucket, tombstone.key),
             SORT_KEY: DOCUMENT_SORT_KEY,
             Attr.RECORD_TYPE: RecordType.TOMBSTONE.value,
@@ -212,17 +253,6 @@ class DynamoDBIndexStore:
             Attr.UPDATED_AT: format_time(now),
             Attr.EXPIRES_AT: _epoch(now + self._tombstone_ttl),
         }
-        # A delete removes the customer links, which needs the stored customers: read them first
-        # (one consistent read is cheaper than a refused transaction).
-        previous = self.get_state(tombstone.bucket, tombstone.key)
-        if previous is not None and not supersedes(tombstone.ordering(), previous.ordering):
-            outcome = (
-                WriteOutcome.DUPLICATE
-                if is_same_state(tombstone.ordering(), previous.ordering)
-                else WriteOutcome.STALE
-            )
-            return WriteResult(outcome=outcome, previous=previous)
-        return self._guarded_write(item, [], tombstone.ordering(), previous)
 
     def _guarded_write(
         self,
@@ -257,9 +287,11 @@ class DynamoDBIndexStore:
         self,
         item: dict[str, Any],
         links: list[dict[str, Any]],
-        new: OrderingFacts,
+        new: OrderingFacts | None,
         previous: StoredState | _Unknown | None,
     ) -> None:
+        """One conditional write: ``new`` must supersede the stored state (unless ``None``),
+        and the stored entry must be ``previous`` (or, when unknown, name the same customers)."""
         names = {
             "#pk": PARTITION_KEY,
             "#lm": Attr.S3_LAST_MODIFIED,
@@ -268,28 +300,8 @@ class DynamoDBIndexStore:
             "#rev": Attr.REVISION,
             "#ck": Attr.CUSTOMERS_KEY,
         }
-        values: dict[str, Any] = {":lm": format_time(new.s3_time)}
-        # Same instant on S3's clock: only a different object counts as newer, so a redelivered
-        # event is a duplicate. A deletion (no ETag) is newer than an object, not than a deletion.
-        if new.etag is not None:
-            values[":etag"] = new.etag
-            same_instant_differs = "(attribute_not_exists(#etag) OR #etag <> :etag)"
-        else:
-            same_instant_differs = "attribute_exists(#etag)"
-        by_s3_clock = f"(#lm < :lm OR (#lm = :lm AND {same_instant_differs}))"
-        if new.sequencer is not None:
-            values[":seq"] = new.sequencer
-            newer = (
-                "(attribute_not_exists(#pk)"  # first state we see for this key
-                " OR #seq < :seq"  # stored state came from an earlier event of this key
-                # stored state has no sequencer (backfill, write-through): S3's clock decides
-                f" OR (attribute_not_exists(#seq) AND {by_s3_clock}))"
-            )
-        else:
-            newer = (
-                "(attribute_not_exists(#pk)"  # first state we see for this key
-                f" OR {by_s3_clock})"  # no sequencer to compare: S3's clock decides
-            )
+        values: dict[str, Any] = {}
+        newer = _newer_clause(new, values) if new is not None else None
         removed: Sequence[str] = ()
         if isinstance(previous, _Unknown):
             values[":ck"] = item[Attr.CUSTOMERS_KEY]
@@ -305,7 +317,7 @@ class DynamoDBIndexStore:
             # The links we delete are the ones of the entry we read: nobody rewrote it since.
             unchanged = "#rev = :rev"
             removed = sorted(set(previous.customers) - set(item[Attr.CUSTOMERS]))
-        condition = f"{newer} AND {unchanged}"
+        condition = unchanged if newer is None else f"{newer} AND {unchanged}"
         used = {name: attr for name, attr in names.items() if name in condition}
 
         item = {**item, Attr.REVISION: uuid.uuid4().hex}
@@ -479,6 +491,33 @@ class DynamoDBIndexStore:
             raise _translate(operation, error) from error
         except BotoCoreError as error:
             raise IndexUnavailableError(operation, type(error).__name__, str(error)) from error
+
+
+def _newer_clause(new: OrderingFacts, values: dict[str, Any]) -> str:
+    """The condition that the stored state is older than ``new`` (``ordering.supersedes``)."""
+    values[":lm"] = format_time(new.s3_time)
+    # Same instant on S3's clock: only a different object counts as newer, so a redelivered
+    # event is a duplicate. A deletion (no ETag) is newer than an object, not than a deletion.
+    if new.etag is not None:
+        values[":etag"] = new.etag
+        same_instant_differs = "(attribute_not_exists(#etag) OR #etag <> :etag)"
+    else:
+        same_instant_differs = "attribute_exists(#etag)"
+    by_s3_clock = f"(#lm < :lm OR (#lm = :lm AND {same_instant_differs}))"
+    if new.sequencer is not None:
+        values[":seq"] = new.sequencer
+        newer = (
+            "(attribute_not_exists(#pk)"  # first state we see for this key
+            " OR #seq < :seq"  # stored state came from an earlier event of this key
+            # stored state has no sequencer (backfill, write-through): S3's clock decides
+            f" OR (attribute_not_exists(#seq) AND {by_s3_clock}))"
+        )
+    else:
+        newer = (
+            "(attribute_not_exists(#pk)"  # first state we see for this key
+            f" OR {by_s3_clock})"  # no sequencer to compare: S3's clock decides
+        )
+    return newer
 
 
 def _translate(operation: str, error: ClientError) -> CacheSyncError:

