@@ -1,4 +1,4 @@
-"""Lambda entry point: S3 object-created events (SQS, SNS-in-SQS, direct S3, EventBridge) -> index."""
+"""Lambda entry point: S3 object-created events (SQS, SNS-in-SQS, S3, EventBridge) -> index."""
 
 from __future__ import annotations
 

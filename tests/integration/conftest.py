@@ -5,14 +5,17 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from cachesync.index_schema import create_table_request
 from cachesync.local import LocalStack
+from cachesync.local.lambda_functions import LambdaHandler, LocalLambdaContext, load_handler
+from cachesync.local.pipeline import LOCAL_FUNCTION_ENVIRONMENT
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 
 if TYPE_CHECKING:
@@ -84,3 +87,55 @@ def index_store_at(
 def index_store(dynamodb_client: DynamoDBClient, index_table: str) -> DynamoDBIndexStore:
     """The index store on the test's fresh table, with the real clock."""
     return DynamoDBIndexStore(dynamodb_client, index_table)
+
+
+@dataclass
+class SyncWorld:
+    """A fresh bucket and index table, and the real S3 event handlers configured for them."""
+
+    bucket: str
+    s3: S3Client
+    store: DynamoDBIndexStore
+    created: LambdaHandler
+    removed: LambdaHandler
+
+    def put(self, key: str, body: bytes) -> tuple[str, int, str | None]:
+        """Put an object; its ETag (bare), size and version id."""
+        response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        return response["ETag"].strip('"'), len(body), response.get("VersionId")
+
+    def invoke_created(self, event: dict[str, Any]) -> Any:
+        """Invoke the created handler as Lambda would."""
+        return self.created(event, LocalLambdaContext(function_name="s3_object_created"))
+
+    def invoke_removed(self, event: dict[str, Any]) -> Any:
+        """Invoke the removed handler as Lambda would."""
+        return self.removed(event, LocalLambdaContext(function_name="s3_object_removed"))
+
+
+@pytest.fixture
+def sync_world(
+    local_stack: LocalStack,
+    dynamodb_client: DynamoDBClient,
+    s3_client: S3Client,
+    index_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> SyncWorld:
+    """Handlers loaded afresh with settings naming a new bucket and the test's table."""
+    bucket = f"docs-{uuid.uuid4().hex[:12]}"
+    s3_client.create_bucket(Bucket=bucket)
+    environment = {
+        **local_stack.environment(),
+        **LOCAL_FUNCTION_ENVIRONMENT,
+        "CACHESYNC_TABLE_NAME": index_table,
+        "CACHESYNC_BUCKET_NAME": bucket,
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return SyncWorld(
+        bucket=bucket,
+        s3=s3_client,
+        store=DynamoDBIndexStore(dynamodb_client, index_table),
+        created=load_handler("s3_object_created"),
+        removed=load_handler("s3_object_removed"),
+    )

@@ -65,37 +65,53 @@ class EventPump:
         self._wait_seconds = wait_seconds
         self._region = region
         self._on_batch = on_batch
+        # One invocation at a time keeps the stats simple; Lambda's concurrency is not the
+        # point of a local pump.
+        self._lock = threading.Lock()
         self.stats = PumpStats()
 
-    def poll_once(self) -> int:
+    def poll_once(self, *, wait_seconds: int | None = None) -> int:
         """Receive and process at most one batch from each queue; the number of messages."""
-        handled = 0
-        for route in self._routes:
-            response = self._sqs.receive_message(
-                QueueUrl=route.queue_url,
-                MaxNumberOfMessages=self._batch_size,
-                WaitTimeSeconds=self._wait_seconds,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
-            messages = response.get("Messages", [])
-            if messages:
-                self._invoke(route, messages)
-                handled += len(messages)
-        return handled
+        return sum(self._poll(route, wait_seconds) for route in self._routes)
 
     def drain(self, *, idle_polls: int = 2, timeout_seconds: float = 120.0) -> PumpStats:
         """Poll until every queue was empty ``idle_polls`` times in a row (or the timeout)."""
         deadline = time.monotonic() + timeout_seconds
         idle = 0
         while idle < idle_polls and time.monotonic() < deadline:
-            idle = idle + 1 if self.poll_once() == 0 else 0
+            idle = idle + 1 if self.poll_once(wait_seconds=0) == 0 else 0
         return self.stats
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set."""
+        """Poll every queue on its own thread (as Lambda's pollers do) until ``stop`` is set."""
+        pollers = [
+            threading.Thread(
+                target=self._poll_until, args=(route, stop), name=f"pump-{route.function_name}"
+            )
+            for route in self._routes
+        ]
+        for poller in pollers:
+            poller.start()
+        for poller in pollers:
+            poller.join()
+
+    def _poll_until(self, route: QueueRoute, stop: threading.Event) -> None:
         while not stop.is_set():
-            self.poll_once()
+            self._poll(route, None)
+
+    def _poll(self, route: QueueRoute, wait_seconds: int | None) -> int:
+        response = self._sqs.receive_message(
+            QueueUrl=route.queue_url,
+            MaxNumberOfMessages=self._batch_size,
+            WaitTimeSeconds=self._wait_seconds if wait_seconds is None else wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if messages:
+            with self._lock:
+                self._invoke(route, messages)
+        return len(messages)
 
     def _invoke(self, route: QueueRoute, messages: list[MessageTypeDef]) -> None:
         event = {"Records": [self._record(route, message) for message in messages]}

@@ -326,9 +326,10 @@ class DynamoDBIndexStore:
             "Item": _serialize(item),
             "ConditionExpression": condition,
             "ExpressionAttributeNames": used,
-            "ExpressionAttributeValues": _serialize(values),
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
+        if values:  # DynamoDB refuses an empty map (a revision-free "still absent" condition)
+            put["ExpressionAttributeValues"] = _serialize(values)
         if not links and not removed:
             self._call("PutItem", lambda: self._client.put_item(**put))
             return
