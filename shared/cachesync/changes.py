@@ -121,8 +121,12 @@ def _from_s3_record(record: Any) -> ObjectChange:
             sequencer=normalise_sequencer(raw_sequencer),
             raw_sequencer=raw_sequencer,
         )
-    except (KeyError, TypeError) as error:
+    except KeyError as error:
         raise InvalidEventError(f"S3 event record lacks {error}") from error
+    except (TypeError, AttributeError) as error:
+        raise InvalidEventError(
+            f"S3 event record has a field of the wrong type ({error})"
+        ) from error
     except ValidationError as error:
         raise InvalidEventError(f"S3 event record is malformed: {_first(error)}") from error
     except CacheSyncError as error:
@@ -147,8 +151,12 @@ def _from_eventbridge(event: dict[str, Any]) -> ObjectChange:
             sequencer=normalise_sequencer(raw_sequencer),
             raw_sequencer=raw_sequencer,
         )
-    except (KeyError, TypeError) as error:
+    except KeyError as error:
         raise InvalidEventError(f"S3 EventBridge event lacks {error}") from error
+    except (TypeError, AttributeError) as error:
+        raise InvalidEventError(
+            f"S3 EventBridge event has a field of the wrong type ({error})"
+        ) from error
     except ValidationError as error:
         raise InvalidEventError(f"S3 EventBridge event is malformed: {_first(error)}") from error
     except CacheSyncError as error:

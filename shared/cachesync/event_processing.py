@@ -80,20 +80,17 @@ class S3EventProcessor:
     def _process_sqs_record(self, record: SQSRecord) -> None:
         self._logger.append_keys(message_id=record.message_id)
         try:
-            changes = changes_from_body(record.body)
-        except CacheSyncError as error:
-            self._record_failure(error)
-            raise
+            try:
+                changes = changes_from_body(record.body)
+            except CacheSyncError as error:
+                self._record_failure(error)
+                raise
+            if not changes:
+                self._logger.info("s3:TestEvent or empty notification acknowledged")
+            for change in changes:
+                self._apply(change)
         finally:
             self._logger.remove_keys(["message_id"])
-        if not changes:
-            self._logger.info("s3:TestEvent or empty notification acknowledged")
-        for change in changes:
-            self._logger.append_keys(message_id=record.message_id)
-            try:
-                self._apply(change)
-            finally:
-                self._logger.remove_keys(["message_id"])
 
     def _apply(self, change: ObjectChange) -> SyncResult:
         self._logger.append_keys(object_key=change.key, bucket=change.bucket)
