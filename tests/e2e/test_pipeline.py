@@ -67,9 +67,11 @@ def test_writes_overwrites_deletes_and_multipart_reach_the_index(
     assert AWKWARD_KEYS[2] not in current
     assert store.get_document(bucket, AWKWARD_KEYS[2]) is None
     overwritten = store.get_document(bucket, AWKWARD_KEYS[1])
-    assert overwritten is not None and overwritten.title == "overwritten"
+    assert overwritten is not None
+    assert overwritten.title == "overwritten"
     big = store.get_document(bucket, big_key)
-    assert big is not None and big.body_in_s3
+    assert big is not None
+    assert big.body_in_s3
     # And the customer index lists the live documents naming the customer (not the one whose
     # overwrite dropped it)
     customer_keys = {item.key for item in store.query(IndexQuery(customer="e2e")).items}
