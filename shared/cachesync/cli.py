@@ -235,17 +235,20 @@ def get(
 
 def _print_summaries(items: list[DocumentSummary]) -> None:
     table = Table(show_lines=False)
-    for column in ("index time", "kind", "id", "status", "customers", "title", "key"):
-        table.add_column(column, overflow="fold")
+    # Keys, ids and times must stay copyable: only customers and titles may wrap.
+    for column in ("index time", "kind", "id", "status", "key"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("customers", overflow="fold")
+    table.add_column("title", overflow="fold", ratio=1)
     for item in items:
         table.add_row(
             item.index_time.strftime("%Y-%m-%d %H:%M"),
             item.kind.value,
             item.doc_id,
             item.status,
+            item.key,
             ", ".join(item.customers),
             item.title,
-            item.key,
         )
     out.print(table)
     out.print(f"{len(items)} document(s)")

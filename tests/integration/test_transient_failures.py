@@ -1,0 +1,106 @@
+"""Transient AWS failures injected at the HTTP boundary (botocore's before-send hook)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from cachesync.exceptions import IndexRequestError, IndexUnavailableError
+from cachesync.index_models import IndexQuery
+from cachesync.retry_policies import RetryPolicy
+from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+from tests.integration.test_index_store import entry
+
+
+class FailFirst:
+    """Answers the first ``count`` matching requests with an AWS error, then lets them through."""
+
+    def __init__(self, count: int, code: str, status: int) -> None:
+        self.remaining = count
+        self.code = code
+        self.status = status
+        self.failed = 0
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        if self.remaining <= 0:
+            return None
+        self.remaining -= 1
+        self.failed += 1
+        body = json.dumps(
+            {"__type": f"com.amazonaws.dynamodb.v20120810#{self.code}", "message": "injected"}
+        )
+        return AWSResponse(
+            request.url, self.status, {"x-amzn-requestid": "injected"}, _Raw(body.encode())
+        )
+
+
+class _Raw:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self._data
+
+    def read(self) -> bytes:
+        return self._data
+
+
+def fast_store(client: Any, table: str, attempts: int = 5) -> DynamoDBIndexStore:
+    return DynamoDBIndexStore(
+        client, table, retry_policy=RetryPolicy(attempts=attempts, initial_wait_seconds=0.01)
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "operation"),
+    [
+        ("ProvisionedThroughputExceededException", 400, "TransactWriteItems"),
+        ("ThrottlingException", 400, "TransactWriteItems"),
+        ("RequestLimitExceeded", 400, "TransactWriteItems"),
+        ("InternalServerError", 500, "TransactWriteItems"),
+        ("ThrottlingException", 400, "Query"),
+    ],
+)
+def test_throttling_is_absorbed_by_bounded_retries(
+    dynamodb_client: Any, index_table: str, code: str, status: int, operation: str
+) -> None:
+    # Given DynamoDB answers the first three calls of an operation with a transient error
+    fail = FailFirst(3, code, status)
+    dynamodb_client.meta.events.register(f"before-send.dynamodb.{operation}", fail)
+    store = fast_store(dynamodb_client, index_table)
+    # When the store writes and queries
+    store.put_document(entry("changes/retried.json"))
+    page = store.query(IndexQuery(customer="acme"))
+    # Then the retries absorbed the failures and nothing was lost
+    assert fail.failed == 3
+    assert [item.key for item in page.items] == ["changes/retried.json"]
+
+
+def test_retries_are_bounded_and_surface_as_index_unavailable(
+    dynamodb_client: Any, index_table: str
+) -> None:
+    fail = FailFirst(100, "ThrottlingException", 400)
+    dynamodb_client.meta.events.register("before-send.dynamodb.GetItem", fail)
+    store = fast_store(dynamodb_client, index_table, attempts=4)
+    with pytest.raises(IndexUnavailableError) as caught:
+        store.get_document("docs", "changes/x.json")
+    assert fail.failed == 4
+    assert caught.value.code == "ThrottlingException"
+
+
+def test_permanent_errors_are_not_retried(dynamodb_client: Any) -> None:
+    # Given a table that does not exist
+    calls: list[str] = []
+    dynamodb_client.meta.events.register(
+        "before-send.dynamodb.GetItem", lambda request, **_: calls.append("GetItem")
+    )
+    store = fast_store(dynamodb_client, "no-such-table")
+    # When the store reads from it
+    with pytest.raises(IndexRequestError) as caught:
+        store.get_document("docs", "changes/x.json")
+    # Then the error surfaces at once, as a domain error naming the AWS code
+    assert caught.value.code == "ResourceNotFoundException"
+    assert calls == ["GetItem"]
