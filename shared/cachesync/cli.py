@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -42,7 +44,8 @@ app = typer.Typer(
 local_app = typer.Typer(help="The embedded local AWS stack.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 
-out = Console()
+# Piped output is not cut to 80 columns: keys must survive `| grep` and `> file`.
+out = Console(width=None if sys.stdout.isatty() else 250)
 err = Console(stderr=True)
 
 
@@ -234,7 +237,7 @@ def get(
 
 
 def _print_summaries(items: list[DocumentSummary]) -> None:
-    table = Table(show_lines=False)
+    table = Table(box=box.SIMPLE_HEAD)
     # Keys, ids and times must stay copyable: only customers and titles may wrap.
     for column in ("index time", "kind", "id", "status", "key"):
         table.add_column(column, no_wrap=True)
