@@ -130,16 +130,19 @@ def _load_demo(stack: Any, pump: Any, count: int, stop: threading.Event) -> None
     from cachesync.local.demo_data import upload_demo_documents
 
     uploaded = upload_demo_documents(stack.client("s3"), stack.resources.bucket_name, count)
-    with out.status(
-        f"uploaded {uploaded} demo documents to S3; indexing through S3 events..."
-    ) as status:
-        while not stop.is_set() and pump.stats.succeeded + pump.stats.failed < uploaded:
-            status.update(
-                f"indexed {pump.stats.succeeded} of {uploaded} demo documents via S3 events"
-            )
+    message = f"uploaded {uploaded} demo documents to S3; indexing them from their S3 events"
+    with out.status(message) as status:
+        stats = pump.stats
+        # Received counts a batch before it runs; done counts it after.
+        while not stop.is_set() and (
+            stats.received < uploaded or stats.succeeded + stats.failed < stats.received
+        ):
+            status.update(f"{message}: {stats.succeeded} events applied")
             stop.wait(0.25)
+    failed = f", {pump.stats.failed} failed" if pump.stats.failed else ""
     out.print(
-        f"Indexed {pump.stats.succeeded} demo documents through S3 -> SQS -> s3_object_created."
+        f"Indexed {uploaded} demo documents through S3 -> SQS -> s3_object_created "
+        f"({pump.stats.succeeded} event messages{failed})."
     )
 
 
