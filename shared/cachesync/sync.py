@@ -3,8 +3,9 @@
 * A created object is indexed at the version the event describes, or not at all: that version
   is read by VersionId, or as the current object only while it still has the event's ETag. If S3
   says it is gone or changed, a newer event exists and will be applied: the change is stale.
-* A removal leaves a tombstone, unless the key holds an object again (checked by listing, so the
-  removed handler needs no permission to read objects).
+* A removal leaves a tombstone. The permanent deletion of one version (which may not have been the
+  current one) is checked against a listing first, so the removed handler needs no permission to
+  read objects.
 * Every write is guarded by the per-key order (``ordering.py``): the event's sequencer.
 
 Events without a usable sequencer (moto, some S3-compatible stores) cannot be ordered against
@@ -82,6 +83,13 @@ _OUTCOMES = {
     WriteOutcome.DUPLICATE: SyncOutcome.DUPLICATE,
     WriteOutcome.STALE: SyncOutcome.STALE,
 }
+
+
+def _creates_delete_marker(change: ObjectChange) -> bool:
+    """A delete on a versioned bucket that hides the object behind a delete marker."""
+    return (
+        "DeleteMarkerCreated" in change.event_name or "Delete Marker Created" in change.event_name
+    )
 
 
 def _utc_now() -> datetime:
@@ -235,44 +243,34 @@ class S3EventSync:
     def _apply_removed(self, change: ObjectChange) -> SyncResult:
         if change.sequencer is None:
             return self._sync_current_state(change)
-        current = self._objects.find(change.bucket, change.key)
-        if current is not None:
-            return self._removed_but_present(change)
-        written = self._index.put_tombstone(
-            Tombstone(
-                bucket=change.bucket,
-                key=change.key,
-                deleted_at=change.event_time,
-                sequencer=change.sequencer,
-                source=WriteSource.EVENT,
-            )
-        )
-        return self._from_write(change, written)
+        if change.version_id is not None and not _creates_delete_marker(change):
+            return self._apply_version_removed(change)
+        # The key's current object is gone (a delete, a delete marker, an expiration): in
+        # sequencer order the key is deleted now. If it was re-created since, that create's
+        # event has a greater sequencer and restores the entry.
+        return self._from_write(change, self._index.put_tombstone(self._tombstone(change)))
 
-    def _removed_but_present(self, change: ObjectChange) -> SyncResult:
-        """The key holds an object again: it was re-created, or a non-current version went."""
+    def _apply_version_removed(self, change: ObjectChange) -> SyncResult:
+        """One version was deleted permanently; it may or may not have been the current one."""
+        if self._objects.find(change.bucket, change.key) is None:
+            return self._from_write(change, self._index.put_tombstone(self._tombstone(change)))
         state = self._index.get_state(change.bucket, change.key)
-        serves_deleted_version = (
-            change.version_id is not None
-            and state is not None
-            and not state.is_tombstone
-            and state.version_id == change.version_id
+        if state is None or state.is_tombstone or state.version_id != change.version_id:
+            return self._result(change, SyncOutcome.STALE, "a version the index does not serve")
+        # The index serves exactly the deleted version, and an older version is current again
+        # (S3 announces no create for that). This handler may not read objects: evict the entry;
+        # the next read or a reconcile indexes the version that is current now.
+        return self._from_write(change, self._index.put_tombstone(self._tombstone(change)))
+
+    @staticmethod
+    def _tombstone(change: ObjectChange) -> Tombstone:
+        return Tombstone(
+            bucket=change.bucket,
+            key=change.key,
+            deleted_at=change.event_time,
+            sequencer=change.sequencer,
+            source=WriteSource.EVENT,
         )
-        if not serves_deleted_version:
-            return self._result(change, SyncOutcome.STALE, "key exists again in S3")
-        # The index serves exactly the version this event deleted (the current version was
-        # deleted permanently and an older one is current again). This handler may not read
-        # objects: evict the entry; the next read or reconcile indexes the current version.
-        written = self._index.put_tombstone(
-            Tombstone(
-                bucket=change.bucket,
-                key=change.key,
-                deleted_at=change.event_time,
-                sequencer=change.sequencer,
-                source=WriteSource.EVENT,
-            )
-        )
-        return self._from_write(change, written)
 
     # ------------------------------------------------------------------ results
 

@@ -16,9 +16,12 @@ _HERE = Path(__file__).parent
 
 # Failed messages come back after 1 s and reach the DLQ on their second receive, so a test can
 # watch the whole redrive path in seconds.
+# moto keeps one state per process: names must differ from the integration stack's.
 E2E_RESOURCES = LocalResources(
     bucket_name="e2e-documents",
     table_name="e2e-index",
+    created_queue_name="e2e-object-created",
+    removed_queue_name="e2e-object-removed",
     visibility_timeout_seconds=1,
     max_receive_count=2,
 )

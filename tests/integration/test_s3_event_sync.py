@@ -352,3 +352,42 @@ def test_lag_is_measured_from_the_event_time(sync_world: SyncWorld) -> None:
     response = sync_world.invoke_created(s3_notification(record))
     assert 30 <= response["results"][0]["lag_seconds"] < 60
     assert json.dumps(response)
+
+
+def test_permanently_deleting_a_version_touches_the_index_only_if_it_serves_it(
+    sync_world: SyncWorld,
+) -> None:
+    # Given a versioned bucket with v1 then v2 of one key, v2 indexed
+    sync_world.s3.put_bucket_versioning(
+        Bucket=sync_world.bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    key = "changes/versions.json"
+    v1 = put_event(sync_world, key, change_document("V", title="v1"), "0100")
+    v2 = put_event(sync_world, key, change_document("V", title="v2"), "0200")
+    sync_world.invoke_created(v2)
+    v1_id = v1["Records"][0]["s3"]["object"]["versionId"]  # type: ignore[index]
+    v2_id = v2["Records"][0]["s3"]["object"]["versionId"]  # type: ignore[index]
+
+    def removal(version_id: str, sequencer: str) -> dict[str, object]:
+        record = s3_record(
+            DELETE, sync_world.bucket, key, sequencer=sequencer, version_id=version_id
+        )
+        return s3_notification(record)
+
+    # When the non-current v1 is deleted permanently
+    sync_world.s3.delete_object(Bucket=sync_world.bucket, Key=key, VersionId=v1_id)
+    kept = sync_world.invoke_removed(removal(v1_id, "0300"))
+    # Then the index still serves v2
+    assert kept["results"][0]["outcome"] == "stale"
+    assert sync_world.store.get_document(sync_world.bucket, key) is not None
+    # When v3 is indexed and then deleted permanently, making v2 current again
+    v3 = put_event(sync_world, key, change_document("V", title="v3"), "0400")
+    v3_id = v3["Records"][0]["s3"]["object"]["versionId"]  # type: ignore[index]
+    sync_world.invoke_created(v3)
+    sync_world.s3.delete_object(Bucket=sync_world.bucket, Key=key, VersionId=v3_id)
+    evicted = sync_world.invoke_removed(removal(v3_id, "0500"))
+    # Then the entry serving v3 is evicted: a miss, never a document S3 no longer holds
+    assert evicted["results"][0]["outcome"] == "applied"
+    assert sync_world.store.get_document(sync_world.bucket, key) is None
+    current = sync_world.s3.head_object(Bucket=sync_world.bucket, Key=key)
+    assert current["VersionId"] == v2_id

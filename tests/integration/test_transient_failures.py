@@ -95,7 +95,7 @@ def test_permanent_errors_are_not_retried(dynamodb_client: Any) -> None:
     # Given a table that does not exist
     calls: list[str] = []
     dynamodb_client.meta.events.register(
-        "before-send.dynamodb.GetItem", lambda request, **_: calls.append("GetItem")
+        "before-send.dynamodb.GetItem", lambda **_: calls.append("GetItem")
     )
     store = fast_store(dynamodb_client, "no-such-table")
     # When the store reads from it
