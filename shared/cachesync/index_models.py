@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -88,12 +88,29 @@ class StoredState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     is_tombstone: bool
+    is_pending: bool = False
+    """A write-through holds the entry (its ordering facts are those of the entry it replaced)."""
+    pending_since: datetime | None = None
     ordering: OrderingFacts
     version_id: str | None
     customers: tuple[str, ...]
     revision_token: str
     """Changes with every write: a condition on it proves nobody wrote in between."""
     expires_at: datetime | None
+
+
+class PendingWrite(BaseModel):
+    """A write-through's claim on an index entry: what to restore, and the marker to commit over."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    marker: StoredState
+    """The pending marker as written; commit and rollback are conditioned on it."""
+    previous: StoredState | None
+    previous_item: dict[str, Any] | None
+    """The entry the marker replaced, restored verbatim on rollback."""
 
 
 class WriteResult(BaseModel):

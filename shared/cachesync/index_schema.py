@@ -66,6 +66,8 @@ class Attr:
     BODY_IN_S3: Final = "body_in_s3"
     REVISION: Final = "revision"
     UPDATED_AT: Final = "updated_at"
+    PENDING_OPERATION: Final = "pending_operation"
+    PENDING_SINCE: Final = "pending_since"
     EXPIRES_AT: Final = TTL_ATTRIBUTE
 
 
@@ -75,6 +77,8 @@ class RecordType(StrEnum):
     DOCUMENT = "document"
     CUSTOMER_LINK = "customer_link"
     TOMBSTONE = "tombstone"
+    PENDING = "pending"
+    """A write-through in progress: invisible to reads and queries (no GSI key attributes)."""
 
 
 class BucketSize(StrEnum):

@@ -27,9 +27,9 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from cachesync.changes import ObjectChange, Operation
-from cachesync.documents import DEFAULT_RETENTION, parse_document
+from cachesync.current_state import CurrentStateOutcome, CurrentStateSync, index_entry
+from cachesync.documents import DEFAULT_RETENTION
 from cachesync.exceptions import (
-    ConcurrentModificationError,
     InvalidDocumentError,
     InvalidEventError,
     ObjectChangedError,
@@ -38,7 +38,6 @@ from cachesync.exceptions import (
 )
 from cachesync.index_models import (
     IndexEntry,
-    ObjectVersion,
     Tombstone,
     WriteOutcome,
     WriteResult,
@@ -73,10 +72,6 @@ class SyncResult(BaseModel):
     lag_seconds: float
     """Now minus the event time: how far the index trailed S3."""
 
-
-# A sync of the current state starts over when the entry or the object changed under it; each
-# round means another writer or another S3 change got in between.
-MAX_SYNC_ATTEMPTS = 5
 
 _OUTCOMES = {
     WriteOutcome.APPLIED: SyncOutcome.APPLIED,
@@ -114,6 +109,7 @@ class S3EventSync:
         self._buckets = frozenset(buckets) if buckets is not None else None
         self._retention = retention
         self._clock = clock
+        self._current_state = CurrentStateSync(index, objects, retention=retention)
 
     def apply(self, change: ObjectChange, expected: Operation) -> SyncResult:
         """Apply ``change``, which must be of the ``expected`` operation (the handler's kind).
@@ -166,22 +162,9 @@ class S3EventSync:
         return self._from_write(change, self._index.put_document(entry))
 
     def _entry(self, stored: StoredObject, sequencer: str | None) -> IndexEntry:
-        parsed = parse_document(
-            stored.key,
-            stored.body,
-            s3_last_modified=stored.last_modified,
-            retention=self._retention,
+        return index_entry(
+            stored, source=WriteSource.EVENT, retention=self._retention, sequencer=sequencer
         )
-        version = ObjectVersion(
-            bucket=stored.bucket,
-            key=stored.key,
-            etag=stored.etag,
-            version_id=stored.version_id,
-            size=stored.size,
-            last_modified=stored.last_modified,
-            sequencer=sequencer,
-        )
-        return IndexEntry(version=version, document=parsed, source=WriteSource.EVENT)
 
     @staticmethod
     def _eviction(stored: StoredObject, sequencer: str | None) -> Tombstone:
@@ -196,47 +179,13 @@ class S3EventSync:
     # ------------------------------------------------------------------ no sequencer
 
     def _sync_current_state(self, change: ObjectChange) -> SyncResult:
-        """Make the index hold S3's current state of the key, verified after the write."""
-        for _ in range(MAX_SYNC_ATTEMPTS):
-            state = self._index.get_state(change.bucket, change.key)
-            try:
-                stored: StoredObject | None = self._objects.get(change.bucket, change.key)
-            except ObjectNotFoundError:
-                stored = None
-            if stored is None:
-                if state is None or state.is_tombstone:
-                    return self._result(change, SyncOutcome.DUPLICATE, "key absent, as indexed")
-                tombstone = Tombstone(
-                    bucket=change.bucket,
-                    key=change.key,
-                    deleted_at=change.event_time,
-                    source=WriteSource.EVENT,
-                )
-                written = self._index.replace_with_tombstone(tombstone, state)
-            else:
-                if (
-                    state is not None
-                    and not state.is_tombstone
-                    and state.ordering.etag == stored.etag
-                ):
-                    return self._result(change, SyncOutcome.DUPLICATE, "current object indexed")
-                try:
-                    entry = self._entry(stored, None)
-                except InvalidDocumentError:
-                    self._index.replace_with_tombstone(self._eviction(stored, None), state)
-                    raise
-                written = self._index.replace_document(entry, state)
-            # Not written: another writer changed the entry since we read it. Written: S3 may
-            # have changed after we read it, and our write may have landed after a newer one.
-            if written and self._still_current(change, stored):
-                return self._result(change, SyncOutcome.APPLIED, "synced to S3's current state")
-        raise ConcurrentModificationError(change.bucket, change.key, MAX_SYNC_ATTEMPTS)
-
-    def _still_current(self, change: ObjectChange, stored: StoredObject | None) -> bool:
-        listed = self._objects.find(change.bucket, change.key)
-        if stored is None or listed is None:
-            return stored is None and listed is None
-        return listed.etag == stored.etag
+        """Without a sequencer the event only says "this key changed": sync to S3's state."""
+        outcome = self._current_state.sync(
+            change.bucket, change.key, source=WriteSource.EVENT, deleted_at=change.event_time
+        )
+        if outcome is CurrentStateOutcome.UNCHANGED:
+            return self._result(change, SyncOutcome.DUPLICATE, "index already holds S3's state")
+        return self._result(change, SyncOutcome.APPLIED, "synced to S3's current state")
 
     # ------------------------------------------------------------------ removed
 

@@ -41,6 +41,7 @@ from cachesync.index_models import (
     IndexedDocument,
     IndexEntry,
     IndexQuery,
+    PendingWrite,
     QueryPage,
     StoredState,
     Tombstone,
@@ -80,6 +81,7 @@ MAX_ITEM_BYTES: Final = 390_000
 MAX_WRITE_ATTEMPTS: Final = 5
 DEFAULT_TOMBSTONE_TTL: Final = timedelta(days=30)
 _TOKEN_VERSION: Final = 1
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -159,6 +161,117 @@ class DynamoDBIndexStore:
     def replace_with_tombstone(self, tombstone: Tombstone, expected: StoredState | None) -> bool:
         """Write a tombstone if the entry is still ``expected`` (see :meth:`replace_document`)."""
         return self._replace(self._tombstone_item(tombstone), [], expected)
+
+    # ------------------------------------------------------------------ write-through
+
+    def begin_pending(self, bucket: str, key: str, operation: str) -> PendingWrite:
+        """Claim the entry of ``bucket/key`` for a write-through: replace it by a pending marker.
+
+        The marker keeps the replaced entry's ordering facts and customers (so events keep their
+        guards and know which customer links exist) and has no GSI keys and no document, so reads
+        and queries do not see it. Customer links stay: they describe a version S3 still holds.
+        """
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            previous_item = self._get_item(bucket, key, consistent=True)
+            previous = _state_from_item(previous_item) if previous_item else None
+            marker = self._pending_item(bucket, key, operation, previous_item)
+            if self._replace(marker, [], previous):
+                return PendingWrite(
+                    bucket=bucket,
+                    key=key,
+                    marker=_state_from_item(marker),
+                    previous=previous,
+                    previous_item=previous_item,
+                )
+            # Another writer or an event changed the entry since we read it: read it again.
+        raise ConcurrentModificationError(bucket, key, MAX_WRITE_ATTEMPTS)
+
+    def rollback_pending(self, pending: PendingWrite) -> bool:
+        """Put back the entry a pending write replaced, if the marker is still ours.
+
+        ``False``: a newer write or event replaced the marker meanwhile; it is left alone.
+        """
+        try:
+            if pending.previous_item is None:
+                self._delete_if_revision(pending.bucket, pending.key, pending.marker.revision_token)
+            else:
+                self._put_if_revision(pending.previous_item, pending.marker.revision_token)
+        except _ConditionRefusedError:
+            return False
+        return True
+
+    def commit_document(self, pending: PendingWrite, entry: IndexEntry) -> bool:
+        """Replace our pending marker by ``entry``; ``False`` if the marker is no longer ours."""
+        return self.replace_document(entry, pending.marker)
+
+    def commit_tombstone(self, pending: PendingWrite, tombstone: Tombstone) -> bool:
+        """Replace our pending marker by a tombstone; ``False`` if the marker is no longer ours."""
+        return self.replace_with_tombstone(tombstone, pending.marker)
+
+    def _pending_item(
+        self, bucket: str, key: str, operation: str, previous: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        carried = (
+            {
+                name: previous.get(name)
+                for name in (
+                    Attr.CUSTOMERS,
+                    Attr.CUSTOMERS_KEY,
+                    Attr.S3_LAST_MODIFIED,
+                    Attr.SEQUENCER,
+                    Attr.ETAG,
+                    Attr.VERSION_ID,
+                )
+            }
+            if previous
+            else {}
+        )
+        return {
+            Attr.CUSTOMERS: [],
+            Attr.CUSTOMERS_KEY: "",
+            # No previous entry: older than any state S3 can report.
+            Attr.S3_LAST_MODIFIED: format_time(_EPOCH),
+            **{name: value for name, value in carried.items() if value is not None},
+            PARTITION_KEY: document_pk(bucket, key),
+            SORT_KEY: DOCUMENT_SORT_KEY,
+            Attr.RECORD_TYPE: RecordType.PENDING.value,
+            Attr.BUCKET: bucket,
+            Attr.KEY: key,
+            Attr.SOURCE: WriteSource.WRITE_THROUGH.value,
+            Attr.PENDING_OPERATION: operation,
+            Attr.PENDING_SINCE: format_time(self._clock()),
+            Attr.UPDATED_AT: format_time(self._clock()),
+            # Known before the write, so commit and rollback can be conditioned on it.
+            Attr.REVISION: uuid.uuid4().hex,
+        }
+
+    def _put_if_revision(self, item: dict[str, Any], revision: str) -> None:
+        self._call(
+            "PutItem",
+            lambda: self._client.put_item(
+                TableName=self._table,
+                Item=_serialize(item),
+                # The entry is still the one we wrote: never clobber a newer write or event.
+                ConditionExpression="#rev = :rev",
+                ExpressionAttributeNames={"#rev": Attr.REVISION},
+                ExpressionAttributeValues=_serialize({":rev": revision}),
+            ),
+        )
+
+    def _delete_if_revision(self, bucket: str, key: str, revision: str) -> None:
+        self._call(
+            "DeleteItem",
+            lambda: self._client.delete_item(
+                TableName=self._table,
+                Key=_serialize(
+                    {PARTITION_KEY: document_pk(bucket, key), SORT_KEY: DOCUMENT_SORT_KEY}
+                ),
+                # The entry is still the one we wrote: never delete a newer write or event.
+                ConditionExpression="#rev = :rev",
+                ExpressionAttributeNames={"#rev": Attr.REVISION},
+                ExpressionAttributeValues=_serialize({":rev": revision}),
+            ),
+        )
 
     def _replace(
         self, item: dict[str, Any], links: list[dict[str, Any]], expected: StoredState | None
@@ -320,7 +433,7 @@ class DynamoDBIndexStore:
         condition = unchanged if newer is None else f"{newer} AND {unchanged}"
         used = {name: attr for name, attr in names.items() if name in condition}
 
-        item = {**item, Attr.REVISION: uuid.uuid4().hex}
+        item = {**item, Attr.REVISION: item.get(Attr.REVISION) or uuid.uuid4().hex}
         put: PutTypeDef = {
             "TableName": self._table,
             "Item": _serialize(item),
@@ -601,8 +714,11 @@ def _optional_time(value: Any) -> datetime | None:
 
 def _state_from_item(item: dict[str, Any]) -> StoredState:
     etag = item.get(Attr.ETAG)
+    pending_since = item.get(Attr.PENDING_SINCE)
     return StoredState(
         is_tombstone=item.get(Attr.RECORD_TYPE) == RecordType.TOMBSTONE,
+        is_pending=item.get(Attr.RECORD_TYPE) == RecordType.PENDING,
+        pending_since=parse_time(pending_since) if pending_since else None,
         ordering=OrderingFacts(
             sequencer=item.get(Attr.SEQUENCER),
             s3_time=parse_time(str(item[Attr.S3_LAST_MODIFIED])),

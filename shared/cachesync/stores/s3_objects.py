@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -60,6 +61,31 @@ class StoredObject(ListedObject):
     version_id: str | None
 
 
+class PutResult(BaseModel):
+    """What S3 answered to a PutObject."""
+
+    model_config = ConfigDict(frozen=True)
+
+    etag: str
+    version_id: str | None
+
+
+class DeleteResult(BaseModel):
+    """What S3 answered to a DeleteObject."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version_id: str | None
+    deleted_at: datetime
+    """S3's clock at the deletion (the response's Date header, whole seconds)."""
+
+
+class ObjectHead(ListedObject):
+    """An object's metadata from HeadObject."""
+
+    version_id: str | None
+
+
 class S3ObjectStore:
     """Documents in S3, read through an injected boto3 S3 client."""
 
@@ -102,6 +128,51 @@ class S3ObjectStore:
             )
 
         return self._call("GetObject", bucket, key, read, version_id, if_match)
+
+    def head(self, bucket: str, key: str, *, if_match: str | None = None) -> ObjectHead:
+        """The current object's metadata; raises like :meth:`get`."""
+        arguments: dict[str, str] = {"Bucket": bucket, "Key": key}
+        if if_match is not None:
+            arguments["IfMatch"] = f'"{unquote_etag(if_match)}"'
+
+        def head() -> ObjectHead:
+            response = self._client.head_object(**arguments)  # type: ignore[arg-type]
+            return ObjectHead(
+                bucket=bucket,
+                key=key,
+                etag=unquote_etag(response["ETag"]),
+                size=int(response["ContentLength"]),
+                last_modified=response["LastModified"],
+                version_id=response.get("VersionId"),
+            )
+
+        return self._call("HeadObject", bucket, key, head, None, if_match)
+
+    def put(self, bucket: str, key: str, body: bytes) -> PutResult:
+        """Store ``body`` as a JSON document at ``bucket/key``."""
+
+        def put() -> PutResult:
+            response = self._client.put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType="application/json"
+            )
+            return PutResult(
+                etag=unquote_etag(response["ETag"]), version_id=response.get("VersionId")
+            )
+
+        return self._call("PutObject", bucket, key, put, None, None)
+
+    def delete(self, bucket: str, key: str) -> DeleteResult:
+        """Delete the current object at ``bucket/key`` (a delete marker on versioned buckets)."""
+
+        def delete() -> DeleteResult:
+            response = self._client.delete_object(Bucket=bucket, Key=key)
+            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            return DeleteResult(
+                version_id=response.get("VersionId"),
+                deleted_at=parsedate_to_datetime(headers["date"]),
+            )
+
+        return self._call("DeleteObject", bucket, key, delete, None, None)
 
     def find(self, bucket: str, key: str) -> ListedObject | None:
         """The current object at exactly ``key``, from a listing (needs no read permission)."""
