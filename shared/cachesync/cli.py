@@ -20,10 +20,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from cachesync import aws_clients
 from cachesync.documents import DocumentKind
-from cachesync.exceptions import CacheSyncError
+from cachesync.exceptions import CacheSyncError, DocumentNotFoundError
 from cachesync.index_models import DocumentSummary, IndexQuery, SortOrder
+from cachesync.runtime import build_reader, build_stores, build_writer
 from cachesync.settings import (
     LOCAL_ENV_FILE,
     CliSettings,
@@ -60,11 +60,9 @@ def _one_line_errors() -> Iterator[None]:
 
 
 def _index_store() -> tuple[CliSettings, DynamoDBIndexStore]:
-    environ = cli_environment()
-    settings = load_settings(CliSettings, environ)
-    client = aws_clients.client("dynamodb", **local_client_options(environ, "dynamodb"))
-    store = DynamoDBIndexStore(client, settings.table_name, tombstone_ttl=settings.tombstone_ttl)
-    return settings, store
+    settings, environ = _settings()
+    index, _ = build_stores(settings, _client_options(environ))
+    return settings, index
 
 
 # ---------------------------------------------------------------------- local stack
@@ -217,26 +215,73 @@ def query(
 @app.command()
 def get(
     key: Annotated[str, typer.Argument(help="The document's S3 key.")],
-    bucket: Annotated[
-        str | None, typer.Option(help="Bucket (default: CACHESYNC_BUCKET_NAME).")
-    ] = None,
+    consistent: Annotated[bool, typer.Option(help="Strongly consistent index read.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Show one document from the index."""
+    """Read one document: from the index, or from S3 when the index cannot answer."""
     with _one_line_errors():
-        settings, store = _index_store()
-        document = store.get_document(bucket or settings.bucket_name, key)
-        if document is None:
-            err.print(f"not found: s3://{bucket or settings.bucket_name}/{key}", highlight=False)
-            raise typer.Exit(code=2)
+        settings, environ = _settings()
+        reader = build_reader(settings, client_options=_client_options(environ))
+        try:
+            result = reader.get_document(key, consistent=consistent)
+        except DocumentNotFoundError as error:
+            err.print(str(error), highlight=False)
+            raise typer.Exit(code=2) from None
         if as_json:
-            print(document.model_dump_json(indent=2))
+            print(result.model_dump_json(indent=2))
             return
-        _print_summaries([document])
-        if document.body is not None:
-            out.print_json(document.body)
-        else:
-            out.print("(body not in the index: too large; read it from S3)")
+        where = result.source.value
+        if result.miss_reason is not None:
+            backfill = ", backfilled" if result.backfilled else ""
+            where = f"{where} (index: {result.miss_reason.value}{backfill})"
+        out.print(f"s3://{result.bucket}/{result.key}  etag {result.etag}  from {where}")
+        out.print_json(result.body)
+
+
+@app.command()
+def put(
+    key: Annotated[str, typer.Argument(help="The document's S3 key.")],
+    file: Annotated[Path, typer.Argument(help="A JSON document; '-' reads standard input.")],
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Replays return the first result.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Validate and report; write nothing.")] = False,
+) -> None:
+    """Write a document: index intent, S3, commit (rolled back if S3 fails)."""
+    with _one_line_errors():
+        try:
+            body = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+        except OSError as error:
+            raise typer.BadParameter(f"{file}: {error.strerror}") from error
+        settings, environ = _settings()
+        writer = build_writer(settings, _client_options(environ))
+        receipt = writer.write_document(key, body, idempotency_key=idempotency_key, dry_run=dry_run)
+        print(receipt.model_dump_json(indent=2))
+
+
+@app.command()
+def delete(
+    key: Annotated[str, typer.Argument(help="The document's S3 key.")],
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Replays return the first result.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Report; delete nothing.")] = False,
+) -> None:
+    """Delete a document: index intent, S3, commit a tombstone."""
+    with _one_line_errors():
+        settings, environ = _settings()
+        writer = build_writer(settings, _client_options(environ))
+        receipt = writer.delete_document(key, idempotency_key=idempotency_key, dry_run=dry_run)
+        print(receipt.model_dump_json(indent=2))
+
+
+def _settings() -> tuple[CliSettings, dict[str, str]]:
+    environ = cli_environment()
+    return load_settings(CliSettings, environ), environ
+
+
+def _client_options(environ: dict[str, str]) -> dict[str, dict[str, str]]:
+    return {service: local_client_options(environ, service) for service in ("dynamodb", "s3")}
 
 
 def _print_summaries(items: list[DocumentSummary]) -> None:

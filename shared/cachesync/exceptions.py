@@ -165,3 +165,70 @@ class ObjectRequestError(ObjectStoreError):
 
 class LocalStackError(CacheSyncError):
     """The embedded local stack could not start, provision or stop."""
+
+
+class RateLimitTimeoutError(CacheSyncError):
+    """Waiting for the rate limiter would pass the caller's deadline."""
+
+    def __init__(self, wait_seconds: float, remaining_seconds: float) -> None:
+        self.wait_seconds = wait_seconds
+        self.remaining_seconds = remaining_seconds
+        left = (
+            f"only {remaining_seconds:.3f}s remain"
+            if remaining_seconds >= 0
+            else f"the deadline passed {-remaining_seconds:.3f}s ago"
+        )
+        super().__init__(
+            f"rate limiter needs a {wait_seconds:.3f}s wait but {left} before the deadline"
+        )
+
+
+class WriteFailedError(CacheSyncError):
+    """S3 refused a write-through; the index was rolled back (``rolled_back``) or left pending."""
+
+    def __init__(
+        self, bucket: str, key: str, operation: str, rolled_back: bool, reason: str
+    ) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.operation = operation
+        self.rolled_back = rolled_back
+        self.reason = reason
+        index = "index restored" if rolled_back else "index entry left pending, resolved later"
+        super().__init__(f"{operation} s3://{bucket}/{key} failed ({index}): {reason}")
+
+
+class IdempotencyConflictError(CacheSyncError):
+    """An idempotency key was reused with another payload (or cannot be honoured here)."""
+
+    def __init__(self, idempotency_key: str, reason: str) -> None:
+        self.idempotency_key = idempotency_key
+        self.reason = reason
+        super().__init__(f"idempotency key {idempotency_key!r} refused: {reason}")
+
+
+class IdempotencyInProgressError(CacheSyncError):
+    """A call with the same idempotency key is still running; retry later."""
+
+    def __init__(self, idempotency_key: str) -> None:
+        self.idempotency_key = idempotency_key
+        super().__init__(f"idempotency key {idempotency_key!r}: the first call is still running")
+
+
+class DocumentNotFoundError(CacheSyncError):
+    """No document at this key, in the index or in S3."""
+
+    def __init__(self, bucket: str, key: str) -> None:
+        self.bucket = bucket
+        self.key = key
+        super().__init__(f"not found: s3://{bucket}/{key}")
+
+
+class InvalidRequestError(CacheSyncError):
+    """A request to a cachesync function is malformed; names the field."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        self.reason = reason
+        self.field = field
+        where = f" field {field!r}:" if field else ""
+        super().__init__(f"invalid request:{where} {reason}")

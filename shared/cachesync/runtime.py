@@ -2,19 +2,95 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
 from cachesync import aws_clients
-from cachesync.settings import SyncSettings
+from cachesync.fallback_reader import FallbackReader
+from cachesync.rate_limit import TokenBucket
+from cachesync.settings import (
+    BaseSettings,
+    CliSettings,
+    FallbackReadSettings,
+    SyncSettings,
+    WriteThroughSettings,
+)
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.s3_objects import S3ObjectStore
 from cachesync.sync import S3EventSync
+from cachesync.write_through import DocumentWriter
+
+ClientOptions = Mapping[str, Mapping[str, Any]]
 
 
-def build_event_sync(settings: SyncSettings) -> S3EventSync:
-    """The S3 event sync use case on clients built with the SDK's defaults."""
+def build_stores(
+    settings: BaseSettings, client_options: ClientOptions | None = None
+) -> tuple[DynamoDBIndexStore, S3ObjectStore]:
+    """The index and object stores on clients built with the SDK's defaults.
+
+    ``client_options`` (per service: an endpoint and credentials) only for the embedded local
+    stack's command line.
+    """
+    client_options = client_options or {}
     index = DynamoDBIndexStore(
-        aws_clients.client("dynamodb"),
+        aws_clients.client("dynamodb", **client_options.get("dynamodb", {})),
         settings.table_name,
         tombstone_ttl=settings.tombstone_ttl,
     )
-    objects = S3ObjectStore(aws_clients.client("s3"))
+    objects = S3ObjectStore(aws_clients.client("s3", **client_options.get("s3", {})))
+    return index, objects
+
+
+def build_event_sync(settings: SyncSettings) -> S3EventSync:
+    """The S3 event sync use case."""
+    index, objects = build_stores(settings)
     return S3EventSync(index, objects, buckets={settings.bucket_name}, retention=settings.retention)
+
+
+def build_writer(
+    settings: WriteThroughSettings | CliSettings, client_options: ClientOptions | None = None
+) -> DocumentWriter:
+    """The write-through use case, with its idempotency store and shared rate limiter."""
+    client_options = client_options or {}
+    index, objects = build_stores(settings, client_options)
+    idempotency = None
+    if settings.idempotency_table_name is not None:
+        idempotency = DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table_name,
+            boto3_client=aws_clients.client("dynamodb", **client_options.get("dynamodb", {})),
+        )
+    return DocumentWriter(
+        index,
+        objects,
+        bucket=settings.bucket_name,
+        retention=settings.retention,
+        limiter=TokenBucket(settings.write_rate_per_second, settings.write_burst),
+        idempotency_store=idempotency,
+        idempotency_window=timedelta(seconds=settings.idempotency_ttl_seconds),
+    )
+
+
+def build_reader(
+    settings: FallbackReadSettings | CliSettings,
+    *,
+    logger: Logger | None = None,
+    metrics: Metrics | None = None,
+    client_options: ClientOptions | None = None,
+) -> FallbackReader:
+    """The fallback reader with its circuit breaker."""
+    index, objects = build_stores(settings, client_options)
+    return FallbackReader(
+        index,
+        objects,
+        bucket=settings.bucket_name,
+        breaker_failure_threshold=settings.breaker_failure_threshold,
+        breaker_cool_down=timedelta(seconds=settings.breaker_cool_down_seconds),
+        retention=settings.retention,
+        pending_stale_after=timedelta(seconds=settings.pending_stale_after_seconds),
+        logger=logger,
+        metrics=metrics,
+    )

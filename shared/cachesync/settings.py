@@ -53,8 +53,38 @@ class SyncSettings(BaseSettings):
     """Settings of the S3 event handlers (``s3_object_created``, ``s3_object_removed``)."""
 
 
-class CliSettings(BaseSettings):
+class _IdempotencySettings(BaseModel):
+    idempotency_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86400)
+    """How long an idempotency key is remembered."""
+    write_rate_per_second: float = Field(default=50.0, gt=0, le=10_000)
+    """Token-bucket rate shared by the write path."""
+    write_burst: int = Field(default=50, ge=1, le=10_000)
+
+
+class _ReaderSettings(BaseModel):
+    breaker_failure_threshold: int = Field(default=5, ge=1, le=1000)
+    """Consecutive index failures that open the circuit breaker."""
+    breaker_cool_down_seconds: float = Field(default=30.0, gt=0, le=3600)
+    pending_stale_after_seconds: int = Field(default=120, ge=1, le=86400)
+    """A write-through pending longer than this is taken as crashed and resolved by reads."""
+
+
+class WriteThroughSettings(BaseSettings, _IdempotencySettings):
+    """Settings of the ``write_through`` function."""
+
+    idempotency_table_name: str = Field(min_length=3, max_length=255)
+    """The table Powertools' idempotency utility persists to."""
+
+
+class FallbackReadSettings(BaseSettings, _ReaderSettings):
+    """Settings of the ``fallback_read`` function."""
+
+
+class CliSettings(BaseSettings, _IdempotencySettings, _ReaderSettings):
     """Settings of the ``cachesync`` command line."""
+
+    idempotency_table_name: str | None = None
+    """Without it, ``--idempotency-key`` is refused."""
 
 
 def variable_name(field: str) -> str:

@@ -24,6 +24,7 @@ def cli_env(
     monkeypatch.setenv("CACHESYNC_TABLE_NAME", index_table)
     monkeypatch.setenv("CACHESYNC_BUCKET_NAME", BUCKET)
     monkeypatch.chdir(str(tmp_path))
+    local_stack.client("s3").create_bucket(Bucket=BUCKET)
 
 
 @pytest.mark.usefixtures("cli_env")
@@ -61,7 +62,9 @@ def test_query_table_output_and_get(index_store: DynamoDBIndexStore) -> None:
     assert "changes/shown.json" in table.output
     assert "1 document(s)" in table.output
     found = runner.invoke(app, ["get", "changes/shown.json", "--json"])
-    assert json.loads(found.output)["doc_id"] == "changes/shown.json"
+    read = json.loads(found.output)
+    assert read["source"] == "index"
+    assert json.loads(read["body"])["change_id"] == "changes/shown.json"
     missing = runner.invoke(app, ["get", "changes/none.json"])
     assert missing.exit_code == 2
     assert "not found" in missing.output

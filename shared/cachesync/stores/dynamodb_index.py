@@ -478,6 +478,18 @@ class DynamoDBIndexStore:
             return None
         return _document_from_item(item)
 
+    def read(
+        self, bucket: str, key: str, *, consistent: bool = False
+    ) -> tuple[IndexedDocument | None, StoredState | None]:
+        """One read, both views: the live document (as :meth:`get_document`) and the raw state
+        (tombstones, pending writes and expired entries included)."""
+        item = self._get_item(bucket, key, consistent=consistent)
+        if not item:
+            return None, None
+        state = _state_from_item(item)
+        live = item.get(Attr.RECORD_TYPE) == RecordType.DOCUMENT and not self._expired(item)
+        return (_document_from_item(item) if live else None), state
+
     def _get_item(self, bucket: str, key: str, *, consistent: bool) -> dict[str, Any] | None:
         response = self._call(
             "GetItem",
