@@ -124,10 +124,11 @@ class CircuitBreaker:
         self._report()
 
     def _allow_locked(self) -> bool:
-        now = self._clock()
-        if self._state is CircuitState.CLOSED:
+        state = self._state
+        if state is CircuitState.CLOSED:
             return True
-        if self._state is CircuitState.OPEN:
+        now = self._clock()  # not on the CLOSED path: that one is every request
+        if state is CircuitState.OPEN:
             if now - self._opened_at < self._cool_down:
                 return False
             self._transition(CircuitState.HALF_OPEN)

@@ -292,50 +292,51 @@ def test_no_callback_for_calls_that_change_nothing() -> None:
     assert transitions.calls == []
 
 
-def test_callbacks_under_threads_follow_the_state_machine() -> None:
-    # Given a breaker of threshold 1 with a short cool-down, hammered by 4 threads, reporting to a
-    # slow callback (so that transitions pile up while one is being reported)
+def wait_for_state(circuit: CircuitBreaker, state: CircuitState) -> None:
+    give_up = time.monotonic() + 5.0
+    while circuit.state is not state:
+        assert time.monotonic() < give_up, f"breaker never reached {state}"
+        time.sleep(0.001)
+
+
+def test_callbacks_keep_the_order_of_transitions_made_by_different_threads() -> None:
+    # Given a breaker whose callback blocks on its first call (CLOSED -> OPEN, in thread A)
     clock = FakeClock()
     transitions = Transitions()
+    first_call_started, release_first_call = threading.Event(), threading.Event()
 
-    def slow_callback(name: str, old: CircuitState, new: CircuitState) -> None:
-        time.sleep(0.0002)
+    def on_change(name: str, old: CircuitState, new: CircuitState) -> None:
+        if not first_call_started.is_set():
+            first_call_started.set()
+            release_first_call.wait(timeout=5.0)
         transitions(name, old, new)
 
     circuit = CircuitBreaker(
-        "index",
-        failure_threshold=1,
-        cool_down_seconds=1.0,
-        clock=clock,
-        on_state_change=slow_callback,
+        "index", failure_threshold=1, cool_down_seconds=10.0, clock=clock, on_state_change=on_change
     )
-    clock_lock = threading.Lock()
+    thread_a = threading.Thread(target=circuit.record_failure)
+    thread_a.start()
+    assert first_call_started.wait(timeout=5.0)
 
-    def hammer(fail: bool) -> None:
-        for _ in range(300):
-            if circuit.allow_request():
-                if fail:
-                    circuit.record_failure()
-                else:
-                    circuit.record_success()
-            with clock_lock:
-                clock.now += 0.25
+    # When, while A is still being reported, thread B makes the probe (OPEN -> HALF_OPEN), then
+    # thread C's failure re-opens the breaker (HALF_OPEN -> OPEN), and then A's callback returns
+    clock.now += 10.0
+    thread_b = threading.Thread(target=circuit.allow_request)
+    thread_b.start()
+    wait_for_state(circuit, HALF_OPEN)
+    thread_c = threading.Thread(target=circuit.record_failure)
+    thread_c.start()
+    wait_for_state(circuit, OPEN)
+    release_first_call.set()
+    for thread in (thread_a, thread_b, thread_c):
+        thread.join(timeout=5.0)
 
-    threads = [threading.Thread(target=hammer, args=(i % 2 == 0,)) for i in range(4)]
-
-    # When they run to completion
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10.0)
-
-    # Then the reported transitions chain (each starts where the last ended), from CLOSED to
-    # the final state
-    assert transitions.calls
-    assert transitions.calls[0][1] is CLOSED
-    for previous, current in zip(transitions.calls, transitions.calls[1:], strict=False):
-        assert current[1] is previous[2]
-    assert transitions.calls[-1][2] is circuit.state
+    # Then the callback saw the three transitions in the order they happened
+    assert transitions.calls == [
+        ("index", CLOSED, OPEN),
+        ("index", OPEN, HALF_OPEN),
+        ("index", HALF_OPEN, OPEN),
+    ]
 
 
 @pytest.mark.parametrize(

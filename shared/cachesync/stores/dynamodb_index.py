@@ -64,7 +64,12 @@ from cachesync.index_schema import (
     document_pk,
 )
 from cachesync.ordering import OrderingFacts, format_time, is_same_state, parse_time, supersedes
-from cachesync.retry_policies import DEFAULT_RETRY_POLICY, RetryPolicy, error_code
+from cachesync.retry_policies import (
+    DEFAULT_RETRY_POLICY,
+    RetryPolicy,
+    error_code,
+    retry_on_contention,
+)
 from cachesync.retry_policies import is_transient_aws_error as _is_transient
 
 if TYPE_CHECKING:
@@ -79,6 +84,9 @@ MAX_ITEM_BYTES: Final = 390_000
 # A guarded write re-reads and retries when the entry changed between the refusal that told us its
 # customers and our next attempt (another writer got in between); each loop is one more writer.
 MAX_WRITE_ATTEMPTS: Final = 5
+# Write-throughs of one key claim it in turn; a claim lost to another writer backs off and
+# tries again (see retry_on_contention).
+MAX_CLAIM_ATTEMPTS: Final = 10
 DEFAULT_TOMBSTONE_TTL: Final = timedelta(days=30)
 _TOKEN_VERSION: Final = 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -171,20 +179,25 @@ class DynamoDBIndexStore:
         guards and know which customer links exist) and has no GSI keys and no document, so reads
         and queries do not see it. Customer links stay: they describe a version S3 still holds.
         """
-        for _ in range(MAX_WRITE_ATTEMPTS):
+
+        def claim() -> PendingWrite | None:
             previous_item = self._get_item(bucket, key, consistent=True)
             previous = _state_from_item(previous_item) if previous_item else None
             marker = self._pending_item(bucket, key, operation, previous_item)
-            if self._replace(marker, [], previous):
-                return PendingWrite(
-                    bucket=bucket,
-                    key=key,
-                    marker=_state_from_item(marker),
-                    previous=previous,
-                    previous_item=previous_item,
-                )
-            # Another writer or an event changed the entry since we read it: read it again.
-        raise ConcurrentModificationError(bucket, key, MAX_WRITE_ATTEMPTS)
+            if not self._replace(marker, [], previous):
+                return None  # another writer or an event changed the entry since we read it
+            return PendingWrite(
+                bucket=bucket,
+                key=key,
+                marker=_state_from_item(marker),
+                previous=previous,
+                previous_item=previous_item,
+            )
+
+        claimed = retry_on_contention(claim, attempts=MAX_CLAIM_ATTEMPTS)
+        if claimed is None:
+            raise ConcurrentModificationError(bucket, key, MAX_CLAIM_ATTEMPTS)
+        return claimed
 
     def rollback_pending(self, pending: PendingWrite) -> bool:
         """Put back the entry a pending write replaced, if the marker is still ours.

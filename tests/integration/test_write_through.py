@@ -1,0 +1,407 @@
+"""Write-through and fallback reads against DynamoDB Local and moto, failures injected by hooks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from botocore.awsrequest import AWSResponse
+
+from cachesync.changes import Operation, changes_from_message
+from cachesync.circuit_breaker import CircuitState
+from cachesync.exceptions import (
+    DocumentNotFoundError,
+    IdempotencyConflictError,
+    InvalidDocumentError,
+    WriteFailedError,
+)
+from cachesync.fallback_reader import FallbackReader, MissReason, ReadSource
+from cachesync.index_models import IndexQuery
+from cachesync.index_schema import create_idempotency_table_request
+from cachesync.local import LocalStack
+from cachesync.retry_policies import RetryPolicy
+from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+from cachesync.stores.s3_objects import S3ObjectStore
+from cachesync.sync import S3EventSync, SyncOutcome
+from cachesync.write_through import DocumentWriter, IndexCommit
+from tests.support.s3_events import change_document, s3_notification, s3_record
+
+FAST = RetryPolicy(attempts=2, initial_wait_seconds=0.001)
+
+
+class Fail:
+    """A before-send hook answering matching requests with an AWS error while ``armed``."""
+
+    def __init__(self, status: int, code: str, *, times: int = 1_000, then: Any = None) -> None:
+        self.status, self.code, self.remaining, self.then = status, code, times, then
+        self.calls = 0
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        self.calls += 1
+        if self.remaining <= 0:
+            return None
+        self.remaining -= 1
+        if self.then is not None:
+            self.then()
+        body = f"<Error><Code>{self.code}</Code><Message>injected</Message></Error>".encode()
+        if "dynamodb" in request.url or "8000" in request.url:
+            body = json.dumps({"__type": f"x#{self.code}", "message": "injected"}).encode()
+        return AWSResponse(request.url, self.status, {}, _Raw(body))
+
+
+class _Raw:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+    def read(self) -> bytes:
+        return self._data
+
+
+@dataclass
+class AppWorld:
+    bucket: str
+    s3: Any
+    dynamodb: Any
+    index: DynamoDBIndexStore
+    objects: S3ObjectStore
+    writer: DocumentWriter
+    other_s3: Any
+    """Another client: an out-of-band writer, unaffected by hooks on ``s3``."""
+
+    def reader(self, **options: Any) -> FallbackReader:
+        return FallbackReader(self.index, self.objects, bucket=self.bucket, **options)
+
+    def s3_etag(self, key: str) -> str | None:
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key).get("Contents", [])
+        return next((o["ETag"].strip('"') for o in listed if o["Key"] == key), None)
+
+
+@pytest.fixture
+def app(local_stack: LocalStack, index_table: str) -> Iterator[AppWorld]:
+    dynamodb, s3 = local_stack.client("dynamodb"), local_stack.client("s3")
+    bucket = f"app-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    idempotency_table = f"idem-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(**create_idempotency_table_request(idempotency_table))
+    index = DynamoDBIndexStore(dynamodb, index_table, retry_policy=FAST)
+    objects = S3ObjectStore(s3, retry_policy=FAST)
+    writer = DocumentWriter(
+        index,
+        objects,
+        bucket=bucket,
+        idempotency_store=DynamoDBPersistenceLayer(
+            table_name=idempotency_table, boto3_client=dynamodb
+        ),
+    )
+    yield AppWorld(bucket, s3, dynamodb, index, objects, writer, local_stack.client("s3"))
+    dynamodb.delete_table(TableName=idempotency_table)
+
+
+def doc(title: str, **fields: Any) -> dict[str, Any]:
+    return json.loads(change_document("CHG-W", title=title, **fields))
+
+
+# ---------------------------------------------------------------------- write-through
+
+
+def test_a_write_is_committed_with_what_s3_stored(app: AppWorld) -> None:
+    receipt = app.writer.write_document("changes/w.json", doc("v1"))
+    stored = app.index.get_document(app.bucket, "changes/w.json")
+    assert receipt.index is IndexCommit.COMMITTED
+    assert stored is not None
+    assert stored.etag == receipt.etag == app.s3_etag("changes/w.json")
+    assert [i.key for i in app.index.query(IndexQuery(customer="acme")).items] == ["changes/w.json"]
+
+
+def test_an_invalid_document_writes_nothing_anywhere(app: AppWorld) -> None:
+    with pytest.raises(InvalidDocumentError) as caught:
+        app.writer.write_document("changes/bad.json", {"object_type": "change", "status": "?"})
+    assert caught.value.field == "change_id"
+    assert app.s3_etag("changes/bad.json") is None
+    assert app.index.get_state(app.bucket, "changes/bad.json") is None
+
+
+def test_dry_run_writes_nothing(app: AppWorld) -> None:
+    receipt = app.writer.write_document("changes/dry.json", doc("dry"), dry_run=True)
+    assert receipt.index is IndexCommit.DRY_RUN
+    assert receipt.doc_id == "CHG-W"
+    assert app.s3_etag("changes/dry.json") is None
+    assert app.index.get_state(app.bucket, "changes/dry.json") is None
+
+
+def test_s3_failure_rolls_back_to_the_previous_document(app: AppWorld) -> None:
+    # Given v1 written through
+    app.writer.write_document("changes/rb.json", doc("v1"))
+    before = app.index.get_document(app.bucket, "changes/rb.json")
+    # When S3 fails every attempt of the next put
+    app.s3.meta.events.register("before-send.s3.PutObject", Fail(500, "InternalError"))
+    with pytest.raises(WriteFailedError) as caught:
+        app.writer.write_document("changes/rb.json", doc("v2"))
+    # Then the index serves v1 again, exactly, and S3 still holds v1
+    assert caught.value.rolled_back
+    after = app.index.get_document(app.bucket, "changes/rb.json")
+    assert after == before
+    assert after is not None
+    assert after.etag == app.s3_etag("changes/rb.json")
+
+
+def test_s3_failure_on_a_new_key_removes_the_entry(app: AppWorld) -> None:
+    app.s3.meta.events.register("before-send.s3.PutObject", Fail(503, "SlowDown"))
+    with pytest.raises(WriteFailedError):
+        app.writer.write_document("changes/new.json", doc("new"))
+    assert app.index.get_state(app.bucket, "changes/new.json") is None
+
+
+def test_a_rollback_never_clobbers_a_newer_event(app: AppWorld) -> None:
+    # Given v1 written, and while the next put fails, a newer out-of-band version's event lands
+    app.writer.write_document("changes/race.json", doc("v1"))
+    sync = S3EventSync(app.index, S3ObjectStore(app.other_s3))
+    newer: dict[str, Any] = {}
+
+    def newer_event_lands() -> None:
+        if newer:
+            return
+        newer["started"] = True
+        body = change_document("CHG-W", title="out-of-band")
+        put = app.other_s3.put_object(Bucket=app.bucket, Key="changes/race.json", Body=body)
+        event = s3_notification(
+            s3_record(
+                "ObjectCreated:Put",
+                app.bucket,
+                "changes/race.json",
+                etag=put["ETag"].strip('"'),
+                size=len(body),
+                sequencer="0A",
+            )
+        )
+        [change] = changes_from_message(event)
+        newer["result"] = sync.apply(change, Operation.CREATED)
+
+    failing = Fail(500, "InternalError", then=newer_event_lands)
+    app.s3.meta.events.register("before-send.s3.PutObject", failing)
+    with pytest.raises(WriteFailedError) as caught:
+        app.writer.write_document("changes/race.json", doc("v2"))
+    # Then the rollback found the marker replaced and left the newer state alone
+    assert newer["result"].outcome is SyncOutcome.APPLIED
+    assert not caught.value.rolled_back
+    stored = app.index.get_document(app.bucket, "changes/race.json")
+    assert stored is not None
+    assert stored.title == "out-of-band"
+
+
+def test_a_crash_between_steps_is_invisible_then_resolved_by_the_event(app: AppWorld) -> None:
+    # Given a write-through that recorded its intent, put the object, and died before commit
+    key = "changes/crash.json"
+    app.index.begin_pending(app.bucket, key, "put")
+    body = change_document("CHG-W", title="crashed")
+    put = app.s3.put_object(Bucket=app.bucket, Key=key, Body=body)
+    # Then nothing is visible in the index
+    assert app.index.get_document(app.bucket, key) is None
+    assert app.index.query(IndexQuery(customer="acme")).items == []
+    # When the object's S3 event arrives
+    event = s3_notification(
+        s3_record(
+            "ObjectCreated:Put",
+            app.bucket,
+            key,
+            etag=put["ETag"].strip('"'),
+            size=len(body),
+            sequencer="01",
+        )
+    )
+    [change] = changes_from_message(event)
+    result = S3EventSync(app.index, app.objects).apply(change, Operation.CREATED)
+    # Then the pending entry is resolved to what S3 holds
+    assert result.outcome is SyncOutcome.APPLIED
+    stored = app.index.get_document(app.bucket, key)
+    assert stored is not None
+    assert stored.title == "crashed"
+
+
+def test_a_crash_before_the_put_is_resolved_by_the_next_read(app: AppWorld) -> None:
+    # Given v1, then a write-through that died right after recording its intent
+    key = "changes/crash2.json"
+    app.writer.write_document(key, doc("v1"))
+    app.index.begin_pending(app.bucket, key, "put")
+    # When a reader comes by after the pending entry is old enough to be taken as crashed
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    result = app.reader(clock=lambda: later).get_document(key)
+    # Then it answered from S3 and its backfill resolved the entry
+    assert result.source is ReadSource.S3
+    assert result.miss_reason is MissReason.PENDING
+    assert result.backfilled
+    stored = app.index.get_document(app.bucket, key)
+    assert stored is not None
+    assert stored.title == "v1"
+
+
+def test_idempotent_replay_returns_the_first_result_without_writing(app: AppWorld) -> None:
+    puts = Fail(500, "InternalError", times=0)  # counts, never fails
+    app.s3.meta.events.register("before-send.s3.PutObject", puts)
+    document = doc("v1")
+    first = app.writer.write_document("changes/idem.json", document, idempotency_key="k-1")
+    again = app.writer.write_document("changes/idem.json", document, idempotency_key="k-1")
+    assert again == first
+    assert puts.calls == 1
+
+
+def test_same_idempotency_key_with_another_payload_is_refused(app: AppWorld) -> None:
+    app.writer.write_document("changes/idem2.json", doc("v1"), idempotency_key="k-2")
+    with pytest.raises(IdempotencyConflictError, match="another payload"):
+        app.writer.write_document("changes/idem2.json", doc("v2"), idempotency_key="k-2")
+
+
+def test_the_event_after_our_own_write_is_a_duplicate(app: AppWorld) -> None:
+    receipt = app.writer.write_document("changes/own.json", doc("mine"))
+    event = s3_notification(
+        s3_record(
+            "ObjectCreated:Put",
+            app.bucket,
+            "changes/own.json",
+            etag=receipt.etag,
+            size=receipt.size,
+            sequencer="01",
+        )
+    )
+    [change] = changes_from_message(event)
+    result = S3EventSync(app.index, app.objects).apply(change, Operation.CREATED)
+    assert result.outcome is SyncOutcome.DUPLICATE
+
+
+def test_delete_through_tombstones_and_the_event_agrees(app: AppWorld) -> None:
+    app.writer.write_document("changes/del.json", doc("v1"))
+    receipt = app.writer.delete_document("changes/del.json")
+    assert receipt.index is IndexCommit.COMMITTED
+    assert app.s3_etag("changes/del.json") is None
+    assert app.index.get_document(app.bucket, "changes/del.json") is None
+    assert app.index.query(IndexQuery(customer="acme")).items == []
+
+
+def test_concurrent_writers_on_one_key_converge_to_s3(app: AppWorld) -> None:
+    # Given eight writers racing on one key
+    key = "changes/contended.json"
+    errors: list[BaseException] = []
+
+    def write(number: int) -> None:
+        try:
+            app.writer.write_document(key, doc(f"writer {number}"))
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then every write succeeded and the index holds S3's final object
+    assert errors == []
+    stored = app.index.get_document(app.bucket, key)
+    assert stored is not None
+    assert stored.etag == app.s3_etag(key)
+
+
+# ---------------------------------------------------------------------- fallback reads
+
+
+def test_a_hit_is_served_from_the_index(app: AppWorld) -> None:
+    app.writer.write_document("changes/hit.json", doc("hit"))
+    gets = Fail(500, "InternalError", times=0)
+    app.s3.meta.events.register("before-send.s3.GetObject", gets)
+    result = app.reader().get_document("changes/hit.json")
+    assert result.source is ReadSource.INDEX
+    assert gets.calls == 0
+
+
+def test_a_miss_reads_s3_and_backfills(app: AppWorld) -> None:
+    app.s3.put_object(Bucket=app.bucket, Key="changes/miss.json", Body=change_document("M"))
+    result = app.reader().get_document("changes/miss.json")
+    assert (result.source, result.miss_reason, result.backfilled) == (
+        ReadSource.S3,
+        MissReason.ABSENT,
+        True,
+    )
+    assert app.reader().get_document("changes/miss.json").source is ReadSource.INDEX
+
+
+def test_a_fresh_pending_write_is_read_from_s3_and_left_alone(app: AppWorld) -> None:
+    app.writer.write_document("changes/p.json", doc("v1"))
+    app.index.begin_pending(app.bucket, "changes/p.json", "put")
+    result = app.reader().get_document("changes/p.json")
+    assert (result.source, result.miss_reason, result.backfilled) == (
+        ReadSource.S3,
+        MissReason.PENDING,
+        False,
+    )
+    state = app.index.get_state(app.bucket, "changes/p.json")
+    assert state is not None
+    assert state.is_pending
+
+
+def test_an_expired_entry_is_read_from_s3_and_not_backfilled(app: AppWorld) -> None:
+    old = (datetime.now(UTC) - timedelta(days=200)).isoformat()
+    app.writer.write_document("changes/exp.json", doc("done", status="completed", modified_at=old))
+    result = app.reader().get_document("changes/exp.json")
+    assert (result.source, result.miss_reason, result.backfilled) == (
+        ReadSource.S3,
+        MissReason.EXPIRED,
+        False,
+    )
+
+
+def test_a_key_absent_from_s3_is_not_found_and_its_stale_entry_repaired(app: AppWorld) -> None:
+    # Given a document too large for the index (metadata only), then deleted from S3 by a
+    # writer whose event has not arrived
+    key = "changes/ghost.json"
+    app.writer.write_document(key, doc("ghost", payload="x" * 450_000))
+    app.s3.delete_object(Bucket=app.bucket, Key=key)
+    # When it is read: the index cannot answer (body in S3), and S3 has nothing
+    with pytest.raises(DocumentNotFoundError):
+        app.reader().get_document(key)
+    # Then the stale entry is repaired: gone from reads and queries
+    state = app.index.get_state(app.bucket, key)
+    assert state is not None
+    assert state.is_tombstone
+    assert app.index.query(IndexQuery(customer="acme")).items == []
+
+
+def test_not_found_repairs_a_stale_pending_entry(app: AppWorld) -> None:
+    key = "changes/ghost2.json"
+    app.index.begin_pending(app.bucket, key, "put")  # died before the put
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    with pytest.raises(DocumentNotFoundError):
+        app.reader(clock=lambda: later).get_document(key)
+    state = app.index.get_state(app.bucket, key)
+    assert state is not None
+    assert state.is_tombstone
+
+
+def test_index_outage_opens_the_breaker_then_a_probe_closes_it(app: AppWorld) -> None:
+    # Given a document, and a reader whose breaker opens after 3 failures for a 30 s cool-down
+    app.writer.write_document("changes/out.json", doc("v1"))
+    now = [1000.0]
+    reader = app.reader(breaker_failure_threshold=3, monotonic=lambda: now[0])
+    outage = Fail(500, "InternalServerError")
+    app.dynamodb.meta.events.register("before-send.dynamodb.GetItem", outage)
+    # When the index fails: reads are still answered, from S3
+    for _ in range(3):
+        assert reader.get_document("changes/out.json").miss_reason is MissReason.INDEX_ERROR
+    # Then the breaker is open and reads skip the index entirely
+    assert reader.breaker_state is CircuitState.OPEN
+    calls = outage.calls
+    assert reader.get_document("changes/out.json").miss_reason is MissReason.BREAKER_OPEN
+    assert outage.calls == calls
+    # When the index recovers and the cool-down passes, one probe closes the breaker
+    outage.remaining = 0
+    now[0] += 31
+    assert reader.get_document("changes/out.json").source is ReadSource.INDEX
+    assert reader.breaker_state is CircuitState.CLOSED
