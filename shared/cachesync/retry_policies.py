@@ -14,6 +14,8 @@ both layers apply and the caller owns that choice.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -104,10 +106,18 @@ class RetryPolicy:
 
     def call(self, operation: str, fn: Callable[[], T]) -> T:
         """Run ``fn``; retry it while it raises a transient AWS error; re-raise the last one."""
+        # The first attempt runs bare: the happy path pays for no retry machinery.
+        try:
+            return fn()
+        except Exception as error:
+            if self.attempts <= 1 or not is_transient_aws_error(error):
+                raise
+            logger.warning("retrying %s after transient error (attempt 1): %s", operation, error)
+        time.sleep(random.uniform(0, self.initial_wait_seconds))  # full jitter, first retry
         retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_after_attempt(self.attempts - 1),
             wait=wait_random_exponential(
-                multiplier=self.initial_wait_seconds, max=self.max_wait_seconds
+                multiplier=self.initial_wait_seconds * 2, max=self.max_wait_seconds
             ),
             retry=retry_if_exception(is_transient_aws_error),
             before_sleep=lambda state: _log_retry(operation, state),

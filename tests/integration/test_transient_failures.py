@@ -57,10 +57,11 @@ def fast_store(client: Any, table: str, attempts: int = 5) -> DynamoDBIndexStore
 @pytest.mark.parametrize(
     ("code", "status", "operation"),
     [
-        ("ProvisionedThroughputExceededException", 400, "TransactWriteItems"),
+        ("ProvisionedThroughputExceededException", 400, "PutItem"),
+        ("ThrottlingException", 400, "PutItem"),
+        ("RequestLimitExceeded", 400, "PutItem"),
+        ("InternalServerError", 500, "PutItem"),
         ("ThrottlingException", 400, "TransactWriteItems"),
-        ("RequestLimitExceeded", 400, "TransactWriteItems"),
-        ("InternalServerError", 500, "TransactWriteItems"),
         ("ThrottlingException", 400, "Query"),
     ],
 )
@@ -71,8 +72,9 @@ def test_throttling_is_absorbed_by_bounded_retries(
     fail = FailFirst(3, code, status)
     dynamodb_client.meta.events.register(f"before-send.dynamodb.{operation}", fail)
     store = fast_store(dynamodb_client, index_table)
-    # When the store writes and queries
-    store.put_document(entry("changes/retried.json"))
+    # When the store writes (a two-customer document is a transaction) and queries
+    customers = ["acme", "globex"] if operation == "TransactWriteItems" else ["acme"]
+    store.put_document(entry("changes/retried.json", customers=customers))
     page = store.query(IndexQuery(customer="acme"))
     # Then the retries absorbed the failures and nothing was lost
     assert fail.failed == 3

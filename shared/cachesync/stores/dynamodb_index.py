@@ -327,6 +327,11 @@ class DynamoDBIndexStore:
             **_gsi_keys(TIME_RANGE_INDEX, None, document.index_time),
             **_gsi_keys(STATUS_TIME_INDEX, document.status, document.index_time),
         }
+        primary = _primary_customer(document.customers)
+        if primary is not None:
+            # The document item is its primary customer's entry in CustomerTimeIndex: a
+            # single-customer document is one item, written with one conditional PutItem.
+            item.update(_gsi_keys(CUSTOMER_TIME_INDEX, primary, document.index_time))
         item = _fit_item(item, version.bucket, version.key)
         links = [
             {
@@ -337,7 +342,7 @@ class DynamoDBIndexStore:
                 Attr.CUSTOMER: customer,
                 **_gsi_keys(CUSTOMER_TIME_INDEX, customer, document.index_time),
             }
-            for customer in document.customers
+            for customer in _linked_customers(document.customers)
         ]
         return item, links
 
@@ -442,7 +447,10 @@ class DynamoDBIndexStore:
             values[":rev"] = previous.revision_token
             # The links we delete are the ones of the entry we read: nobody rewrote it since.
             unchanged = "#rev = :rev"
-            removed = sorted(set(previous.customers) - set(item[Attr.CUSTOMERS]))
+            removed = sorted(
+                set(_linked_customers(previous.customers))
+                - set(_linked_customers(item[Attr.CUSTOMERS]))
+            )
         condition = unchanged if newer is None else f"{newer} AND {unchanged}"
         used = {name: attr for name, attr in names.items() if name in condition}
 
@@ -687,6 +695,21 @@ def _gsi_keys(index: GlobalIndex, value: str | None, index_time: datetime) -> di
     bucket = index.bucket_of(index_time)
     partition = bucket if value is None else f"{value}{GSI_VALUE_SEPARATOR}{bucket}"
     return {index.partition_key: partition, index.sort_key: format_time(index_time)}
+
+
+def _primary_customer(customers: Sequence[str]) -> str | None:
+    """The customer whose CustomerTimeIndex entry is the document item itself.
+
+    The smallest code, so that the same set of customers in another order keeps its primary
+    (and its link items) unchanged.
+    """
+    return min(customers, default=None)
+
+
+def _linked_customers(customers: Sequence[str]) -> list[str]:
+    """The customers that need a link item: all but the primary."""
+    primary = _primary_customer(customers)
+    return [customer for customer in customers if customer != primary]
 
 
 def _customers_key(customers: Sequence[str]) -> str:
