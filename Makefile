@@ -31,7 +31,7 @@ $(STAMP_NPM): package.json package-lock.json
 check-java:
 	@command -v java >/dev/null || { echo "java not found: install a Java 17 runtime, e.g. 'apt-get install -y openjdk-17-jre-headless'"; exit 1; }
 
-setup: $(STAMP_PY) $(STAMP_NPM) check-java ## Install everything (idempotent)
+setup: check-java $(STAMP_PY) $(STAMP_NPM) ## Install everything (idempotent)
 
 run: setup ## Start the local stack, load demo data, pump S3 events (Ctrl-C stops)
 	$(BIN)/cachesync local up

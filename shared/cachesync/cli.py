@@ -5,10 +5,13 @@ Errors are one line on stderr and a non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,17 +23,26 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from cachesync.documents import DocumentKind
-from cachesync.exceptions import CacheSyncError, DocumentNotFoundError
+from cachesync.documents import AnnouncementStatus, ChangeStatus, DocumentKind
+from cachesync.exceptions import (
+    CacheSyncError,
+    ConfigurationError,
+    DocumentNotFoundError,
+    LocalStackError,
+)
 from cachesync.index_models import DocumentSummary, IndexQuery, SortOrder
 from cachesync.runtime import build_reader, build_stores, build_writer
 from cachesync.settings import (
     LOCAL_ENV_FILE,
+    LOCAL_STACK_PID_VARIABLE,
     CliSettings,
     cli_environment,
     export_to_process_environment,
+    find_local_env_file,
     load_settings,
     local_client_options,
+    local_stack_pid,
+    read_env_file,
 )
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 
@@ -45,6 +57,9 @@ local_app = typer.Typer(help="The embedded local AWS stack.", no_args_is_help=Tr
 app.add_typer(local_app, name="local")
 
 # Piped output is not cut to 80 columns: keys must survive `| grep` and `> file`.
+KNOWN_STATUSES = {status.value for status in (*ChangeStatus, *AnnouncementStatus)}
+FUNCTION_LOG_FILE = LOCAL_ENV_FILE.parent / "functions.log"
+EXIT_NOT_FOUND = 3
 out = Console(width=None if sys.stdout.isatty() else 250)
 err = Console(stderr=True)
 
@@ -84,52 +99,68 @@ def local_up(
     from cachesync.local.pipeline import build_event_pump
 
     with _one_line_errors():
+        running = find_local_env_file()
+        pid = local_stack_pid(read_env_file(running)) if running is not None else None
+        if running is not None and pid is not None:
+            raise LocalStackError(f"a local stack is already running (pid {pid}, {running})")
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
         signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-        with LocalStack(
-            dynamodb_port=dynamodb_port, moto_port=moto_port, data_dir=data_dir
-        ) as stack:
-            LOCAL_ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
-            LOCAL_ENV_FILE.write_text("\n".join(stack.export_lines()) + "\n", encoding="utf-8")
+        # The functions' own output (Powertools logs, EMF metrics) goes to a file; the console
+        # shows the stack. The screen console holds the real stdout from before the redirect.
+        screen = Console(file=sys.stdout)
+        LOCAL_ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        with (
+            FUNCTION_LOG_FILE.open("a", encoding="utf-8") as function_log,
+            contextlib.redirect_stdout(function_log),
+            LocalStack(
+                dynamodb_port=dynamodb_port, moto_port=moto_port, data_dir=data_dir
+            ) as stack,
+        ):
+            lines = [*stack.export_lines(), f"export {LOCAL_STACK_PID_VARIABLE}={os.getpid()}"]
+            LOCAL_ENV_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
             pump = build_event_pump(stack)
             pumping = threading.Thread(
                 target=pump.run, args=(stop,), name="event-pump", daemon=True
             )
             try:
-                out.print("[bold green]cachesync local stack is up[/bold green]")
-                out.print(f"  DynamoDB Local  {stack.dynamodb_endpoint}")
-                out.print(f"  moto (S3, SQS)  {stack.moto_endpoint}")
-                out.print(
+                screen.print("[bold green]cachesync local stack is up[/bold green]")
+                screen.print(f"  DynamoDB Local  {stack.dynamodb_endpoint}")
+                screen.print(f"  moto (S3, SQS)  {stack.moto_endpoint}")
+                screen.print(
                     f"  event pump      {stack.resources.created_queue_name}, "
-                    f"{stack.resources.removed_queue_name} -> functions/"
+                    f"{stack.resources.removed_queue_name} -> functions/ "
+                    f"(their logs: {FUNCTION_LOG_FILE})"
                 )
-                out.print(
-                    f"\nIn another shell, `cachesync` finds this stack through {LOCAL_ENV_FILE};"
+                screen.print(
+                    f"\nIn another shell inside this checkout, `cachesync` finds the stack through "
+                    f"{LOCAL_ENV_FILE}; other tools need these variables:"
                 )
-                out.print("other tools need these variables:")
                 for line in stack.export_lines():
-                    out.print(f"  {line}", highlight=False, soft_wrap=True)
+                    screen.print(f"  {line}", highlight=False, soft_wrap=True)
                 pumping.start()
                 if demo:
-                    _load_demo(stack, pump, demo_count, stop)
-                out.print("\nTry: cachesync query --customer acme   (Ctrl-C stops the stack)")
+                    _load_demo(screen, stack, pump, demo_count, stop)
+                screen.print(
+                    "\nTry: .venv/bin/cachesync query --customer acme   (Ctrl-C stops the stack)"
+                )
                 stop.wait()
             finally:
                 stop.set()
                 if pumping.is_alive():
                     pumping.join(timeout=10)
                 LOCAL_ENV_FILE.unlink(missing_ok=True)
-        out.print("stopped")
+        screen.print("stopped")
 
 
-def _load_demo(stack: Any, pump: Any, count: int, stop: threading.Event) -> None:
+def _load_demo(screen: Console, stack: Any, pump: Any, count: int, stop: threading.Event) -> None:
     """Upload the demo documents and wait until their events are through the pump."""
     from cachesync.local.demo_data import upload_demo_documents
 
     uploaded = upload_demo_documents(stack.client("s3"), stack.resources.bucket_name, count)
     message = f"uploaded {uploaded} demo documents to S3; indexing them from their S3 events"
-    with out.status(message) as status:
+    with screen.status(message) as status:
         stats = pump.stats
         # Received counts a batch before it runs; done counts it after.
         while not stop.is_set() and (
@@ -138,9 +169,9 @@ def _load_demo(stack: Any, pump: Any, count: int, stop: threading.Event) -> None
             status.update(f"{message}: {stats.succeeded} events applied")
             stop.wait(0.25)
     failed = f", {pump.stats.failed} failed" if pump.stats.failed else ""
-    out.print(
+    screen.print(
         f"Indexed {uploaded} demo documents through S3 -> SQS -> s3_object_created "
-        f"({pump.stats.succeeded} event messages{failed})."
+        f"({pump.stats.succeeded} event messages, S3's test events included{failed})."
     )
 
 
@@ -162,8 +193,10 @@ def invoke(
         environ = cli_environment()
         load_settings(CliSettings, environ)
         export_to_process_environment(environ)
-        handler = load_handler(function)
-        response = handler(event, LocalLambdaContext(function_name=function))
+        # The handler's logs and metrics go to stderr: stdout is the response alone (for jq).
+        with contextlib.redirect_stdout(sys.stderr):
+            handler = load_handler(function)
+            response = handler(event, LocalLambdaContext(function_name=function))
         print(json.dumps(response, indent=2, default=str))
 
 
@@ -190,6 +223,10 @@ def query(
     with _one_line_errors():
         if order not in ("asc", "desc"):
             raise typer.BadParameter("--order must be asc or desc")
+        if status is not None and status not in KNOWN_STATUSES:
+            raise typer.BadParameter(
+                f"--status must be one of: {', '.join(sorted(KNOWN_STATUSES))}"
+            )
         sort_order: SortOrder = "asc" if order == "asc" else "desc"
         _, store = _index_store()
         page = store.query(
@@ -226,7 +263,7 @@ def get(
             result = reader.get_document(key, consistent=consistent)
         except DocumentNotFoundError as error:
             err.print(str(error), highlight=False)
-            raise typer.Exit(code=2) from None
+            raise typer.Exit(code=EXIT_NOT_FOUND) from None
         if as_json:
             print(result.model_dump_json(indent=2))
             return
@@ -277,7 +314,16 @@ def delete(
 
 def _settings() -> tuple[CliSettings, dict[str, str]]:
     environ = cli_environment()
-    return load_settings(CliSettings, environ), environ
+    try:
+        return load_settings(CliSettings, environ), environ
+    except ConfigurationError as error:
+        if error.reason != "required but not set" or find_local_env_file() is not None:
+            raise
+        raise ConfigurationError(
+            error.variable,
+            "required but not set, and no local stack runs for this folder "
+            "(start one with `make run` in the checkout, or export the CACHESYNC_* variables)",
+        ) from error
 
 
 def _client_options(environ: dict[str, str]) -> dict[str, dict[str, str]]:

@@ -20,6 +20,7 @@ from cachesync.exceptions import ConfigurationError
 PREFIX: Final = "CACHESYNC_"
 # Written by `cachesync local up` while the local stack runs, removed when it stops.
 LOCAL_ENV_FILE: Final = Path(".cachesync") / "local.env"
+LOCAL_STACK_PID_VARIABLE: Final = "CACHESYNC_LOCAL_STACK_PID"
 
 S = TypeVar("S", bound="BaseSettings")
 
@@ -145,13 +146,38 @@ def local_client_options(environ: Mapping[str, str], service: str) -> dict[str, 
     }
 
 
+def find_local_env_file(start: Path | None = None) -> Path | None:
+    """The local stack's env file in ``start`` (default: cwd) or the nearest folder above."""
+    origin = (start or Path.cwd()).resolve()
+    for folder in (origin, *origin.parents):
+        candidate = folder / LOCAL_ENV_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def local_stack_pid(values: Mapping[str, str]) -> int | None:
+    """The pid of the ``cachesync local up`` that wrote ``values``, if it is still running."""
+    try:
+        pid = int(values.get(LOCAL_STACK_PID_VARIABLE, ""))
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (ValueError, ProcessLookupError):
+        return None
+    except PermissionError:
+        return pid  # it exists, under another user
+    return pid
+
+
 def cli_environment() -> dict[str, str]:
     """The CLI's environment: the process environment over the running local stack's values.
 
-    A second shell can query the stack ``cachesync local up`` runs without exporting anything;
-    any variable set in the environment wins, so a real AWS setup is never overridden.
+    A second shell anywhere inside the checkout can use the stack ``cachesync local up`` runs
+    without exporting anything. A file left by a stack that died is ignored. Any variable set in
+    the environment wins, so a real AWS setup is never overridden.
     """
-    merged = read_env_file(LOCAL_ENV_FILE) if LOCAL_ENV_FILE.is_file() else {}
+    path = find_local_env_file()
+    values = read_env_file(path) if path is not None else {}
+    merged = values if local_stack_pid(values) is not None else {}
     merged.update(os.environ)
     return merged
 

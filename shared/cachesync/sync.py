@@ -149,8 +149,12 @@ class S3EventSync:
                 version_id=change.version_id,
                 if_match=None if change.version_id else change.etag,
             )
-        except (ObjectNotFoundError, ObjectChangedError) as gone:
-            return self._result(change, SyncOutcome.STALE, f"newer state in S3 ({gone})")
+        except ObjectNotFoundError:
+            reason = "the object is no longer in S3 (a delete's event follows)"
+            return self._result(change, SyncOutcome.STALE, reason)
+        except ObjectChangedError:
+            reason = "the object was overwritten since (a newer event follows)"
+            return self._result(change, SyncOutcome.STALE, reason)
         try:
             entry = self._entry(stored, change.sequencer)
         except InvalidDocumentError:

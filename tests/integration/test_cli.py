@@ -66,7 +66,7 @@ def test_query_table_output_and_get(index_store: DynamoDBIndexStore) -> None:
     assert read["source"] == "index"
     assert json.loads(read["body"])["change_id"] == "changes/shown.json"
     missing = runner.invoke(app, ["get", "changes/none.json"])
-    assert missing.exit_code == 2
+    assert missing.exit_code == 3
     assert "not found" in missing.output
 
 

@@ -12,11 +12,8 @@ from cachesync.settings import export_to_process_environment
 CREATED_FUNCTION: Final = "s3_object_created"
 REMOVED_FUNCTION: Final = "s3_object_removed"
 
-# The local console stays readable: metrics are Lambda's business, warnings still show.
-LOCAL_FUNCTION_ENVIRONMENT: Final = {
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-}
+# Functions run locally log warnings and errors (Lambda's INFO lines would drown them).
+LOCAL_FUNCTION_ENVIRONMENT: Final = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
 
 
 def build_event_pump(

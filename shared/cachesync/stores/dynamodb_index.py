@@ -511,6 +511,71 @@ class DynamoDBIndexStore:
         live = item.get(Attr.RECORD_TYPE) == RecordType.DOCUMENT and not self._expired(item)
         return (_document_from_item(item) if live else None), state
 
+    def scan_entries(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, StoredState]]:
+        """Every key of ``bucket`` under ``prefix`` that has an entry (documents, pending writes
+        and tombstones), with its state. A full table scan: for verify and reconcile jobs."""
+        start: dict[str, Any] | None = None
+        while True:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "ConsistentRead": True,
+                "FilterExpression": (
+                    "#sk = :doc AND #bucket = :bucket AND begins_with(#key, :prefix)"
+                ),
+                "ExpressionAttributeNames": {
+                    "#sk": SORT_KEY,
+                    "#bucket": Attr.BUCKET,
+                    "#key": Attr.KEY,
+                },
+                "ExpressionAttributeValues": _serialize(
+                    {":doc": DOCUMENT_SORT_KEY, ":bucket": bucket, ":prefix": prefix}
+                ),
+            }
+            if start:
+                request["ExclusiveStartKey"] = _serialize(start)
+            response = self._call("Scan", lambda r=request: self._client.scan(**r))  # type: ignore[misc]
+            for raw in response.get("Items", []):
+                item = _deserialize(raw)
+                yield str(item[Attr.KEY]), _state_from_item(item)
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return
+            start = _deserialize(last)
+
+    def remove_entry(self, bucket: str, key: str, expected: StoredState) -> bool:
+        """Delete the entry and its customer links if it is still ``expected`` (for entries
+        past their TTL that DynamoDB has not deleted yet); ``False`` if it changed."""
+        pk = document_pk(bucket, key)
+        actions: list[TransactWriteItemTypeDef] = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": _serialize({PARTITION_KEY: pk, SORT_KEY: DOCUMENT_SORT_KEY}),
+                    # Still the entry we judged: never delete a newer write or event.
+                    "ConditionExpression": "#rev = :rev",
+                    "ExpressionAttributeNames": {"#rev": Attr.REVISION},
+                    "ExpressionAttributeValues": _serialize({":rev": expected.revision_token}),
+                }
+            }
+        ]
+        actions += [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": _serialize({PARTITION_KEY: pk, SORT_KEY: customer_sort_key(code)}),
+                }
+            }
+            for code in _linked_customers(expected.customers)
+        ]
+        try:
+            self._call(
+                "TransactWriteItems",
+                lambda: self._client.transact_write_items(TransactItems=actions),
+            )
+        except _ConditionRefusedError:
+            return False
+        return True
+
     def _get_item(self, bucket: str, key: str, *, consistent: bool) -> dict[str, Any] | None:
         response = self._call(
             "GetItem",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
@@ -84,6 +84,15 @@ class ObjectHead(ListedObject):
     """An object's metadata from HeadObject."""
 
     version_id: str | None
+
+
+class ListingPage(BaseModel):
+    """One page of a listing and where the next one starts (``None``: the last page)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    objects: list[ListedObject]
+    next_token: str | None
 
 
 class S3ObjectStore:
@@ -173,6 +182,34 @@ class S3ObjectStore:
             )
 
         return self._call("DeleteObject", bucket, key, delete, None, None)
+
+    def list_page(
+        self, bucket: str, prefix: str, *, token: str | None = None, page_size: int = 1000
+    ) -> ListingPage:
+        """One page of the objects under ``prefix``, in key order."""
+
+        def list_objects() -> ListingPage:
+            arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page_size}
+            if token:
+                arguments["ContinuationToken"] = token
+            response = self._client.list_objects_v2(**arguments)
+            return ListingPage(
+                objects=[
+                    ListedObject(
+                        bucket=bucket,
+                        key=entry["Key"],
+                        etag=unquote_etag(entry.get("ETag", "")),
+                        size=int(entry.get("Size", 0)),
+                        last_modified=entry["LastModified"],
+                    )
+                    for entry in response.get("Contents", [])
+                ],
+                next_token=response.get("NextContinuationToken")
+                if response.get("IsTruncated")
+                else None,
+            )
+
+        return self._call("ListObjectsV2", bucket, prefix, list_objects, None, None)
 
     def find(self, bucket: str, key: str) -> ListedObject | None:
         """The current object at exactly ``key``, from a listing (needs no read permission)."""
