@@ -11,26 +11,38 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cachesync.backfill import (
+    Backfill,
+    BackfillCheckpoint,
+    BackfillFilters,
+    ObjectIndexer,
+    checkpoint_json,
+)
 from cachesync.documents import AnnouncementStatus, ChangeStatus, DocumentKind
 from cachesync.exceptions import (
     CacheSyncError,
     ConfigurationError,
     DocumentNotFoundError,
+    InvalidQueryError,
     LocalStackError,
 )
 from cachesync.index_models import DocumentSummary, IndexQuery, SortOrder
+from cachesync.rate_limit import TokenBucket
+from cachesync.reconcile import Reconciler
 from cachesync.runtime import build_reader, build_stores, build_writer
 from cachesync.settings import (
     LOCAL_ENV_FILE,
@@ -60,6 +72,7 @@ app.add_typer(local_app, name="local")
 KNOWN_STATUSES = {status.value for status in (*ChangeStatus, *AnnouncementStatus)}
 FUNCTION_LOG_FILE = LOCAL_ENV_FILE.parent / "functions.log"
 EXIT_NOT_FOUND = 3
+EXIT_DRIFT = 4
 out = Console(width=None if sys.stdout.isatty() else 250)
 err = Console(stderr=True)
 
@@ -310,6 +323,203 @@ def delete(
         writer = build_writer(settings, _client_options(environ))
         receipt = writer.delete_document(key, idempotency_key=idempotency_key, dry_run=dry_run)
         print(receipt.model_dump_json(indent=2))
+
+
+# ---------------------------------------------------------------------- backfill and verify
+
+PrefixOption = Annotated[
+    list[str] | None, typer.Option("--prefix", help="Only keys under this prefix (repeatable).")
+]
+SinceOption = Annotated[datetime | None, typer.Option(help="Earliest document index time.")]
+UntilOption = Annotated[datetime | None, typer.Option(help="Latest document index time.")]
+CustomerOption = Annotated[str | None, typer.Option(help="Only documents naming this customer.")]
+TypeOption = Annotated[DocumentKind | None, typer.Option("--type", help="Only this kind.")]
+WorkersOption = Annotated[int, typer.Option(min=1, max=64, help="Concurrent S3 reads and writes.")]
+RpsOption = Annotated[
+    float, typer.Option(min=0.1, help="Index write rate cap (shared token bucket).")
+]
+
+
+def _filters(
+    prefix: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    customer: str | None,
+    kind: DocumentKind | None,
+) -> BackfillFilters:
+    return BackfillFilters(
+        prefixes=tuple(prefix or [""]),
+        since=_utc(since),
+        until=_utc(until),
+        customer=customer,
+        kind=kind,
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def backfill(
+    prefix: PrefixOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    customer: CustomerOption = None,
+    type_: TypeOption = None,
+    dry_run: Annotated[bool, typer.Option(help="Read and validate; write nothing.")] = False,
+    workers: WorkersOption = 4,
+    rps: RpsOption = 100.0,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoint file (default: .cachesync/backfill-<bucket>.json)."),
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON summary, no progress bar.")
+    ] = False,
+) -> None:
+    """Rebuild the index from S3: guarded writes, resumable, rate-limited."""
+    with _one_line_errors():
+        settings, environ = _settings()
+        index, objects = build_stores(settings, _client_options(environ))
+        indexer = ObjectIndexer(
+            index, objects, retention=settings.retention, limiter=TokenBucket(rps, max(1, int(rps)))
+        )
+        job = Backfill(indexer, objects, bucket=settings.bucket_name, workers=workers)
+        filters = _filters(prefix, since, until, customer, type_)
+        path = checkpoint or LOCAL_ENV_FILE.parent / f"backfill-{settings.bucket_name}.json"
+        start = None
+        if resume:
+            if not path.is_file():
+                raise InvalidQueryError(f"--resume: no checkpoint at {path}")
+            start = BackfillCheckpoint.model_validate_json(path.read_text(encoding="utf-8"))
+            if start.done:
+                raise InvalidQueryError(f"--resume: the backfill in {path} is already done")
+
+        def save(current: BackfillCheckpoint) -> None:
+            if dry_run:
+                return  # a dry run changes nothing, so there is nothing to resume
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(checkpoint_json(current), encoding="utf-8")
+            temporary.replace(path)  # atomic: a crash never leaves half a checkpoint
+
+        with _progress(as_json, "backfill") as advance:
+            done = job.run(
+                filters, checkpoint=start, dry_run=dry_run, on_page=save, on_object=advance
+            )
+        summary = done.summary
+        if as_json:
+            print(json.dumps({"dry_run": dry_run, **summary.model_dump(mode="json")}, indent=2))
+        else:
+            _print_counts(
+                "backfill" + (" (dry run)" if dry_run else ""),
+                summary.model_dump(exclude={"invalid_reasons", "failures"}),
+            )
+            for key, reason in summary.invalid_reasons.items():
+                err.print(f"invalid: {key}: {reason}", highlight=False)
+            for key, reason in summary.failures.items():
+                err.print(f"failed: {key}: {reason}", highlight=False)
+        if summary.failed:
+            raise typer.Exit(code=1)
+
+
+@app.command()
+def verify(
+    prefix: PrefixOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    customer: CustomerOption = None,
+    type_: TypeOption = None,
+    repair: Annotated[bool, typer.Option(help="Fix the drift, then verify again.")] = False,
+    workers: WorkersOption = 4,
+    rps: RpsOption = 100.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON report, no progress bar.")
+    ] = False,
+) -> None:
+    """Compare the index with S3. Exit status: 0 no drift, 4 drift found (repaired or not)."""
+    with _one_line_errors():
+        settings, environ = _settings()
+        index, objects = build_stores(settings, _client_options(environ))
+        reconciler = Reconciler(
+            index,
+            objects,
+            bucket=settings.bucket_name,
+            retention=settings.retention,
+            pending_stale_after=timedelta(seconds=settings.pending_stale_after_seconds),
+            limiter=TokenBucket(rps, max(1, int(rps))),
+            workers=workers,
+        )
+        filters = _filters(prefix, since, until, customer, type_)
+        with _progress(as_json, "verify") as advance:
+            report = reconciler.verify(filters, repair=repair, on_key=lambda: advance(None))
+        after = reconciler.verify(filters) if repair and report.drift else None
+        if as_json:
+            payload = report.model_dump(mode="json")
+            payload["counts"] = report.counts()
+            if after is not None:
+                payload["after_repair"] = after.counts()
+            print(json.dumps(payload, indent=2))
+        else:
+            _print_counts(
+                "verify",
+                {
+                    "objects": report.objects,
+                    "entries": report.entries,
+                    "invalid": report.invalid,
+                    **report.counts(),
+                    "repaired": report.repaired,
+                },
+            )
+            for drift in report.drift[:50]:
+                out.print(f"{drift.kind.value:16} {drift.key}  {drift.detail}", highlight=False)
+            if len(report.drift) > 50:
+                out.print(f"... and {len(report.drift) - 50} more (--json lists all)")
+            if after is not None:
+                left = sum(after.counts().values())
+                out.print(f"after repair: {left} key(s) still drift")
+        if report.drift:
+            raise typer.Exit(code=EXIT_DRIFT)
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool, label: str) -> Iterator[Callable[[Any], None]]:
+    """A rich progress bar (count, rate, elapsed) unless machine output is asked for."""
+    if quiet:
+        yield lambda _outcome: None
+        return
+    with Progress(
+        TextColumn(f"[bold]{label}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=None, rate="")
+        started = time.monotonic()
+        count = [0]
+
+        def advance(_outcome: Any) -> None:
+            count[0] += 1
+            rate = count[0] / max(time.monotonic() - started, 1e-6)
+            progress.update(task, advance=1, rate=f"{rate:,.0f}/s")
+
+        yield advance
+
+
+def _print_counts(title: str, counts: dict[str, Any]) -> None:
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for name, value in counts.items():
+        table.add_row(name.replace("_", " "), str(value))
+    out.print(table)
 
 
 def _settings() -> tuple[CliSettings, dict[str, str]]:

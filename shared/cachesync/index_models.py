@@ -94,6 +94,8 @@ class StoredState(BaseModel):
     ordering: OrderingFacts
     version_id: str | None
     customers: tuple[str, ...]
+    kind: str | None = None
+    index_time: datetime | None = None
     revision_token: str
     """Changes with every write: a condition on it proves nobody wrote in between."""
     expires_at: datetime | None

@@ -7,9 +7,10 @@ that the rule has exhaustive unit tests. The two must stay identical.
 * Both states carry a sequencer: the greater sequencer is newer (S3's per-key order).
 * Otherwise (a state from a source without sequencers: backfill, write-through, an S3-compatible
   store that omits them), S3's own clock decides: the later ``s3_time`` (LastModified for objects,
-  the event time for deletions) is newer; at the same instant a different ETag (or an object
-  against a tombstone) is taken as newer. That tie-break alone can be wrong, which is why writes
-  from sequencer-less events are verified against S3 afterwards (see ``sync.py``).
+  the event time for deletions) is newer. At the same instant (LastModified has whole seconds) a
+  state that came with a sequencer stays; otherwise a different ETag (or an object against a
+  tombstone) is taken as newer. That last tie-break can be wrong, which is why sequencer-less
+  events sync to S3's current state and check it again (see ``current_state.py``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def supersedes(new: OrderingFacts, old: OrderingFacts) -> bool:
     new_time, old_time = format_time(new.s3_time), format_time(old.s3_time)
     if new_time != old_time:
         return new_time > old_time
+    if new.sequencer is None and old.sequencer is not None:
+        return False  # a tie on the clock: the state that came with a sequencer stays
     return new.etag != old.etag
 
 

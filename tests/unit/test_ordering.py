@@ -49,3 +49,10 @@ def test_time_format_round_trips_and_sorts_as_time() -> None:
     texts = [format_time(t) for t in times]
     assert sorted(texts) == texts
     assert [parse_time(t) for t in texts] == times
+
+
+def test_at_a_clock_tie_a_sequenced_state_is_not_replaced_by_an_unsequenced_one() -> None:
+    # A backfill read (no sequencer) in the same second as an applied event: the event stays
+    assert not supersedes(facts(None, etag="backfill"), facts("05", etag="event"))
+    # while the event's state still replaces an unsequenced one at the same instant
+    assert supersedes(facts("05", etag="event"), facts(None, etag="backfill"))

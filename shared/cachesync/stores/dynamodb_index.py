@@ -727,7 +727,11 @@ def _newer_clause(new: OrderingFacts, values: dict[str, Any]) -> str:
     else:
         newer = (
             "(attribute_not_exists(#pk)"  # first state we see for this key
-            f" OR {by_s3_clock})"  # no sequencer to compare: S3's clock decides
+            # no sequencer to compare: S3's clock decides...
+            " OR #lm < :lm"
+            # ...and at the same instant (LastModified has whole seconds) a state that came
+            # with a sequencer is the authority: only an unsequenced one may be replaced
+            f" OR (#lm = :lm AND attribute_not_exists(#seq) AND {same_instant_differs}))"
         )
     return newer
 
@@ -839,6 +843,8 @@ def _state_from_item(item: dict[str, Any]) -> StoredState:
         ),
         version_id=item.get(Attr.VERSION_ID),
         customers=tuple(item.get(Attr.CUSTOMERS, ())),
+        kind=item.get(Attr.KIND),
+        index_time=parse_time(item[Attr.INDEX_TIME]) if item.get(Attr.INDEX_TIME) else None,
         revision_token=str(item.get(Attr.REVISION, "")),
         expires_at=_optional_time(item.get(Attr.EXPIRES_AT)),
     )
