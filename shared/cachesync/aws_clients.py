@@ -18,6 +18,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
@@ -44,6 +45,10 @@ def client(
 def client(
     service: Literal["sqs"], *, endpoint_url: str | None = ..., **kwargs: Any
 ) -> SQSClient: ...
+@overload
+def client(
+    service: Literal["lambda"], *, endpoint_url: str | None = ..., **kwargs: Any
+) -> LambdaClient: ...
 
 
 def client(service: str, *, endpoint_url: str | None = None, **kwargs: Any) -> Any:

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -43,6 +43,10 @@ MAX_LISTED: Final = 100
 _CHECKPOINT_VERSION: Final = 1
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class ObjectOutcome(StrEnum):
     """What the backfill did with one object."""
 
@@ -54,6 +58,8 @@ class ObjectOutcome(StrEnum):
     WOULD_INDEX = "would_index"
     """Dry run: this object would be indexed."""
     FILTERED = "filtered"
+    EXPIRED = "expired"
+    """Past its TTL already: absent from the index by design."""
     INVALID = "invalid"
     MISSING = "missing"
     """Deleted between the listing and the read (its event removes it from the index)."""
@@ -101,6 +107,7 @@ class BackfillSummary(BaseModel):
     skipped_newer: int = 0
     would_index: int = 0
     filtered: int = 0
+    expired: int = 0
     invalid: int = 0
     missing: int = 0
     failed: int = 0
@@ -142,11 +149,13 @@ class ObjectIndexer:
         *,
         retention: timedelta = DEFAULT_RETENTION,
         limiter: RateLimiter | None = None,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._index = index
         self._objects = objects
         self._retention = retention
         self._limiter = limiter or unlimited()
+        self._clock = clock
 
     def index_object(
         self,
@@ -181,6 +190,8 @@ class ObjectIndexer:
             document.customers, document.kind, document.index_time
         ):
             return ObjectOutcome.FILTERED, "does not match the filters"
+        if document.expires_at is not None and document.expires_at <= self._clock():
+            return ObjectOutcome.EXPIRED, "past its TTL"
         if dry_run:
             state = self._index.get_state(bucket, key)
             if state is not None and not state.is_pending and state.ordering.etag == stored.etag:

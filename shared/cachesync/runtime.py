@@ -10,9 +10,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from cachesync import aws_clients
+from cachesync.backfill import Backfill, ObjectIndexer
 from cachesync.fallback_reader import FallbackReader
 from cachesync.rate_limit import TokenBucket
 from cachesync.settings import (
+    BackfillSettings,
     BaseSettings,
     CliSettings,
     FallbackReadSettings,
@@ -20,6 +22,7 @@ from cachesync.settings import (
     WriteThroughSettings,
 )
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+from cachesync.stores.lambda_invoker import LambdaInvoker
 from cachesync.stores.s3_objects import S3ObjectStore
 from cachesync.sync import S3EventSync
 from cachesync.write_through import DocumentWriter
@@ -94,3 +97,33 @@ def build_reader(
         logger=logger,
         metrics=metrics,
     )
+
+
+def build_backfill(settings: BackfillSettings) -> tuple[Backfill, ObjectIndexer]:
+    """The backfill job and its object indexer (which S3 Batch Operations tasks use alone).
+
+    Both share one token bucket, so index writes stay under the configured rate whichever kind
+    of invocation the function serves.
+    """
+    index, objects = build_stores(settings)
+    rate = settings.backfill_rate_per_second
+    indexer = ObjectIndexer(
+        index,
+        objects,
+        retention=settings.retention,
+        # A burst of one second's writes: the first page starts at once, the rate holds after.
+        limiter=TokenBucket(rate, max(1, int(rate))),
+    )
+    backfill = Backfill(
+        indexer,
+        objects,
+        bucket=settings.bucket_name,
+        workers=settings.backfill_workers,
+        page_size=settings.backfill_page_size,
+    )
+    return backfill, indexer
+
+
+def build_lambda_invoker() -> LambdaInvoker:
+    """Asynchronous Lambda invocations (a backfill continuing in a new invocation)."""
+    return LambdaInvoker(aws_clients.client("lambda"))

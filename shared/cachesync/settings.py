@@ -189,3 +189,19 @@ def export_to_process_environment(values: Mapping[str, str]) -> None:
     read their settings, and botocore its endpoints, from the process environment.
     """
     os.environ.update(values)
+
+
+class BackfillSettings(BaseSettings):
+    """Settings of the ``backfill`` function (backfill requests and S3 Batch Operations)."""
+
+    backfill_rate_per_second: float = Field(default=100.0, gt=0, le=10_000)
+    """Index writes per second, per execution environment (a token bucket). S3 Batch Operations
+    runs many environments at once: bound the total with the function's reserved concurrency."""
+    backfill_workers: int = Field(default=8, ge=1, le=20)
+    """Objects read and written at once; at most the 20 connections of a client's pool."""
+    backfill_page_size: int = Field(default=200, ge=1, le=1000)
+    """Objects listed per page. A backfill stops between pages, so a page must fit comfortably in
+    what remains of an invocation."""
+    backfill_stop_margin_seconds: float = Field(default=30.0, ge=0, le=900)
+    """A backfill request starts no new page with less time left than this (or than twice the
+    slowest page so far), and returns its continuation instead."""

@@ -75,11 +75,12 @@ class BenchCorpus:
 
     @property
     def link_count(self) -> int:
-        """Customer link items the design writes for the measured documents."""
-        return sum(len(document.customers) for document in self.documents)
+        """Customer link items the design writes for the measured documents: one per customer
+        other than the primary (the primary's entry is the document item itself)."""
+        return sum(len(set(document.customers)) - 1 for document in self.documents)
 
 
-def _change_document(number: int, customers: tuple[str, ...]) -> dict[str, Any]:
+def change_document(number: int, customers: tuple[str, ...]) -> dict[str, Any]:
     """A valid change record, shaped like ``events/documents/change.json``."""
     created = _BASE_TIME + timedelta(minutes=number)
     return {
@@ -96,8 +97,10 @@ def _change_document(number: int, customers: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def _customers_for(number: int) -> tuple[str, ...]:
-    """One or two customers, alternating, so the created handler always writes a transaction."""
+def customers_for(number: int) -> tuple[str, ...]:
+    """One or two customers, alternating: under the index design a single-customer document is
+    one conditional ``PutItem``, a two-customer one a ``TransactWriteItems`` (document item plus
+    one link item), so the measured run exercises both write paths half and half."""
     first = _CUSTOMERS[number % len(_CUSTOMERS)]
     if number % 2:
         return (first,)
@@ -192,8 +195,8 @@ def bench_corpus(bench_stack: LocalStack) -> BenchCorpus:
         prefix = "warmup" if number < WARMUP_COUNT else "bench"
         # A space in some keys exercises the form-encoded key path (``+`` in the event).
         key = f"changes/{prefix}/CHG-B{number:05d}{' draft' if number % 5 == 0 else ''}.json"
-        customers = _customers_for(number)
-        body = json.dumps(_change_document(number, customers), indent=2).encode()
+        customers = customers_for(number)
+        body = json.dumps(change_document(number, customers), indent=2).encode()
         response = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
         uploaded.append(
             BenchDocument(
