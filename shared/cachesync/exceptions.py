@@ -232,3 +232,21 @@ class InvalidRequestError(CacheSyncError):
         self.field = field
         where = f" field {field!r}:" if field else ""
         super().__init__(f"invalid request:{where} {reason}")
+
+
+class FunctionInvokeError(CacheSyncError):
+    """Base of the errors raised by the Lambda invoker."""
+
+    def __init__(self, function: str, code: str, reason: str) -> None:
+        self.function = function
+        self.code = code
+        self.reason = reason
+        super().__init__(f"invoke {function} failed ({code}): {reason}")
+
+
+class FunctionUnavailableError(FunctionInvokeError):
+    """Lambda throttled the invocation or could not be reached; trying later may succeed."""
+
+
+class FunctionRequestError(FunctionInvokeError):
+    """Lambda refused the invocation (no such function, access denied, payload too large)."""

@@ -52,6 +52,7 @@ TRANSIENT_ERROR_CODES: Final = frozenset(
         "RequestTimeout",
         "RequestTimeoutException",
         "TransactionInProgressException",
+        "TooManyRequestsException",  # Lambda's throttling (HTTP 429)
     }
 )
 # Reasons inside a TransactionCanceledException that say "try again", not "your condition failed".

@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cachesync.exceptions import CacheSyncError
+from cachesync.exceptions import (
+    CacheSyncError,
+    FunctionRequestError,
+    FunctionUnavailableError,
+)
 from cachesync.retry_policies import (
     DEFAULT_RETRY_POLICY,
     RetryPolicy,
@@ -22,29 +26,8 @@ from cachesync.retry_policies import (
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
 
-# Lambda's throttling answer (HTTP 429): transient, although retry_policies does not list it,
-# so the bounded retries do not absorb it and the caller sees FunctionUnavailableError.
-_THROTTLED: Final = frozenset({"TooManyRequestsException"})
 # What Lambda answers to an accepted asynchronous invocation.
 _ACCEPTED: Final = 202
-
-
-class FunctionInvokeError(CacheSyncError):
-    """Base of the errors raised by the Lambda invoker."""
-
-    def __init__(self, function: str, code: str, reason: str) -> None:
-        self.function = function
-        self.code = code
-        self.reason = reason
-        super().__init__(f"invoke {function} failed ({code}): {reason}")
-
-
-class FunctionUnavailableError(FunctionInvokeError):
-    """Lambda throttled the invocation or could not be reached; trying later may succeed."""
-
-
-class FunctionRequestError(FunctionInvokeError):
-    """Lambda refused the invocation (no such function, access denied, payload too large)."""
 
 
 class LambdaInvoker:
@@ -87,6 +70,6 @@ def _translate(function: str, error: ClientError) -> CacheSyncError:
     """The one place Lambda error codes become cachesync errors."""
     code = error_code(error)
     message = str(error.response.get("Error", {}).get("Message", code))
-    if code in _THROTTLED or is_transient_aws_error(error):
+    if is_transient_aws_error(error):
         return FunctionUnavailableError(function, code, message)
     return FunctionRequestError(function, code, message)
