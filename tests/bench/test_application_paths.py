@@ -95,9 +95,7 @@ ROUNDS: Final = int(os.environ.get("CACHESYNC_BENCH_APP_ROUNDS", "3"))
 """Rounds per phase; percentiles pool every round's samples."""
 WARMUP_COUNT: Final = 10
 """Untimed operations per side at the start of each round, on documents of their own."""
-RESULTS_FILE: Final = (
-    Path(__file__).resolve().parents[2] / "build" / "bench" / ("application_paths.json")
-)
+RESULTS_FILE: Final = Path(__file__).resolve().parents[2] / "build/bench/application_paths.json"
 _FIRST_NUMBER: Final = 5000  # document numbers apart from the sync corpus's
 
 

@@ -1,0 +1,184 @@
+# The functions: one per functions/<name>/ folder. Code comes from `make package`
+# (tools/package_lambdas.py): a layer with the cachesync package and its runtime dependencies,
+# and one small zip per function holding its handler.py.
+
+locals {
+  # Function folder -> description.
+  functions = {
+    s3_object_created = "cachesync: S3 object-created events (SQS) -> index"
+    s3_object_removed = "cachesync: S3 object-removed events (SQS) -> index tombstones"
+    write_through     = "cachesync: applications write and delete documents (index, then S3)"
+    fallback_read     = "cachesync: applications read documents (index, else S3)"
+    backfill          = "cachesync: rebuild the index from S3 (requests, S3 Batch Operations)"
+  }
+
+  function_names = { for name in keys(local.functions) : name => "${var.name_prefix}-${replace(name, "_", "-")}" }
+
+  # Each function's CACHESYNC_* variables: exactly the fields of the settings model its handler
+  # loads (shared/cachesync/settings.py: SyncSettings, WriteThroughSettings, FallbackReadSettings,
+  # BackfillSettings), named by settings.variable_name(). tests/unit/test_infra.py checks this.
+  function_environment = {
+    s3_object_created = {
+      CACHESYNC_TABLE_NAME         = aws_dynamodb_table.index.name
+      CACHESYNC_BUCKET_NAME        = local.bucket_name
+      CACHESYNC_RETENTION_DAYS     = tostring(var.retention_days)
+      CACHESYNC_TOMBSTONE_TTL_DAYS = tostring(var.tombstone_ttl_days)
+    }
+    s3_object_removed = {
+      CACHESYNC_TABLE_NAME         = aws_dynamodb_table.index.name
+      CACHESYNC_BUCKET_NAME        = local.bucket_name
+      CACHESYNC_RETENTION_DAYS     = tostring(var.retention_days)
+      CACHESYNC_TOMBSTONE_TTL_DAYS = tostring(var.tombstone_ttl_days)
+    }
+    write_through = {
+      CACHESYNC_TABLE_NAME              = aws_dynamodb_table.index.name
+      CACHESYNC_BUCKET_NAME             = local.bucket_name
+      CACHESYNC_RETENTION_DAYS          = tostring(var.retention_days)
+      CACHESYNC_TOMBSTONE_TTL_DAYS      = tostring(var.tombstone_ttl_days)
+      CACHESYNC_IDEMPOTENCY_TABLE_NAME  = aws_dynamodb_table.idempotency.name
+      CACHESYNC_IDEMPOTENCY_TTL_SECONDS = tostring(var.idempotency_ttl_seconds)
+      CACHESYNC_WRITE_RATE_PER_SECOND   = tostring(var.write_rate_per_second)
+      CACHESYNC_WRITE_BURST             = tostring(var.write_burst)
+    }
+    fallback_read = {
+      CACHESYNC_TABLE_NAME                  = aws_dynamodb_table.index.name
+      CACHESYNC_BUCKET_NAME                 = local.bucket_name
+      CACHESYNC_RETENTION_DAYS              = tostring(var.retention_days)
+      CACHESYNC_TOMBSTONE_TTL_DAYS          = tostring(var.tombstone_ttl_days)
+      CACHESYNC_BREAKER_FAILURE_THRESHOLD   = tostring(var.breaker_failure_threshold)
+      CACHESYNC_BREAKER_COOL_DOWN_SECONDS   = tostring(var.breaker_cool_down_seconds)
+      CACHESYNC_PENDING_STALE_AFTER_SECONDS = tostring(var.pending_stale_after_seconds)
+    }
+    backfill = {
+      CACHESYNC_TABLE_NAME                   = aws_dynamodb_table.index.name
+      CACHESYNC_BUCKET_NAME                  = local.bucket_name
+      CACHESYNC_RETENTION_DAYS               = tostring(var.retention_days)
+      CACHESYNC_TOMBSTONE_TTL_DAYS           = tostring(var.tombstone_ttl_days)
+      CACHESYNC_BACKFILL_RATE_PER_SECOND     = tostring(var.backfill_rate_per_second)
+      CACHESYNC_BACKFILL_WORKERS             = tostring(var.backfill_workers)
+      CACHESYNC_BACKFILL_PAGE_SIZE           = tostring(var.backfill_page_size)
+      CACHESYNC_BACKFILL_STOP_MARGIN_SECONDS = tostring(var.backfill_stop_margin_seconds)
+    }
+  }
+
+  # Powertools' own variables (the handlers set service and namespace in code).
+  powertools_environment = {
+    POWERTOOLS_LOG_LEVEL = var.log_level
+  }
+
+  # The artifacts `make package` builds, and its manifest (architecture, Python version, hashes).
+  layer_zip        = "${local.build_dir}/lambda/layer.zip"
+  function_zips    = { for name in keys(local.functions) : name => "${local.build_dir}/lambda/functions/${name}.zip" }
+  package_manifest = try(jsondecode(file("${local.build_dir}/package-manifest.json")), null)
+}
+
+resource "aws_lambda_layer_version" "runtime" {
+  layer_name               = "${var.name_prefix}-runtime"
+  description              = "cachesync package and its runtime dependencies (boto3 comes from the Lambda runtime)"
+  filename                 = local.layer_zip
+  source_code_hash         = filebase64sha256(local.layer_zip)
+  compatible_runtimes      = [var.lambda_runtime]
+  compatible_architectures = [var.lambda_architecture]
+
+  lifecycle {
+    precondition {
+      condition     = try(local.package_manifest.architecture == var.lambda_architecture && "python${local.package_manifest.python_version}" == var.lambda_runtime, false)
+      error_message = "build/package-manifest.json is missing or was built for another architecture or Python: run `make package LAMBDA_ARCHITECTURE=${var.lambda_architecture} LAMBDA_PYTHON=${trimprefix(var.lambda_runtime, "python")}` first."
+    }
+  }
+}
+
+resource "aws_lambda_function" "function" {
+  #checkov:skip=CKV_AWS_116:The event handlers' queues have their own DLQs; backfill has an on-failure destination (aws_lambda_function_event_invoke_config); write_through and fallback_read are invoked synchronously and their callers get the error.
+  #checkov:skip=CKV_AWS_117:cachesync reaches only AWS APIs (S3, DynamoDB, SQS, Lambda); no VPC resource to reach, and a VPC would need NAT or endpoints.
+  #checkov:skip=CKV_AWS_173:The environment holds names and tunables, no secrets; Lambda encrypts it at rest with its service key.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile outside this configuration; artifacts are built reproducibly by make package.
+  for_each = local.functions
+
+  function_name = local.function_names[each.key]
+  description   = each.value
+  role          = aws_iam_role.function[each.key].arn
+
+  runtime          = var.lambda_runtime
+  architectures    = [var.lambda_architecture]
+  handler          = "handler.lambda_handler"
+  filename         = local.function_zips[each.key]
+  source_code_hash = filebase64sha256(local.function_zips[each.key])
+  layers           = [aws_lambda_layer_version.runtime.arn]
+
+  memory_size                    = var.function_memory_mb[each.key]
+  timeout                        = var.function_timeout_seconds[each.key]
+  reserved_concurrent_executions = var.reserved_concurrency[each.key]
+  # Versions only for the read path: its "live" alias can carry provisioned concurrency.
+  publish = each.key == "fallback_read"
+
+  environment {
+    variables = merge(local.function_environment[each.key], local.powertools_environment)
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  logging_config {
+    log_format = "Text" # Powertools writes structured JSON lines itself
+    log_group  = aws_cloudwatch_log_group.function[each.key].name
+  }
+
+  # Logs and traces are allowed before the first invocation.
+  depends_on = [aws_iam_role_policy.base]
+}
+
+# ------------------------------------------------------------------ event sources
+
+resource "aws_lambda_event_source_mapping" "events" {
+  for_each = local.event_functions
+
+  event_source_arn                   = aws_sqs_queue.events[each.key].arn
+  function_name                      = aws_lambda_function.function[each.key].arn
+  batch_size                         = var.event_source_mapping.batch_size
+  maximum_batching_window_in_seconds = var.event_source_mapping.maximum_batching_window_seconds
+  # The handlers return {"batchItemFailures": [...]}: only failed records are retried.
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.event_source_mapping.maximum_concurrency
+  }
+
+  # Lambda checks the role's SQS permissions when the mapping is created.
+  depends_on = [aws_iam_role_policy.access]
+}
+
+# ------------------------------------------------------------------ read path
+
+# Applications invoke fallback_read through this alias (qualified ARN: output fallback_read_alias_arn).
+resource "aws_lambda_alias" "fallback_read_live" {
+  name             = "live"
+  description      = "The read path; carries provisioned concurrency when configured"
+  function_name    = aws_lambda_function.function["fallback_read"].function_name
+  function_version = aws_lambda_function.function["fallback_read"].version
+}
+
+resource "aws_lambda_provisioned_concurrency_config" "fallback_read" {
+  count = var.fallback_read_provisioned_concurrency > 0 ? 1 : 0
+
+  function_name                     = aws_lambda_alias.fallback_read_live.function_name
+  qualifier                         = aws_lambda_alias.fallback_read_live.name
+  provisioned_concurrent_executions = var.fallback_read_provisioned_concurrency
+}
+
+# ------------------------------------------------------------------ backfill
+
+# A backfill request with self_invoke continues in asynchronous invocations of itself; one that
+# fails its retries goes to the backfill-failures queue with its payload (the continuation).
+resource "aws_lambda_function_event_invoke_config" "backfill" {
+  function_name                = aws_lambda_function.function["backfill"].function_name
+  maximum_retry_attempts       = 2
+  maximum_event_age_in_seconds = 21600
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.backfill_failures.arn
+    }
+  }
+}

@@ -1,0 +1,78 @@
+# The documents bucket's events -> the event queues.
+#
+# WARNING for existing buckets: a bucket has ONE notification configuration and
+# aws_s3_bucket_notification owns all of it. Applying this replaces any notifications the bucket
+# already has (Lambda, SNS, SQS or EventBridge). Merge them into this resource first (see
+# docs/DEPLOYMENT.md, "Turning cachesync on for an existing bucket").
+
+locals {
+  # sqs mode: S3 event types per handler. ObjectRemoved:* does not cover lifecycle expirations:
+  # those are LifecycleExpiration:Delete / :DeleteMarkerCreated, handled by the removed handler.
+  s3_notification_events = {
+    s3_object_created = ["s3:ObjectCreated:*"]
+    s3_object_removed = ["s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"]
+  }
+
+  # eventbridge mode: S3's EventBridge detail types per handler ("Object Deleted" includes
+  # lifecycle expirations).
+  eventbridge_detail_types = {
+    s3_object_created = "Object Created"
+    s3_object_removed = "Object Deleted"
+  }
+
+  # EventBridge key filter equivalent to the notification prefix/suffix filter.
+  eventbridge_key_filter = (
+    var.documents_prefix != "" && var.documents_suffix != "" ? { key = [{ wildcard = "${var.documents_prefix}*${var.documents_suffix}" }] } :
+    var.documents_prefix != "" ? { key = [{ prefix = var.documents_prefix }] } :
+    var.documents_suffix != "" ? { key = [{ suffix = var.documents_suffix }] } :
+    {}
+  )
+}
+
+resource "aws_s3_bucket_notification" "documents" {
+  bucket      = var.create_bucket ? aws_s3_bucket.documents[0].id : data.aws_s3_bucket.documents[0].id
+  eventbridge = local.eventbridge
+
+  dynamic "queue" {
+    for_each = local.eventbridge ? {} : local.s3_notification_events
+    content {
+      id            = "${var.name_prefix}-${local.event_functions[queue.key]}"
+      queue_arn     = aws_sqs_queue.events[queue.key].arn
+      events        = queue.value
+      filter_prefix = var.documents_prefix == "" ? null : var.documents_prefix
+      filter_suffix = var.documents_suffix == "" ? null : var.documents_suffix
+    }
+  }
+
+  # S3 checks that it may send to each queue when the configuration is saved.
+  depends_on = [aws_sqs_queue_policy.events]
+}
+
+resource "aws_cloudwatch_event_rule" "documents" {
+  for_each = local.eventbridge ? local.eventbridge_detail_types : {}
+
+  name        = "${var.name_prefix}-${local.event_functions[each.key]}"
+  description = "cachesync: S3 \"${each.value}\" events of ${local.bucket_name} -> ${aws_sqs_queue.events[each.key].name}"
+
+  event_pattern = jsonencode({
+    source        = ["aws.s3"]
+    "detail-type" = [each.value]
+    detail = merge(
+      { bucket = { name = [local.bucket_name] } },
+      length(local.eventbridge_key_filter) == 0 ? {} : { object = local.eventbridge_key_filter },
+    )
+  })
+}
+
+resource "aws_cloudwatch_event_target" "documents" {
+  for_each = local.eventbridge ? local.eventbridge_detail_types : {}
+
+  rule      = aws_cloudwatch_event_rule.documents[each.key].name
+  target_id = "${var.name_prefix}-${local.event_functions[each.key]}"
+  arn       = aws_sqs_queue.events[each.key].arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+}

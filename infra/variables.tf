@@ -1,0 +1,570 @@
+# Inputs. Defaults of the function settings equal the defaults of the settings models in
+# shared/cachesync/settings.py, and their validation mirrors the models' bounds
+# (tests/unit/test_infra.py checks the defaults).
+
+# ------------------------------------------------------------------ deployment
+
+variable "aws_region" {
+  description = "Region to deploy to; null takes it from AWS_REGION or the profile. Must be the bucket's region (S3 notifies queues in its own region only)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.aws_region == null || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.aws_region))
+    error_message = "aws_region must look like \"eu-west-1\" (or be null)."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every name this configuration creates (functions, queues, roles, alarms)."
+  type        = string
+  default     = "cachesync"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,29}$", var.name_prefix))
+    error_message = "name_prefix: 2 to 30 characters, lower-case letters, digits and dashes, starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags for every resource (cost allocation: e.g. CostCenter, Environment). Application=cachesync and ManagedBy=terraform are always set."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for key, value in var.tags : length(key) <= 128 && length(value) <= 256 && !startswith(lower(key), "aws:")])
+    error_message = "tags: keys up to 128 characters, values up to 256, no \"aws:\" prefix."
+  }
+}
+
+variable "build_dir" {
+  description = "Folder `make package` wrote the Lambda artifacts to; null means ../build next to infra/."
+  type        = string
+  default     = null
+}
+
+# ------------------------------------------------------------------ documents bucket
+
+variable "documents_bucket_name" {
+  description = "The S3 bucket holding the JSON documents. An existing bucket unless create_bucket is true."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.documents_bucket_name)) && !can(regex("\\.\\.", var.documents_bucket_name))
+    error_message = "documents_bucket_name must be a valid S3 bucket name (3-63 characters: lower-case letters, digits, dots, dashes)."
+  }
+}
+
+variable "create_bucket" {
+  description = "Create the documents bucket (versioned, encrypted, public access blocked, TLS only). Leave false to turn cachesync on for an existing bucket."
+  type        = bool
+  default     = false
+}
+
+variable "documents_prefix" {
+  description = "Only keys under this prefix are documents: S3 notifications are filtered on it and the functions' object permissions are limited to it. Empty: the whole bucket."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = !startswith(var.documents_prefix, "/") && !can(regex("[*?]", var.documents_prefix))
+    error_message = "documents_prefix must not start with \"/\" nor contain \"*\" or \"?\"."
+  }
+}
+
+variable "documents_suffix" {
+  description = "Only keys ending in this suffix raise events (e.g. \".json\"). Empty: every key."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = !can(regex("[*?]", var.documents_suffix))
+    error_message = "documents_suffix must not contain \"*\" or \"?\"."
+  }
+}
+
+variable "documents_kms_key_arn" {
+  description = "ARN of the KMS key the existing bucket encrypts objects with (SSE-KMS), if any: the functions get kms:Decrypt (and write_through kms:GenerateDataKey) on it through S3. Ignored with create_bucket (kms_key_arn is used)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.documents_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+$", var.documents_kms_key_arn))
+    error_message = "documents_kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias, or null."
+  }
+}
+
+variable "notification_mode" {
+  description = "How S3 events reach the queues: \"sqs\" (bucket notifications straight to SQS) or \"eventbridge\" (the bucket sends to EventBridge; rules route Object Created / Object Deleted to the same queues)."
+  type        = string
+  default     = "sqs"
+
+  validation {
+    condition     = contains(["sqs", "eventbridge"], var.notification_mode)
+    error_message = "notification_mode must be \"sqs\" or \"eventbridge\"."
+  }
+}
+
+# ------------------------------------------------------------------ encryption, tables
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key for the tables, queues, log groups (and the bucket with create_bucket). null: AWS managed (DynamoDB, S3) or service owned (SSE-SQS) keys. The key policy must admit the services: see infra/README.md."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias, or null."
+  }
+}
+
+variable "table_name" {
+  description = "The index table (CACHESYNC_TABLE_NAME)."
+  type        = string
+  default     = "cachesync-index"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.table_name))
+    error_message = "table_name: 3 to 255 characters, letters, digits, \"_\", \".\" and \"-\"."
+  }
+}
+
+variable "idempotency_table_name" {
+  description = "The table of Powertools' idempotency utility, used by write_through (CACHESYNC_IDEMPOTENCY_TABLE_NAME)."
+  type        = string
+  default     = "cachesync-idempotency"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.idempotency_table_name))
+    error_message = "idempotency_table_name: 3 to 255 characters, letters, digits, \"_\", \".\" and \"-\"."
+  }
+}
+
+variable "deletion_protection" {
+  description = "DynamoDB deletion protection on both tables. Turn off (and apply) before destroying."
+  type        = bool
+  default     = true
+}
+
+# ------------------------------------------------------------------ Lambda
+
+variable "lambda_architecture" {
+  description = "Instruction set of the functions. Must match the artifacts: make package LAMBDA_ARCHITECTURE=<this>."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be \"arm64\" or \"x86_64\"."
+  }
+}
+
+variable "lambda_runtime" {
+  description = "Lambda runtime. Must match the artifacts: make package LAMBDA_PYTHON=<3.x of this>."
+  type        = string
+  default     = "python3.12"
+
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "lambda_runtime must be python3.12 or python3.13."
+  }
+}
+
+variable "function_memory_mb" {
+  description = "Memory (MB) per function; CPU grows with it."
+  type = object({
+    s3_object_created = optional(number, 512)
+    s3_object_removed = optional(number, 256)
+    write_through     = optional(number, 512)
+    fallback_read     = optional(number, 1024)
+    backfill          = optional(number, 1024)
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for value in values(var.function_memory_mb) : value >= 128 && value <= 10240 && floor(value) == value])
+    error_message = "function_memory_mb: whole numbers from 128 to 10240."
+  }
+}
+
+variable "function_timeout_seconds" {
+  description = "Timeout (seconds) per function. The event queues' visibility timeout is derived from it (6 x timeout + batching window)."
+  type = object({
+    s3_object_created = optional(number, 60)
+    s3_object_removed = optional(number, 60)
+    write_through     = optional(number, 30)
+    fallback_read     = optional(number, 10)
+    backfill          = optional(number, 900)
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for value in values(var.function_timeout_seconds) : value >= 3 && value <= 900 && floor(value) == value])
+    error_message = "function_timeout_seconds: whole numbers from 3 to 900."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrency per function; -1 means none (the account's unreserved pool). backfill's write rate limit is per execution environment, so its reserved concurrency caps the total backfill write rate (backfill_rate_per_second x this)."
+  type = object({
+    s3_object_created = optional(number, -1)
+    s3_object_removed = optional(number, -1)
+    write_through     = optional(number, -1)
+    fallback_read     = optional(number, -1)
+    backfill          = optional(number, 5)
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for value in values(var.reserved_concurrency) : value >= -1 && floor(value) == value])
+    error_message = "reserved_concurrency: whole numbers, -1 (no reservation) or more."
+  }
+}
+
+variable "fallback_read_provisioned_concurrency" {
+  description = "Provisioned concurrency on fallback_read's \"live\" alias (no cold starts on the read path). 0: none. Billed while configured."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.fallback_read_provisioned_concurrency >= 0 && floor(var.fallback_read_provisioned_concurrency) == var.fallback_read_provisioned_concurrency
+    error_message = "fallback_read_provisioned_concurrency must be a whole number, 0 or more."
+  }
+}
+
+variable "event_source_mapping" {
+  description = "SQS -> s3_object_created / s3_object_removed polling: records per batch, seconds to wait to fill a batch, and the most concurrent invocations per queue."
+  type = object({
+    batch_size                      = optional(number, 10)
+    maximum_batching_window_seconds = optional(number, 1)
+    maximum_concurrency             = optional(number, 10)
+  })
+  default = {}
+
+  validation {
+    condition = (
+      var.event_source_mapping.batch_size >= 1 && var.event_source_mapping.batch_size <= 10000
+      && var.event_source_mapping.maximum_batching_window_seconds >= 0 && var.event_source_mapping.maximum_batching_window_seconds <= 300
+      && (var.event_source_mapping.batch_size <= 10 || var.event_source_mapping.maximum_batching_window_seconds >= 1)
+      && var.event_source_mapping.maximum_concurrency >= 2 && var.event_source_mapping.maximum_concurrency <= 1000
+    )
+    error_message = "event_source_mapping: batch_size 1-10000 (over 10 needs a batching window of at least 1 s), maximum_batching_window_seconds 0-300, maximum_concurrency 2-1000."
+  }
+}
+
+variable "log_level" {
+  description = "POWERTOOLS_LOG_LEVEL of every function."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' log groups."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+# ------------------------------------------------------------------ queues
+
+variable "queue_max_receive_count" {
+  description = "Deliveries of an event before it moves to its queue's DLQ."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.queue_max_receive_count >= 1 && var.queue_max_receive_count <= 1000 && floor(var.queue_max_receive_count) == var.queue_max_receive_count
+    error_message = "queue_max_receive_count: a whole number from 1 to 1000."
+  }
+}
+
+variable "queue_message_retention_seconds" {
+  description = "How long the event queues keep a message."
+  type        = number
+  default     = 345600 # 4 days
+
+  validation {
+    condition     = var.queue_message_retention_seconds >= 60 && var.queue_message_retention_seconds <= 1209600
+    error_message = "queue_message_retention_seconds: 60 to 1209600 (14 days)."
+  }
+}
+
+variable "dlq_message_retention_seconds" {
+  description = "How long the dead-letter queues keep a message (time to investigate and redrive)."
+  type        = number
+  default     = 1209600 # 14 days, the most SQS allows
+
+  validation {
+    condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600
+    error_message = "dlq_message_retention_seconds: 60 to 1209600 (14 days)."
+  }
+}
+
+# ------------------------------------------------------------------ function settings
+# Each becomes CACHESYNC_<NAME> in the functions whose settings model has the field.
+
+variable "retention_days" {
+  description = "CACHESYNC_RETENTION_DAYS: completed/cancelled changes and archived announcements leave the index this long after their index time."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.retention_days >= 1 && var.retention_days <= 3650 && floor(var.retention_days) == var.retention_days
+    error_message = "retention_days: a whole number from 1 to 3650."
+  }
+}
+
+variable "tombstone_ttl_days" {
+  description = "CACHESYNC_TOMBSTONE_TTL_DAYS: how long a deleted key's tombstone is kept."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.tombstone_ttl_days >= 1 && var.tombstone_ttl_days <= 3650 && floor(var.tombstone_ttl_days) == var.tombstone_ttl_days
+    error_message = "tombstone_ttl_days: a whole number from 1 to 3650."
+  }
+}
+
+variable "idempotency_ttl_seconds" {
+  description = "CACHESYNC_IDEMPOTENCY_TTL_SECONDS (write_through): how long an idempotency key is remembered."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.idempotency_ttl_seconds >= 60 && var.idempotency_ttl_seconds <= 2592000 && floor(var.idempotency_ttl_seconds) == var.idempotency_ttl_seconds
+    error_message = "idempotency_ttl_seconds: a whole number from 60 to 2592000 (30 days)."
+  }
+}
+
+variable "write_rate_per_second" {
+  description = "CACHESYNC_WRITE_RATE_PER_SECOND (write_through): token-bucket rate per execution environment."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.write_rate_per_second > 0 && var.write_rate_per_second <= 10000
+    error_message = "write_rate_per_second: more than 0, at most 10000."
+  }
+}
+
+variable "write_burst" {
+  description = "CACHESYNC_WRITE_BURST (write_through): token-bucket size."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.write_burst >= 1 && var.write_burst <= 10000 && floor(var.write_burst) == var.write_burst
+    error_message = "write_burst: a whole number from 1 to 10000."
+  }
+}
+
+variable "breaker_failure_threshold" {
+  description = "CACHESYNC_BREAKER_FAILURE_THRESHOLD (fallback_read): consecutive index failures that open the circuit breaker."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.breaker_failure_threshold >= 1 && var.breaker_failure_threshold <= 1000 && floor(var.breaker_failure_threshold) == var.breaker_failure_threshold
+    error_message = "breaker_failure_threshold: a whole number from 1 to 1000."
+  }
+}
+
+variable "breaker_cool_down_seconds" {
+  description = "CACHESYNC_BREAKER_COOL_DOWN_SECONDS (fallback_read): how long an open breaker sends reads straight to S3."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.breaker_cool_down_seconds > 0 && var.breaker_cool_down_seconds <= 3600
+    error_message = "breaker_cool_down_seconds: more than 0, at most 3600."
+  }
+}
+
+variable "pending_stale_after_seconds" {
+  description = "CACHESYNC_PENDING_STALE_AFTER_SECONDS (fallback_read): a write-through pending longer is taken as crashed."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.pending_stale_after_seconds >= 1 && var.pending_stale_after_seconds <= 86400 && floor(var.pending_stale_after_seconds) == var.pending_stale_after_seconds
+    error_message = "pending_stale_after_seconds: a whole number from 1 to 86400."
+  }
+}
+
+variable "backfill_rate_per_second" {
+  description = "CACHESYNC_BACKFILL_RATE_PER_SECOND (backfill): index writes per second per execution environment."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.backfill_rate_per_second > 0 && var.backfill_rate_per_second <= 10000
+    error_message = "backfill_rate_per_second: more than 0, at most 10000."
+  }
+}
+
+variable "backfill_workers" {
+  description = "CACHESYNC_BACKFILL_WORKERS (backfill): objects read and written at once."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.backfill_workers >= 1 && var.backfill_workers <= 20 && floor(var.backfill_workers) == var.backfill_workers
+    error_message = "backfill_workers: a whole number from 1 to 20."
+  }
+}
+
+variable "backfill_page_size" {
+  description = "CACHESYNC_BACKFILL_PAGE_SIZE (backfill): objects listed per page."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.backfill_page_size >= 1 && var.backfill_page_size <= 1000 && floor(var.backfill_page_size) == var.backfill_page_size
+    error_message = "backfill_page_size: a whole number from 1 to 1000."
+  }
+}
+
+variable "backfill_stop_margin_seconds" {
+  description = "CACHESYNC_BACKFILL_STOP_MARGIN_SECONDS (backfill): no new page starts with less time left than this. Keep it well below backfill's timeout."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.backfill_stop_margin_seconds >= 0 && var.backfill_stop_margin_seconds <= 900
+    error_message = "backfill_stop_margin_seconds: 0 to 900."
+  }
+}
+
+# ------------------------------------------------------------------ S3 Batch Operations
+
+variable "batch_operations_manifest_bucket" {
+  description = "Bucket holding S3 Batch Operations manifests (e.g. the S3 Inventory destination). When set, a role for Batch Operations jobs that invoke backfill is created."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.batch_operations_manifest_bucket == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.batch_operations_manifest_bucket))
+    error_message = "batch_operations_manifest_bucket must be a valid S3 bucket name or null."
+  }
+}
+
+variable "batch_operations_report_bucket" {
+  description = "Bucket Batch Operations writes completion reports to; null: the manifest bucket."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.batch_operations_report_bucket == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.batch_operations_report_bucket))
+    error_message = "batch_operations_report_bucket must be a valid S3 bucket name or null."
+  }
+}
+
+# ------------------------------------------------------------------ alarms
+
+variable "alarm_sns_topic_arn" {
+  description = "SNS topic for alarm and OK notifications; null: alarms change state without notifying."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_sns_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\\.fifo)?$", var.alarm_sns_topic_arn))
+    error_message = "alarm_sns_topic_arn must be an SNS topic ARN or null."
+  }
+}
+
+variable "alarm_period_seconds" {
+  description = "Period of every alarm's statistic."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = contains([60, 120, 180, 300, 600, 900, 1800, 3600], var.alarm_period_seconds)
+    error_message = "alarm_period_seconds must be 60, 120, 180, 300, 600, 900, 1800 or 3600."
+  }
+}
+
+variable "alarm_evaluation_periods" {
+  description = "Consecutive breaching periods before an alarm fires (DLQ alarms fire on the first)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.alarm_evaluation_periods >= 1 && var.alarm_evaluation_periods <= 24 && floor(var.alarm_evaluation_periods) == var.alarm_evaluation_periods
+    error_message = "alarm_evaluation_periods: a whole number from 1 to 24."
+  }
+}
+
+variable "cache_hit_rate_threshold_percent" {
+  description = "Alarm when fallback_read's cache hit rate falls below this."
+  type        = number
+  default     = 80
+
+  validation {
+    condition     = var.cache_hit_rate_threshold_percent > 0 && var.cache_hit_rate_threshold_percent <= 100
+    error_message = "cache_hit_rate_threshold_percent: more than 0, at most 100."
+  }
+}
+
+variable "cache_hit_rate_min_reads" {
+  description = "The hit-rate alarm ignores periods with fewer reads than this (a handful of misses is not a trend)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.cache_hit_rate_min_reads >= 1
+    error_message = "cache_hit_rate_min_reads must be at least 1."
+  }
+}
+
+variable "read_latency_p99_threshold_ms" {
+  description = "Alarm when fallback_read's p99 duration exceeds this."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.read_latency_p99_threshold_ms > 0
+    error_message = "read_latency_p99_threshold_ms must be more than 0."
+  }
+}
+
+variable "error_rate_threshold_percent" {
+  description = "Alarm when a function's Errors / Invocations exceeds this."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.error_rate_threshold_percent > 0 && var.error_rate_threshold_percent < 100
+    error_message = "error_rate_threshold_percent: more than 0, less than 100."
+  }
+}
+
+variable "sync_lag_p99_threshold_ms" {
+  description = "Alarm when the p99 SyncLag (event time to index write) of the event handlers exceeds this."
+  type        = number
+  default     = 60000
+
+  validation {
+    condition     = var.sync_lag_p99_threshold_ms > 0
+    error_message = "sync_lag_p99_threshold_ms must be more than 0."
+  }
+}
+
+variable "queue_age_threshold_seconds" {
+  description = "Alarm when the oldest message of an event queue is older than this (events not being consumed)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.queue_age_threshold_seconds >= 60
+    error_message = "queue_age_threshold_seconds must be at least 60."
+  }
+}
