@@ -1,0 +1,314 @@
+# Logs, alarms and the dashboard.
+#
+# Custom metrics come from Powertools' Metrics(namespace="cachesync", service=SERVICE): embedded
+# metric format log lines with ONE dimension, "service" = the function folder name
+# (e.g. service=fallback_read). Alarms on them must use exactly that dimension.
+
+locals {
+  alarm_actions = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
+
+  # Every dead-letter queue: the two event DLQs and backfill's failed asynchronous invocations.
+  dead_letter_queues = merge(
+    { for name in keys(local.event_functions) : name => aws_sqs_queue.events_dlq[name].name },
+    { backfill = aws_sqs_queue.backfill_failures.name },
+  )
+}
+
+resource "aws_cloudwatch_log_group" "function" {
+  #checkov:skip=CKV_AWS_158:A customer managed key is optional (var.kms_key_arn); without one CloudWatch Logs encrypts with its service key.
+  #checkov:skip=CKV_AWS_338:Retention is an operator choice (var.log_retention_days, default 90 days); these are operational logs, not audit records.
+  for_each = local.functions
+
+  name              = "/aws/lambda/${local.function_names[each.key]}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+# ------------------------------------------------------------------ alarms
+
+# Cache hit rate of the read path: CacheHits / (CacheHits + CacheMisses), periods with fewer than
+# cache_hit_rate_min_reads reads count as healthy.
+resource "aws_cloudwatch_metric_alarm" "cache_hit_rate" {
+  alarm_name          = "${var.name_prefix}-cache-hit-rate"
+  alarm_description   = "fallback_read answers less than ${var.cache_hit_rate_threshold_percent}% of reads from the index. Runbook: docs/RUNBOOK.md#cache-hit-rate"
+  comparison_operator = "LessThanThreshold"
+  threshold           = var.cache_hit_rate_threshold_percent
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "hit_rate"
+    label       = "Cache hit rate (%)"
+    expression  = "IF((FILL(hits, 0) + FILL(misses, 0)) >= ${var.cache_hit_rate_min_reads}, 100 * FILL(hits, 0) / (FILL(hits, 0) + FILL(misses, 0)), 100)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "hits"
+    metric {
+      namespace   = "cachesync"
+      metric_name = "CacheHits"
+      dimensions  = { service = "fallback_read" }
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id = "misses"
+    metric {
+      namespace   = "cachesync"
+      metric_name = "CacheMisses"
+      dimensions  = { service = "fallback_read" }
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+}
+
+# Read latency: the read function's p99 duration (the whole invocation, index or S3).
+resource "aws_cloudwatch_metric_alarm" "read_latency_p99" {
+  alarm_name          = "${var.name_prefix}-read-latency-p99"
+  alarm_description   = "fallback_read p99 duration above ${var.read_latency_p99_threshold_ms} ms. Runbook: docs/RUNBOOK.md#read-latency-p99"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Duration"
+  dimensions          = { FunctionName = aws_lambda_function.function["fallback_read"].function_name }
+  extended_statistic  = "p99"
+  period              = var.alarm_period_seconds
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.read_latency_p99_threshold_ms
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# Errors / Invocations per function. (SQS handlers report failed records in batchItemFailures,
+# which are not Lambda errors: those show as DLQ depth instead.)
+resource "aws_cloudwatch_metric_alarm" "error_rate" {
+  for_each = local.functions
+
+  alarm_name          = "${local.function_names[each.key]}-error-rate"
+  alarm_description   = "${local.function_names[each.key]}: more than ${var.error_rate_threshold_percent}% of invocations fail. Runbook: docs/RUNBOOK.md#function-error-rate"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.error_rate_threshold_percent
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "error_rate"
+    label       = "Error rate (%)"
+    expression  = "100 * FILL(errors, 0) / invocations"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Errors"
+      dimensions  = { FunctionName = aws_lambda_function.function[each.key].function_name }
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id = "invocations"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Invocations"
+      dimensions  = { FunctionName = aws_lambda_function.function[each.key].function_name }
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+}
+
+# Any message in a dead-letter queue needs a person.
+resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
+  for_each = local.dead_letter_queues
+
+  alarm_name          = "${each.value}-depth"
+  alarm_description   = "${each.value} holds messages that failed every retry. Runbook: docs/RUNBOOK.md#dlq-depth"
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = each.value }
+  statistic           = "Maximum"
+  period              = 60
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# Event time -> index write, p99, per event handler.
+resource "aws_cloudwatch_metric_alarm" "sync_lag_p99" {
+  for_each = local.event_functions
+
+  alarm_name          = "${local.function_names[each.key]}-sync-lag-p99"
+  alarm_description   = "${each.key}: p99 SyncLag above ${var.sync_lag_p99_threshold_ms} ms (index behind S3). Runbook: docs/RUNBOOK.md#sync-lag-p99"
+  namespace           = "cachesync"
+  metric_name         = "SyncLag"
+  dimensions          = { service = each.key }
+  extended_statistic  = "p99"
+  period              = var.alarm_period_seconds
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.sync_lag_p99_threshold_ms
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# Events waiting too long: the consumer is down, throttled or failing (SyncLag has no data then).
+resource "aws_cloudwatch_metric_alarm" "queue_age" {
+  for_each = local.event_functions
+
+  alarm_name          = "${aws_sqs_queue.events[each.key].name}-oldest-message-age"
+  alarm_description   = "${aws_sqs_queue.events[each.key].name}: oldest event older than ${var.queue_age_threshold_seconds} s. Runbook: docs/RUNBOOK.md#queue-oldest-message-age"
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = aws_sqs_queue.events[each.key].name }
+  statistic           = "Maximum"
+  period              = var.alarm_period_seconds
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.queue_age_threshold_seconds
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# ------------------------------------------------------------------ dashboard
+
+locals {
+  function_list = sort(keys(local.functions))
+
+  dashboard_widgets = [
+    {
+      type   = "metric", x = 0, y = 0, width = 12, height = 6
+      properties = {
+        title  = "Cache hit rate (fallback_read, %)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        yAxis  = { left = { min = 0, max = 100 } }
+        metrics = [
+          [{ expression = "100 * FILL(hits, 0) / (FILL(hits, 0) + FILL(misses, 0))", label = "hit rate", id = "rate" }],
+          ["cachesync", "CacheHits", "service", "fallback_read", { id = "hits", visible = false }],
+          ["cachesync", "CacheMisses", "service", "fallback_read", { id = "misses", visible = false }],
+        ]
+        annotations = { horizontal = [{ label = "alarm", value = var.cache_hit_rate_threshold_percent }] }
+      }
+    },
+    {
+      type   = "metric", x = 12, y = 0, width = 12, height = 6
+      properties = {
+        title  = "Read latency p99 (ms)"
+        region = local.region
+        view   = "timeSeries"
+        period = var.alarm_period_seconds
+        metrics = [
+          ["AWS/Lambda", "Duration", "FunctionName", local.function_names["fallback_read"], { stat = "p99", label = "fallback_read duration p99" }],
+          ["cachesync", "FallbackLatency", "service", "fallback_read", { stat = "p99", label = "S3 fallback p99" }],
+        ]
+        annotations = { horizontal = [{ label = "alarm", value = var.read_latency_p99_threshold_ms }] }
+      }
+    },
+    {
+      type   = "metric", x = 0, y = 6, width = 12, height = 6
+      properties = {
+        title  = "Lambda error rate (%)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = concat(
+          [for i, name in local.function_list : [{ expression = "100 * FILL(e${i}, 0) / i${i}", label = name, id = "r${i}" }]],
+          [for i, name in local.function_list : ["AWS/Lambda", "Errors", "FunctionName", local.function_names[name], { id = "e${i}", visible = false }]],
+          [for i, name in local.function_list : ["AWS/Lambda", "Invocations", "FunctionName", local.function_names[name], { id = "i${i}", visible = false }]],
+        )
+        annotations = { horizontal = [{ label = "alarm", value = var.error_rate_threshold_percent }] }
+      }
+    },
+    {
+      type   = "metric", x = 12, y = 6, width = 12, height = 6
+      properties = {
+        title   = "Dead-letter queue depth"
+        region  = local.region
+        view    = "timeSeries"
+        stat    = "Maximum"
+        period  = 60
+        metrics = [for name, queue in local.dead_letter_queues : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queue, { label = queue }]]
+      }
+    },
+    {
+      type   = "metric", x = 0, y = 12, width = 12, height = 6
+      properties = {
+        title   = "Sync lag p99 (ms, event time -> index)"
+        region  = local.region
+        view    = "timeSeries"
+        stat    = "p99"
+        period  = var.alarm_period_seconds
+        metrics = [for name in keys(local.event_functions) : ["cachesync", "SyncLag", "service", name, { label = name }]]
+        annotations = { horizontal = [{ label = "alarm", value = var.sync_lag_p99_threshold_ms }] }
+      }
+    },
+    {
+      type   = "metric", x = 12, y = 12, width = 12, height = 6
+      properties = {
+        title   = "Event queues: oldest message age (s)"
+        region  = local.region
+        view    = "timeSeries"
+        stat    = "Maximum"
+        period  = var.alarm_period_seconds
+        metrics = [for name in keys(local.event_functions) : ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", aws_sqs_queue.events[name].name, { label = name }]]
+      }
+    },
+    {
+      type   = "metric", x = 0, y = 18, width = 12, height = 6
+      properties = {
+        title  = "Events (count)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = flatten([
+          for name in keys(local.event_functions) : [
+            for metric in ["EventsApplied", "EventsDuplicate", "EventsStale", "EventsIgnored", "EventsFailed"] :
+            ["cachesync", metric, "service", name, { label = "${name} ${metric}" }]
+          ]
+        ])
+      }
+    },
+    {
+      type   = "metric", x = 12, y = 18, width = 12, height = 6
+      properties = {
+        title   = "Throttles (count)"
+        region  = local.region
+        view    = "timeSeries"
+        stat    = "Sum"
+        period  = var.alarm_period_seconds
+        metrics = [for name in local.function_list : ["AWS/Lambda", "Throttles", "FunctionName", local.function_names[name], { label = name }]]
+      }
+    },
+  ]
+}
+
+resource "aws_cloudwatch_dashboard" "cachesync" {
+  dashboard_name = var.name_prefix
+  dashboard_body = jsonencode({ widgets = local.dashboard_widgets })
+}

@@ -1,0 +1,549 @@
+# Least privilege: one role per function, allowed exactly the calls its code makes.
+#
+# What each path calls (shared/cachesync/stores/*.py; the IAM action that authorizes it):
+#   DynamoDB index  GetItem (reads, guards)            dynamodb:GetItem
+#                   PutItem (guarded writes)           dynamodb:PutItem
+#                   DeleteItem (write-through rollback) dynamodb:DeleteItem
+#                   TransactWriteItems (Put document + Put/Delete customer links): IAM has no
+#                   action of that name; each member is authorized as dynamodb:PutItem or
+#                   dynamodb:DeleteItem (DynamoDB developer guide, "Using IAM with transactions").
+#                   Query and Scan are used only by the command line (query, verify), not by
+#                   any function: no function may Query or Scan.
+#   idempotency     Powertools: GetItem, PutItem, UpdateItem, DeleteItem (write_through only)
+#   S3              GetObject / HeadObject          s3:GetObject (+ s3:GetObjectVersion with a VersionId)
+#                   ListObjectsV2                   s3:ListBucket (also what makes a missing key a
+#                                                   404 rather than a 403 for GetObject/HeadObject)
+#                   PutObject, DeleteObject         s3:PutObject, s3:DeleteObject (write_through only)
+#   Lambda          Invoke (InvocationType=Event)   lambda:InvokeFunction (backfill, on itself)
+#
+#   function           S3 objects                         S3 bucket    index              idempotency                 other
+#   s3_object_created  GetObject, GetObjectVersion        ListBucket   Get/Put/DeleteItem -                           SQS consume own queue
+#   s3_object_removed  - (never reads objects)            ListBucket   Get/Put/DeleteItem -                           SQS consume own queue
+#   write_through      GetObject, PutObject, DeleteObject ListBucket   Get/Put/DeleteItem Get/Put/Update/DeleteItem   -
+#   fallback_read      GetObject                          ListBucket   Get/Put/DeleteItem -                           -
+#   backfill           GetObject                          ListBucket   Get/Put/DeleteItem -                           InvokeFunction on itself, SendMessage to backfill-failures
+# Every role also writes its own log group and sends X-Ray traces. tests/unit/test_infra.py
+# pins this matrix.
+
+data "aws_iam_policy_document" "lambda_assume_role" {
+  statement {
+    sid     = "LambdaAssumesRole"
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each = local.functions
+
+  name               = "${local.function_names[each.key]}-role"
+  description        = "Execution role of ${local.function_names[each.key]}"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+}
+
+# ------------------------------------------------------------------ every function
+
+data "aws_iam_policy_document" "base" {
+  #checkov:skip=CKV_AWS_111:The only unconstrained statement is X-Ray's, whose actions have no resource-level permissions (Resource must be "*").
+  #checkov:skip=CKV_AWS_356:The only "*" resource is X-Ray's PutTraceSegments/PutTelemetryRecords, which support no resource-level permissions.
+  for_each = local.functions
+
+  statement {
+    sid       = "WriteOwnLogGroup"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
+  }
+
+  # The one "*" of cachesync, by AWS design: X-Ray's write actions support no resource-level
+  # permissions (Service Authorization Reference), so Resource must be "*". Tracer (active
+  # tracing) needs them. tests/unit/test_infra.py allows "*" for exactly these two actions.
+  statement {
+    sid       = "XRayWriteTraces"
+    effect    = "Allow"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "base" {
+  for_each = local.functions
+
+  name   = "logs-and-traces"
+  role   = aws_iam_role.function[each.key].id
+  policy = data.aws_iam_policy_document.base[each.key].json
+}
+
+# ------------------------------------------------------------------ per function
+
+locals {
+  table_arn             = aws_dynamodb_table.index.arn
+  idempotency_table_arn = aws_dynamodb_table.idempotency.arn
+  # Guarded reads and writes of the index (TransactWriteItems members included: see above).
+  index_actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+  # What the functions need of var.kms_key_arn, through the services that use it.
+  cmk_actions = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+
+  access_policies = {
+    s3_object_created = data.aws_iam_policy_document.s3_object_created.json
+    s3_object_removed = data.aws_iam_policy_document.s3_object_removed.json
+    write_through     = data.aws_iam_policy_document.write_through.json
+    fallback_read     = data.aws_iam_policy_document.fallback_read.json
+    backfill          = data.aws_iam_policy_document.backfill.json
+  }
+}
+
+data "aws_iam_policy_document" "s3_object_created" {
+  statement {
+    sid       = "ConsumeOwnQueue"
+    effect    = "Allow"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.events["s3_object_created"].arn]
+  }
+
+  # The version the event names (GetObject VersionId=...), or the current object (If-Match).
+  statement {
+    sid       = "ReadDocuments"
+    effect    = "Allow"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = [local.documents_arn]
+  }
+
+  # Sequencer-less events list the key; and a GET of a deleted key must answer 404, not 403.
+  statement {
+    sid       = "ListDocumentsBucket"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+  }
+
+  statement {
+    sid       = "WriteIndex"
+    effect    = "Allow"
+    actions   = local.index_actions
+    resources = [local.table_arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.documents_kms_key_arn == null ? [] : [local.documents_kms_key_arn]
+    content {
+      sid       = "DecryptDocuments"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "UseCachesyncKey"
+      effect    = "Allow"
+      actions   = local.cmk_actions
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+data "aws_iam_policy_document" "s3_object_removed" {
+  statement {
+    sid       = "ConsumeOwnQueue"
+    effect    = "Allow"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.events["s3_object_removed"].arn]
+  }
+
+  # Is the key really gone? (ListObjectsV2 Prefix=key MaxKeys=1.) This handler never reads
+  # objects: no s3:GetObject, by design (docs/ARCHITECTURE.md).
+  statement {
+    sid       = "ListDocumentsBucket"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+  }
+
+  statement {
+    sid       = "WriteIndex"
+    effect    = "Allow"
+    actions   = local.index_actions
+    resources = [local.table_arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "UseCachesyncKey"
+      effect    = "Allow"
+      actions   = local.cmk_actions
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+data "aws_iam_policy_document" "write_through" {
+  # PutObject, DeleteObject; HeadObject If-Match and the current-state sync's GET (s3:GetObject).
+  statement {
+    sid       = "ReadWriteDocuments"
+    effect    = "Allow"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [local.documents_arn]
+  }
+
+  statement {
+    sid       = "ListDocumentsBucket"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+  }
+
+  statement {
+    sid       = "WriteIndex"
+    effect    = "Allow"
+    actions   = local.index_actions
+    resources = [local.table_arn]
+  }
+
+  statement {
+    sid       = "IdempotencyRecords"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [local.idempotency_table_arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.documents_kms_key_arn == null ? [] : [local.documents_kms_key_arn]
+    content {
+      sid       = "EncryptDecryptDocuments"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "UseCachesyncKey"
+      effect    = "Allow"
+      actions   = local.cmk_actions
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+data "aws_iam_policy_document" "fallback_read" {
+  statement {
+    sid       = "ReadDocuments"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = [local.documents_arn]
+  }
+
+  # A key absent from S3 is a clean not-found (404) only with s3:ListBucket.
+  statement {
+    sid       = "ListDocumentsBucket"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+  }
+
+  # Reads, read backfills and not-found repairs (guarded writes).
+  statement {
+    sid       = "ReadWriteIndex"
+    effect    = "Allow"
+    actions   = local.index_actions
+    resources = [local.table_arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.documents_kms_key_arn == null ? [] : [local.documents_kms_key_arn]
+    content {
+      sid       = "DecryptDocuments"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "UseCachesyncKey"
+      effect    = "Allow"
+      actions   = local.cmk_actions
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+data "aws_iam_policy_document" "backfill" {
+  # Current objects only: tasks naming a version still index the key's current object.
+  statement {
+    sid       = "ReadDocuments"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = [local.documents_arn]
+  }
+
+  statement {
+    sid       = "ListDocumentsBucket"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+  }
+
+  statement {
+    sid       = "WriteIndex"
+    effect    = "Allow"
+    actions   = local.index_actions
+    resources = [local.table_arn]
+  }
+
+  # A long backfill request continues in a new asynchronous invocation of this same function
+  # (context.invoked_function_arn: unqualified, or qualified when invoked through a version/alias).
+  statement {
+    sid       = "InvokeItself"
+    effect    = "Allow"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.function["backfill"].arn, "${aws_lambda_function.function["backfill"].arn}:*"]
+  }
+
+  # The on-failure destination of its asynchronous invocations.
+  statement {
+    sid       = "SendFailedInvocations"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.backfill_failures.arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.documents_kms_key_arn == null ? [] : [local.documents_kms_key_arn]
+    content {
+      sid       = "DecryptDocuments"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "UseCachesyncKey"
+      effect    = "Allow"
+      actions   = local.cmk_actions
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "access" {
+  for_each = local.functions
+
+  name   = "cachesync-access"
+  role   = aws_iam_role.function[each.key].id
+  policy = local.access_policies[each.key]
+}
+
+# ------------------------------------------------------------------ operators (command line)
+
+# For people and jobs running the `cachesync` command line against this deployment (query, get,
+# put, delete, backfill, verify --repair) and starting Lambda backfills. Not attached to anything:
+# attach it to the operators' role or group.
+data "aws_iam_policy_document" "operator" {
+  statement {
+    sid       = "ReadWriteIndex"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan"]
+    resources = [local.table_arn, "${local.table_arn}/index/*"]
+  }
+
+  statement {
+    sid       = "IdempotencyRecords"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [local.idempotency_table_arn]
+  }
+
+  statement {
+    sid       = "ReadWriteDocuments"
+    effect    = "Allow"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [local.documents_arn]
+  }
+
+  statement {
+    sid       = "ListDocumentsBucket"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+  }
+
+  statement {
+    sid       = "StartBackfills"
+    effect    = "Allow"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.function["backfill"].arn, "${aws_lambda_function.function["backfill"].arn}:*"]
+  }
+
+  # Runbook: inspect and redrive the dead-letter queues.
+  statement {
+    sid    = "RedriveDeadLetterQueues"
+    effect = "Allow"
+    actions = [
+      "sqs:GetQueueAttributes",
+      "sqs:ReceiveMessage",
+      "sqs:StartMessageMoveTask",
+      "sqs:ListMessageMoveTasks",
+      "sqs:CancelMessageMoveTask",
+    ]
+    resources = concat(
+      [for name in keys(local.event_functions) : aws_sqs_queue.events_dlq[name].arn],
+      [aws_sqs_queue.backfill_failures.arn],
+    )
+  }
+}
+
+resource "aws_iam_policy" "operator" {
+  name        = "${var.name_prefix}-operator"
+  description = "cachesync command line (query, get, put, delete, backfill, verify --repair), Lambda backfills and DLQ redrives"
+  policy      = data.aws_iam_policy_document.operator.json
+}
+
+# ------------------------------------------------------------------ S3 Batch Operations
+
+locals {
+  batch_operations         = var.batch_operations_manifest_bucket != null
+  batch_operations_reports = coalesce(var.batch_operations_report_bucket, var.batch_operations_manifest_bucket, "unused")
+}
+
+data "aws_iam_policy_document" "batch_operations_assume_role" {
+  statement {
+    sid     = "BatchOperationsAssumesRole"
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["batchoperations.s3.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+# The role an S3 Batch Operations job (LambdaInvoke on backfill) runs as: docs/DEPLOYMENT.md.
+resource "aws_iam_role" "batch_operations" {
+  count = local.batch_operations ? 1 : 0
+
+  name               = "${var.name_prefix}-batch-operations"
+  description        = "S3 Batch Operations jobs that invoke ${local.function_names["backfill"]}"
+  assume_role_policy = data.aws_iam_policy_document.batch_operations_assume_role.json
+}
+
+data "aws_iam_policy_document" "batch_operations" {
+  count = local.batch_operations ? 1 : 0
+
+  statement {
+    sid       = "InvokeBackfill"
+    effect    = "Allow"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.function["backfill"].arn, "${aws_lambda_function.function["backfill"].arn}:*"]
+  }
+
+  # The manifest (an S3 Inventory manifest.json and its CSV files, or a CSV of bucket,key[,version]).
+  statement {
+    sid       = "ReadManifest"
+    effect    = "Allow"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["arn:${local.partition}:s3:::${var.batch_operations_manifest_bucket}/*"]
+  }
+
+  statement {
+    sid       = "WriteCompletionReport"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = ["arn:${local.partition}:s3:::${local.batch_operations_reports}/*"]
+  }
+
+  statement {
+    sid     = "LocateBuckets"
+    effect  = "Allow"
+    actions = ["s3:GetBucketLocation"]
+    resources = distinct([
+      "arn:${local.partition}:s3:::${var.batch_operations_manifest_bucket}",
+      "arn:${local.partition}:s3:::${local.batch_operations_reports}",
+    ])
+  }
+}
+
+resource "aws_iam_role_policy" "batch_operations" {
+  count = local.batch_operations ? 1 : 0
+
+  name   = "invoke-backfill"
+  role   = aws_iam_role.batch_operations[0].id
+  policy = data.aws_iam_policy_document.batch_operations[0].json
+}

@@ -1,0 +1,85 @@
+output "table_name" {
+  description = "The index table (CACHESYNC_TABLE_NAME)."
+  value       = aws_dynamodb_table.index.name
+}
+
+output "table_arn" {
+  description = "ARN of the index table."
+  value       = aws_dynamodb_table.index.arn
+}
+
+output "idempotency_table_name" {
+  description = "The idempotency table (CACHESYNC_IDEMPOTENCY_TABLE_NAME)."
+  value       = aws_dynamodb_table.idempotency.name
+}
+
+output "idempotency_table_arn" {
+  description = "ARN of the idempotency table."
+  value       = aws_dynamodb_table.idempotency.arn
+}
+
+output "bucket_name" {
+  description = "The documents bucket (CACHESYNC_BUCKET_NAME)."
+  value       = local.bucket_name
+}
+
+output "bucket_arn" {
+  description = "ARN of the documents bucket."
+  value       = local.bucket_arn
+}
+
+output "function_arns" {
+  description = "Function folder -> function ARN."
+  value       = { for name, function in aws_lambda_function.function : name => function.arn }
+}
+
+output "function_names" {
+  description = "Function folder -> function name."
+  value       = { for name, function in aws_lambda_function.function : name => function.function_name }
+}
+
+output "fallback_read_alias_arn" {
+  description = "Qualified ARN applications invoke the read path through (carries provisioned concurrency)."
+  value       = aws_lambda_alias.fallback_read_live.arn
+}
+
+output "queue_urls" {
+  description = "Event handler -> URL of the queue it consumes."
+  value       = { for name, queue in aws_sqs_queue.events : name => queue.url }
+}
+
+output "dead_letter_queue_urls" {
+  description = "Event handler (and backfill) -> URL of its dead-letter queue."
+  value = merge(
+    { for name, queue in aws_sqs_queue.events_dlq : name => queue.url },
+    { backfill = aws_sqs_queue.backfill_failures.url },
+  )
+}
+
+output "dead_letter_queue_arns" {
+  description = "Event handler (and backfill) -> ARN of its dead-letter queue (for start-message-move-task)."
+  value = merge(
+    { for name, queue in aws_sqs_queue.events_dlq : name => queue.arn },
+    { backfill = aws_sqs_queue.backfill_failures.arn },
+  )
+}
+
+output "operator_policy_arn" {
+  description = "Managed policy for people and jobs running the cachesync command line and Lambda backfills."
+  value       = aws_iam_policy.operator.arn
+}
+
+output "batch_operations_role_arn" {
+  description = "Role for S3 Batch Operations jobs invoking backfill (null unless batch_operations_manifest_bucket is set)."
+  value       = try(aws_iam_role.batch_operations[0].arn, null)
+}
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard."
+  value       = aws_cloudwatch_dashboard.cachesync.dashboard_name
+}
+
+output "notification_mode" {
+  description = "How S3 events reach the queues (sqs or eventbridge)."
+  value       = var.notification_mode
+}
