@@ -15,7 +15,6 @@ locals {
 }
 
 resource "aws_cloudwatch_log_group" "function" {
-  #checkov:skip=CKV_AWS_158:A customer managed key is optional (var.kms_key_arn); without one CloudWatch Logs encrypts with its service key.
   #checkov:skip=CKV_AWS_338:Retention is an operator choice (var.log_retention_days, default 90 days); these are operational logs, not audit records.
   for_each = local.functions
 
@@ -286,12 +285,10 @@ locals {
         view   = "timeSeries"
         stat   = "Sum"
         period = var.alarm_period_seconds
-        metrics = flatten([
-          for name in keys(local.event_functions) : [
-            for metric in ["EventsApplied", "EventsDuplicate", "EventsStale", "EventsIgnored", "EventsFailed"] :
-            ["cachesync", metric, "service", name, { label = "${name} ${metric}" }]
-          ]
-        ])
+        metrics = [
+          for pair in setproduct(sort(keys(local.event_functions)), ["EventsApplied", "EventsDuplicate", "EventsStale", "EventsIgnored", "EventsFailed"]) :
+          ["cachesync", pair[1], "service", pair[0], { label = "${pair[0]} ${pair[1]}" }]
+        ]
       }
     },
     {

@@ -23,7 +23,6 @@ locals {
 }
 
 resource "aws_dynamodb_table" "index" {
-  #checkov:skip=CKV_AWS_119:A customer managed key is optional (var.kms_key_arn); without one the AWS managed key aws/dynamodb encrypts the table.
   name                        = var.table_name
   billing_mode                = "PAY_PER_REQUEST"
   hash_key                    = "pk"
@@ -115,7 +114,6 @@ resource "aws_dynamodb_table" "index" {
 
 # Powertools' idempotency utility (write_through): key "id", TTL "expiration".
 resource "aws_dynamodb_table" "idempotency" {
-  #checkov:skip=CKV_AWS_119:A customer managed key is optional (var.kms_key_arn); without one the AWS managed key aws/dynamodb encrypts the table.
   name                        = var.idempotency_table_name
   billing_mode                = "PAY_PER_REQUEST"
   hash_key                    = "id"

@@ -49,8 +49,6 @@ resource "aws_iam_role" "function" {
 # ------------------------------------------------------------------ every function
 
 data "aws_iam_policy_document" "base" {
-  #checkov:skip=CKV_AWS_111:The only unconstrained statement is X-Ray's, whose actions have no resource-level permissions (Resource must be "*").
-  #checkov:skip=CKV_AWS_356:The only "*" resource is X-Ray's PutTraceSegments/PutTelemetryRecords, which support no resource-level permissions.
   for_each = local.functions
 
   statement {

@@ -181,4 +181,7 @@ resource "aws_lambda_function_event_invoke_config" "backfill" {
       destination = aws_sqs_queue.backfill_failures.arn
     }
   }
+
+  # Lambda checks that the role may send to the destination.
+  depends_on = [aws_iam_role_policy.access]
 }

@@ -9,7 +9,6 @@ data "aws_s3_bucket" "documents" {
 resource "aws_s3_bucket" "documents" {
   #checkov:skip=CKV_AWS_18:Server access logging needs a separate log bucket the operator chooses; enable it there if required.
   #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice outside cachesync; the index can be rebuilt from S3 by a backfill.
-  #checkov:skip=CKV_AWS_145:SSE-KMS with a customer managed key when var.kms_key_arn is set; SSE-S3 otherwise.
   #checkov:skip=CKV2_AWS_61:Lifecycle rules depend on the documents' retention policy, which is the owner's, not cachesync's.
   count  = var.create_bucket ? 1 : 0
   bucket = var.documents_bucket_name

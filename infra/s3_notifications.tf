@@ -20,12 +20,11 @@ locals {
     s3_object_removed = "Object Deleted"
   }
 
-  # EventBridge key filter equivalent to the notification prefix/suffix filter.
-  eventbridge_key_filter = (
-    var.documents_prefix != "" && var.documents_suffix != "" ? { key = [{ wildcard = "${var.documents_prefix}*${var.documents_suffix}" }] } :
-    var.documents_prefix != "" ? { key = [{ prefix = var.documents_prefix }] } :
-    var.documents_suffix != "" ? { key = [{ suffix = var.documents_suffix }] } :
-    {}
+  # EventBridge key filter equivalent to the notification prefix/suffix filter (none when both
+  # are empty). A list, so that no conditional has to choose between differently shaped objects.
+  eventbridge_key_rules = (
+    var.documents_prefix == "" && var.documents_suffix == "" ? [] :
+    [{ wildcard = "${var.documents_prefix}*${var.documents_suffix}" }]
   )
 }
 
@@ -34,7 +33,7 @@ resource "aws_s3_bucket_notification" "documents" {
   eventbridge = local.eventbridge
 
   dynamic "queue" {
-    for_each = local.eventbridge ? {} : local.s3_notification_events
+    for_each = { for name, events in local.s3_notification_events : name => events if !local.eventbridge }
     content {
       id            = "${var.name_prefix}-${local.event_functions[queue.key]}"
       queue_arn     = aws_sqs_queue.events[queue.key].arn
@@ -49,7 +48,7 @@ resource "aws_s3_bucket_notification" "documents" {
 }
 
 resource "aws_cloudwatch_event_rule" "documents" {
-  for_each = local.eventbridge ? local.eventbridge_detail_types : {}
+  for_each = { for name, detail_type in local.eventbridge_detail_types : name => detail_type if local.eventbridge }
 
   name        = "${var.name_prefix}-${local.event_functions[each.key]}"
   description = "cachesync: S3 \"${each.value}\" events of ${local.bucket_name} -> ${aws_sqs_queue.events[each.key].name}"
@@ -59,13 +58,13 @@ resource "aws_cloudwatch_event_rule" "documents" {
     "detail-type" = [each.value]
     detail = merge(
       { bucket = { name = [local.bucket_name] } },
-      length(local.eventbridge_key_filter) == 0 ? {} : { object = local.eventbridge_key_filter },
+      [for rule in local.eventbridge_key_rules : { object = { key = [rule] } }]...
     )
   })
 }
 
 resource "aws_cloudwatch_event_target" "documents" {
-  for_each = local.eventbridge ? local.eventbridge_detail_types : {}
+  for_each = { for name, detail_type in local.eventbridge_detail_types : name => detail_type if local.eventbridge }
 
   rule      = aws_cloudwatch_event_rule.documents[each.key].name
   target_id = "${var.name_prefix}-${local.event_functions[each.key]}"

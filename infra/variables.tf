@@ -67,8 +67,8 @@ variable "documents_prefix" {
   default     = ""
 
   validation {
-    condition     = !startswith(var.documents_prefix, "/") && !can(regex("[*?]", var.documents_prefix))
-    error_message = "documents_prefix must not start with \"/\" nor contain \"*\" or \"?\"."
+    condition     = !startswith(var.documents_prefix, "/") && !can(regex("[*?\\\\]", var.documents_prefix))
+    error_message = "documents_prefix must not start with \"/\" nor contain \"*\", \"?\" or a backslash."
   }
 }
 
@@ -78,8 +78,8 @@ variable "documents_suffix" {
   default     = ""
 
   validation {
-    condition     = !can(regex("[*?]", var.documents_suffix))
-    error_message = "documents_suffix must not contain \"*\" or \"?\"."
+    condition     = !can(regex("[*?\\\\]", var.documents_suffix))
+    error_message = "documents_suffix must not contain \"*\", \"?\" or a backslash."
   }
 }
 

@@ -121,16 +121,8 @@ def _from_s3_record(record: Any) -> ObjectChange:
             sequencer=normalise_sequencer(raw_sequencer),
             raw_sequencer=raw_sequencer,
         )
-    except KeyError as error:
-        raise InvalidEventError(f"S3 event record lacks {error}") from error
-    except (TypeError, AttributeError) as error:
-        raise InvalidEventError(
-            f"S3 event record has a field of the wrong type ({error})"
-        ) from error
-    except ValidationError as error:
-        raise InvalidEventError(f"S3 event record is malformed: {_first(error)}") from error
-    except CacheSyncError as error:
-        raise InvalidEventError(f"S3 event record: {error}") from error
+    except (KeyError, TypeError, AttributeError, ValidationError, CacheSyncError) as error:
+        raise _malformed("S3 event record", error) from error
 
 
 def _from_eventbridge(event: dict[str, Any]) -> ObjectChange:
@@ -151,16 +143,19 @@ def _from_eventbridge(event: dict[str, Any]) -> ObjectChange:
             sequencer=normalise_sequencer(raw_sequencer),
             raw_sequencer=raw_sequencer,
         )
-    except KeyError as error:
-        raise InvalidEventError(f"S3 EventBridge event lacks {error}") from error
-    except (TypeError, AttributeError) as error:
-        raise InvalidEventError(
-            f"S3 EventBridge event has a field of the wrong type ({error})"
-        ) from error
-    except ValidationError as error:
-        raise InvalidEventError(f"S3 EventBridge event is malformed: {_first(error)}") from error
-    except CacheSyncError as error:
-        raise InvalidEventError(f"S3 EventBridge event: {error}") from error
+    except (KeyError, TypeError, AttributeError, ValidationError, CacheSyncError) as error:
+        raise _malformed("S3 EventBridge event", error) from error
+
+
+def _malformed(what: str, error: Exception) -> InvalidEventError:
+    """One clear error for a record that does not have the documented shape."""
+    if isinstance(error, KeyError):
+        return InvalidEventError(f"{what} lacks {error}")
+    if isinstance(error, TypeError | AttributeError):
+        return InvalidEventError(f"{what} has a field of the wrong type ({error})")
+    if isinstance(error, ValidationError):
+        return InvalidEventError(f"{what} is malformed: {_first(error)}")
+    return InvalidEventError(f"{what}: {error}")
 
 
 def _first(error: ValidationError) -> str:

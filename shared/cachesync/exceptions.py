@@ -70,24 +70,26 @@ class IndexStoreError(CacheSyncError):
     """Base of the errors raised by the index store."""
 
 
-class IndexUnavailableError(IndexStoreError):
+class IndexCallError(IndexStoreError):
+    """Base of the errors of one DynamoDB call: the operation, the AWS error code, why."""
+
+    verb = "failed"
+
+    def __init__(self, operation: str, code: str, reason: str) -> None:
+        self.operation = operation
+        self.code = code
+        self.reason = reason
+        super().__init__(f"index {operation} {self.verb} ({code}): {reason}")
+
+
+class IndexUnavailableError(IndexCallError):
     """The index could not be reached or kept failing after the bounded retries."""
 
-    def __init__(self, operation: str, code: str, reason: str) -> None:
-        self.operation = operation
-        self.code = code
-        self.reason = reason
-        super().__init__(f"index {operation} failed ({code}): {reason}")
 
-
-class IndexRequestError(IndexStoreError):
+class IndexRequestError(IndexCallError):
     """DynamoDB refused a request for a non-transient reason (validation, missing table, access)."""
 
-    def __init__(self, operation: str, code: str, reason: str) -> None:
-        self.operation = operation
-        self.code = code
-        self.reason = reason
-        super().__init__(f"index {operation} refused ({code}): {reason}")
+    verb = "refused"
 
 
 class ConcurrentModificationError(IndexStoreError):
@@ -139,28 +141,28 @@ class ObjectChangedError(ObjectStoreError):
         super().__init__(f"s3://{bucket}/{key}: no longer has ETag {expected_etag}")
 
 
-class ObjectUnavailableError(ObjectStoreError):
+class ObjectCallError(ObjectStoreError):
+    """Base of the errors of one S3 call: the operation, the object, the AWS error code, why."""
+
+    verb = "failed"
+
+    def __init__(self, operation: str, bucket: str, key: str, code: str, reason: str) -> None:
+        self.operation = operation
+        self.bucket = bucket
+        self.key = key
+        self.code = code
+        self.reason = reason
+        super().__init__(f"s3 {operation} s3://{bucket}/{key} {self.verb} ({code}): {reason}")
+
+
+class ObjectUnavailableError(ObjectCallError):
     """S3 could not be reached or kept failing after the bounded retries."""
 
-    def __init__(self, operation: str, bucket: str, key: str, code: str, reason: str) -> None:
-        self.operation = operation
-        self.bucket = bucket
-        self.key = key
-        self.code = code
-        self.reason = reason
-        super().__init__(f"s3 {operation} s3://{bucket}/{key} failed ({code}): {reason}")
 
-
-class ObjectRequestError(ObjectStoreError):
+class ObjectRequestError(ObjectCallError):
     """S3 refused a request for a non-transient reason (access denied, no such bucket)."""
 
-    def __init__(self, operation: str, bucket: str, key: str, code: str, reason: str) -> None:
-        self.operation = operation
-        self.bucket = bucket
-        self.key = key
-        self.code = code
-        self.reason = reason
-        super().__init__(f"s3 {operation} s3://{bucket}/{key} refused ({code}): {reason}")
+    verb = "refused"
 
 
 class LocalStackError(CacheSyncError):
