@@ -8,11 +8,12 @@ Item layout (one partition per S3 object, ``pk = "<bucket>/<key>"``; bucket name
 
 * ``sk = "doc"``: the document item. Holds the metadata, the ordering facts (sequencer, S3
   LastModified), the body (or ``body_in_s3`` when it would not fit) and the keys of
-  ``TimeRangeIndex`` and ``StatusTimeIndex``.
-* ``sk = "customer#<code>"``: one small link item per customer the document names, holding the
-  summary fields and the keys of ``CustomerTimeIndex``. Written and removed in the same
-  transaction as the document item, so a customer query never sees a customer the document no
-  longer names.
+  ``TimeRangeIndex``, ``StatusTimeIndex`` and, for its primary customer (the smallest code),
+  ``CustomerTimeIndex``: a single-customer document is one item.
+* ``sk = "customer#<code>"``: one small link item per *other* customer the document names,
+  holding the summary fields and the keys of ``CustomerTimeIndex``. Written and removed in the
+  same transaction as the document item, so a customer query never sees a customer the document
+  no longer names.
 * A deleted object leaves a tombstone in place of the document item: no GSI key attributes (so it
   is in no index), its sequencer, and a TTL of its own.
 
