@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cachesync.cli import app
+from cachesync.index_schema import create_idempotency_table_request
 from cachesync.local import LocalStack
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from tests.integration.test_index_store import BUCKET, entry
+from tests.support.s3_events import EVENTS_DIR
 
 runner = CliRunner()
 
@@ -76,3 +80,85 @@ def test_a_foreign_token_is_one_line_error() -> None:
     assert result.exit_code == 1
     assert "next_token" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def cli_app_env(
+    local_stack: LocalStack, index_table: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> str:
+    """A fresh bucket and idempotency table for the CLI's write path; returns the bucket."""
+    bucket = f"cli-{uuid.uuid4().hex[:12]}"
+    local_stack.client("s3").create_bucket(Bucket=bucket)
+    idempotency = f"idem-{uuid.uuid4().hex[:8]}"
+    local_stack.client("dynamodb").create_table(**create_idempotency_table_request(idempotency))
+    for name, value in local_stack.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CACHESYNC_TABLE_NAME", index_table)
+    monkeypatch.setenv("CACHESYNC_BUCKET_NAME", bucket)
+    monkeypatch.setenv("CACHESYNC_IDEMPOTENCY_TABLE_NAME", idempotency)
+    monkeypatch.chdir(tmp_path)
+    return bucket
+
+
+def test_put_get_delete_round_trip(cli_app_env: str, tmp_path: Path) -> None:
+    # Given a document file
+    document = tmp_path / "change.json"
+    document.write_bytes((EVENTS_DIR / "documents" / "change.json").read_bytes())
+    # When it is put (twice with one idempotency key), read, deleted, read again
+    first = runner.invoke(app, ["put", "changes/c.json", str(document), "--idempotency-key", "k"])
+    again = runner.invoke(app, ["put", "changes/c.json", str(document), "--idempotency-key", "k"])
+    read = runner.invoke(app, ["get", "changes/c.json", "--json"])
+    deleted = runner.invoke(app, ["delete", "changes/c.json"])
+    gone = runner.invoke(app, ["get", "changes/c.json"])
+    # Then the put committed once, the read hit the index, the delete left nothing
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["index"] == "committed"
+    assert again.output == first.output
+    assert json.loads(read.output)["source"] == "index"
+    assert json.loads(deleted.output)["index"] == "committed"
+    assert gone.exit_code == 3
+
+
+def test_put_refuses_an_invalid_document_in_one_line(cli_app_env: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes((EVENTS_DIR / "documents" / "invalid_status.json").read_bytes())
+    result = runner.invoke(app, ["put", "changes/bad.json", str(bad)])
+    assert result.exit_code == 1
+    assert "field 'status'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_dry_run_put_writes_nothing(cli_app_env: str, tmp_path: Path) -> None:
+    document = tmp_path / "change.json"
+    document.write_bytes((EVENTS_DIR / "documents" / "change.json").read_bytes())
+    result = runner.invoke(app, ["put", "changes/d.json", str(document), "--dry-run"])
+    assert json.loads(result.output)["index"] == "dry_run"
+    assert runner.invoke(app, ["get", "changes/d.json"]).exit_code == 3
+
+
+def test_backfill_resume_and_verify_exit_codes(
+    cli_app_env: str, local_stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given documents written to S3 behind the index's back
+    s3 = local_stack.client("s3")
+    for number in range(30):
+        body = {"object_type": "change", "change_id": f"C{number}", "customers": ["acme"]}
+        s3.put_object(Bucket=cli_app_env, Key=f"changes/{number:02d}.json", Body=json.dumps(body))
+    # When verify runs: drift (exit 4); a dry-run backfill writes nothing
+    drift = runner.invoke(app, ["verify", "--json"])
+    dry = runner.invoke(app, ["backfill", "--dry-run", "--json"])
+    still = runner.invoke(app, ["verify", "--json"])
+    # Then 30 are missing, and would be indexed
+    assert drift.exit_code == 4
+    assert json.loads(drift.output)["counts"]["missing"] == 30
+    assert json.loads(dry.output)["would_index"] == 30
+    assert json.loads(still.output)["counts"]["missing"] == 30
+    # When a backfill runs, and a resume is asked of a finished one
+    done = runner.invoke(app, ["backfill", "--json", "--checkpoint", str(tmp_path / "cp.json")])
+    resume = runner.invoke(app, ["backfill", "--resume", "--checkpoint", str(tmp_path / "cp.json")])
+    clean = runner.invoke(app, ["verify"])
+    # Then everything is indexed, verify is clean (exit 0), and the resume says it is done
+    assert json.loads(done.output)["indexed"] == 30
+    assert resume.exit_code == 1
+    assert "already done" in resume.output
+    assert clean.exit_code == 0, clean.output
