@@ -110,7 +110,7 @@ class RetryPolicy:
         # The first attempt runs bare: the happy path pays for no retry machinery.
         try:
             return fn()
-        except Exception as error:
+        except (ClientError, *_CONNECTION_ERRORS) as error:
             if self.attempts <= 1 or not is_transient_aws_error(error):
                 raise
             logger.warning("retrying %s after transient error (attempt 1): %s", operation, error)
