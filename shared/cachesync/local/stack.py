@@ -85,7 +85,7 @@ class LocalStack:
                 s3_client=self.client("s3"),
                 sqs_client=self.client("sqs"),
             )
-        except BaseException:  # noqa: BLE001 - even Ctrl-C mid-start must not leave a JVM behind
+        except BaseException:
             self.stop()
             raise
 
