@@ -56,8 +56,27 @@ integration: setup ## Integration tests against DynamoDB Local and moto server
 e2e: setup ## End-to-end tests through the local pipeline
 	$(PYTEST) tests/e2e
 
-test: setup lint ## Lint, then unit, integration and e2e tests
+test: setup lint infra-check ## Lint, then unit, integration and e2e tests
 	$(PYTEST) tests/unit tests/integration tests/e2e
+
+# Deployment: Lambda artifacts for infra/, and static checks of infra/ (no terraform binary).
+# checkov lives in its own venv: its pins clash with the project's.
+.PHONY: package infra-check
+CHECKOV_VERSION := 3.3.30
+STAMP_CHECKOV := .venv-checkov/.installed-$(CHECKOV_VERSION)
+
+$(STAMP_CHECKOV):
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
+	.venv-checkov/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
+package: $(STAMP_PY) ## Build the Lambda zips in build/ (LAMBDA_ARCHITECTURE=arm64|x86_64, LAMBDA_PYTHON=3.12|3.13)
+	$(BIN)/python tools/package_lambdas.py --architecture $(or $(LAMBDA_ARCHITECTURE),arm64) --python-version $(or $(LAMBDA_PYTHON),3.12)
+
+infra-check: $(STAMP_PY) $(STAMP_CHECKOV) ## Static checks of infra/: python-hcl2 tests and checkov
+	$(PYTEST) -q tests/unit/test_infra.py
+	.venv-checkov/bin/checkov -d infra --framework terraform --skip-download --compact --quiet
 
 bench: setup ## Benchmarks: side-by-side ratios against a raw floor (writes build/bench/)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s -q

@@ -2,8 +2,8 @@
 #
 # WARNING for existing buckets: a bucket has ONE notification configuration and
 # aws_s3_bucket_notification owns all of it. Applying this replaces any notifications the bucket
-# already has (Lambda, SNS, SQS or EventBridge). Merge them into this resource first (see
-# docs/DEPLOYMENT.md, "Turning cachesync on for an existing bucket").
+# already has (Lambda, SNS, SQS or EventBridge) unless they are listed in
+# var.existing_notifications (docs/DEPLOYMENT.md, "Turning cachesync on for an existing bucket").
 
 locals {
   # sqs mode: S3 event types per handler. ObjectRemoved:* does not cover lifecycle expirations:
@@ -30,7 +30,7 @@ locals {
 
 resource "aws_s3_bucket_notification" "documents" {
   bucket      = var.create_bucket ? aws_s3_bucket.documents[0].id : data.aws_s3_bucket.documents[0].id
-  eventbridge = local.eventbridge
+  eventbridge = local.eventbridge || var.existing_notifications.eventbridge
 
   dynamic "queue" {
     for_each = { for name, events in local.s3_notification_events : name => events if !local.eventbridge }
@@ -40,6 +40,40 @@ resource "aws_s3_bucket_notification" "documents" {
       events        = queue.value
       filter_prefix = var.documents_prefix == "" ? null : var.documents_prefix
       filter_suffix = var.documents_suffix == "" ? null : var.documents_suffix
+    }
+  }
+
+  # The bucket's other notifications, kept as they were.
+  dynamic "queue" {
+    for_each = var.existing_notifications.queues
+    content {
+      id            = queue.value.id
+      queue_arn     = queue.value.queue_arn
+      events        = queue.value.events
+      filter_prefix = queue.value.filter_prefix
+      filter_suffix = queue.value.filter_suffix
+    }
+  }
+
+  dynamic "topic" {
+    for_each = var.existing_notifications.topics
+    content {
+      id            = topic.value.id
+      topic_arn     = topic.value.topic_arn
+      events        = topic.value.events
+      filter_prefix = topic.value.filter_prefix
+      filter_suffix = topic.value.filter_suffix
+    }
+  }
+
+  dynamic "lambda_function" {
+    for_each = var.existing_notifications.lambda_functions
+    content {
+      id                  = lambda_function.value.id
+      lambda_function_arn = lambda_function.value.lambda_function_arn
+      events              = lambda_function.value.events
+      filter_prefix       = lambda_function.value.filter_prefix
+      filter_suffix       = lambda_function.value.filter_suffix
     }
   }
 

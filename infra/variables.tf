@@ -105,6 +105,44 @@ variable "notification_mode" {
   }
 }
 
+variable "existing_notifications" {
+  description = "Notifications the bucket already has, kept in its configuration: aws_s3_bucket_notification owns the WHOLE configuration, so anything not listed here is removed on apply. Copy them from `aws s3api get-bucket-notification-configuration` (docs/DEPLOYMENT.md)."
+  type = object({
+    eventbridge = optional(bool, false)
+    queues = optional(list(object({
+      id            = optional(string)
+      queue_arn     = string
+      events        = list(string)
+      filter_prefix = optional(string)
+      filter_suffix = optional(string)
+    })), [])
+    topics = optional(list(object({
+      id            = optional(string)
+      topic_arn     = string
+      events        = list(string)
+      filter_prefix = optional(string)
+      filter_suffix = optional(string)
+    })), [])
+    lambda_functions = optional(list(object({
+      id                  = optional(string)
+      lambda_function_arn = string
+      events              = list(string)
+      filter_prefix       = optional(string)
+      filter_suffix       = optional(string)
+    })), [])
+  })
+  default = {}
+
+  validation {
+    condition = alltrue(flatten([
+      [for n in var.existing_notifications.queues : length(n.events) > 0 && alltrue([for e in n.events : startswith(e, "s3:")])],
+      [for n in var.existing_notifications.topics : length(n.events) > 0 && alltrue([for e in n.events : startswith(e, "s3:")])],
+      [for n in var.existing_notifications.lambda_functions : length(n.events) > 0 && alltrue([for e in n.events : startswith(e, "s3:")])],
+    ]))
+    error_message = "existing_notifications: every notification needs events, each like \"s3:ObjectCreated:*\"."
+  }
+}
+
 # ------------------------------------------------------------------ encryption, tables
 
 variable "kms_key_arn" {

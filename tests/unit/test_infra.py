@@ -1,0 +1,800 @@
+"""Static checks of the Terraform in infra/ (no terraform binary can run here).
+
+The files are parsed with python-hcl2 and compared with the code they deploy: the table layout
+with ``cachesync.index_schema``, each function's environment with the settings model its handler
+loads, the roles with the AWS calls the stores make. checkov (``make infra-check``) covers the
+generic security rules; these tests cover what only this project knows.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final
+
+import hcl2
+import pytest
+from hcl2.utils import SerializationOptions
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from cachesync import index_schema
+from cachesync.settings import (
+    BackfillSettings,
+    FallbackReadSettings,
+    SyncSettings,
+    WriteThroughSettings,
+    variable_name,
+)
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+INFRA: Final = ROOT / "infra"
+FUNCTIONS: Final = ROOT / "functions"
+PACKAGER: Final = ROOT / "tools" / "package_lambdas.py"
+
+EXPECTED_FILES: Final = {
+    "versions.tf",
+    "variables.tf",
+    "main.tf",
+    "dynamodb.tf",
+    "sqs.tf",
+    "s3_bucket.tf",
+    "s3_notifications.tf",
+    "lambda.tf",
+    "iam.tf",
+    "cloudwatch.tf",
+    "outputs.tf",
+}
+
+# Function folder -> the settings model its handler loads.
+SETTINGS_MODELS: Final[dict[str, type[BaseModel]]] = {
+    "s3_object_created": SyncSettings,
+    "s3_object_removed": SyncSettings,
+    "write_through": WriteThroughSettings,
+    "fallback_read": FallbackReadSettings,
+    "backfill": BackfillSettings,
+}
+EVENT_FUNCTIONS: Final = {"s3_object_created", "s3_object_removed"}
+
+# boto3 client method (as the stores call it) -> the IAM actions that authorize it.
+# TransactWriteItems has no IAM action of its own: its Put and Delete members are authorized as
+# PutItem and DeleteItem (DynamoDB developer guide, "Using IAM with DynamoDB transactions").
+CLIENT_CALL_ACTIONS: Final = {
+    "get_item": {"dynamodb:GetItem"},
+    "put_item": {"dynamodb:PutItem"},
+    "delete_item": {"dynamodb:DeleteItem"},
+    "transact_write_items": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
+    "query": {"dynamodb:Query"},
+    "scan": {"dynamodb:Scan"},
+    "get_object": {"s3:GetObject", "s3:GetObjectVersion"},
+    "head_object": {"s3:GetObject"},
+    "put_object": {"s3:PutObject"},
+    "delete_object": {"s3:DeleteObject"},
+    "list_objects_v2": {"s3:ListBucket"},
+    "invoke": {"lambda:InvokeFunction"},
+}
+
+SQS_CONSUME: Final = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+INDEX_WRITE: Final = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+BASE_ACTIONS: Final = {
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+}
+XRAY_ACTIONS: Final = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+# The IAM matrix: every action each role is allowed (static statements; KMS statements, which
+# exist only when a key is configured, are checked separately). Changing a role means changing
+# this on purpose.
+IAM_MATRIX: Final[dict[str, set[str]]] = {
+    "s3_object_created": {
+        *SQS_CONSUME,
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:ListBucket",
+        *INDEX_WRITE,
+    },
+    "s3_object_removed": {*SQS_CONSUME, "s3:ListBucket", *INDEX_WRITE},
+    "write_through": {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+        *INDEX_WRITE,
+        "dynamodb:UpdateItem",  # the idempotency table only (checked below)
+    },
+    "fallback_read": {"s3:GetObject", "s3:ListBucket", *INDEX_WRITE},
+    "backfill": {
+        "s3:GetObject",
+        "s3:ListBucket",
+        *INDEX_WRITE,
+        "lambda:InvokeFunction",
+        "sqs:SendMessage",
+    },
+}
+
+REFERENCE = re.compile(r"^\$\{(.+)\}$")
+
+
+# ---------------------------------------------------------------------- parsing
+
+
+class Terraform:
+    """The blocks of every infra/*.tf file, merged by kind."""
+
+    def __init__(self, folder: Path) -> None:
+        options = SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
+        self.texts: dict[str, str] = {}
+        self.resources: dict[str, dict[str, dict[str, Any]]] = {}
+        self.data: dict[str, dict[str, dict[str, Any]]] = {}
+        self.locals: dict[str, Any] = {}
+        self.variables: dict[str, dict[str, Any]] = {}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.terraform: list[dict[str, Any]] = []
+        self.providers: list[dict[str, Any]] = []
+        for path in sorted(folder.glob("*.tf")):
+            self.texts[path.name] = path.read_text(encoding="utf-8")
+            with path.open(encoding="utf-8") as handle:
+                parsed = hcl2.load(handle, serialization_options=options)
+            for block in parsed.get("resource", []):
+                for kind, named in block.items():
+                    self._add(self.resources, kind, named)
+            for block in parsed.get("data", []):
+                for kind, named in block.items():
+                    self._add(self.data, kind, named)
+            for block in parsed.get("locals", []):
+                self._merge_unique(self.locals, block, "local")
+            for block in parsed.get("variable", []):
+                self._merge_unique(self.variables, block, "variable")
+            for block in parsed.get("output", []):
+                self._merge_unique(self.outputs, block, "output")
+            self.terraform += parsed.get("terraform", [])
+            self.providers += parsed.get("provider", [])
+
+    @staticmethod
+    def _add(target: dict[str, dict[str, Any]], kind: str, named: dict[str, Any]) -> None:
+        for name, body in named.items():
+            assert name not in target.setdefault(kind, {}), f"{kind}.{name} is declared twice"
+            target[kind][name] = body
+
+    @staticmethod
+    def _merge_unique(target: dict[str, Any], block: dict[str, Any], what: str) -> None:
+        for name, value in block.items():
+            if name == "__comments__":
+                continue
+            assert name not in target, f"{what} {name} is declared twice"
+            target[name] = value
+
+    def resolve(self, value: Any) -> Any:
+        """A ``${local.name}`` reference replaced by the local's value (one level)."""
+        if isinstance(value, str):
+            match = REFERENCE.match(value)
+            if match and re.fullmatch(r"local\.\w+", match.group(1)):
+                return self.locals[match.group(1).removeprefix("local.")]
+        return value
+
+    def policy_document(self, reference: str) -> dict[str, Any]:
+        """The aws_iam_policy_document a ``${data.aws_iam_policy_document.<name>...json}``
+        reference names."""
+        match = re.fullmatch(
+            r"\$\{data\.aws_iam_policy_document\.(\w+)(\[[^\]]*\])?\.json\}", reference
+        )
+        assert match, f"policy {reference!r} is not an aws_iam_policy_document"
+        return self.data["aws_iam_policy_document"][match.group(1)]
+
+
+@pytest.fixture(scope="module")
+def tf() -> Terraform:
+    return Terraform(INFRA)
+
+
+def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Static statements, then the contents of dynamic ones."""
+    found = list(document.get("statement", []))
+    for dynamic in document.get("dynamic", []):
+        for name, block in dynamic.items():
+            if name == "statement":
+                found += block["content"]
+    return found
+
+
+def dynamic_statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each dynamic statement block: its for_each and its content."""
+    return [
+        block
+        for dynamic in document.get("dynamic", [])
+        for name, block in dynamic.items()
+        if name == "statement"
+    ]
+
+
+def unquote(value: str) -> str:
+    """hcl2 keeps the escapes of quotes inside interpolations: ``[\\"x\\"]`` -> ``["x"]``."""
+    return value.replace('\\"', '"')
+
+
+def function_folders() -> list[str]:
+    return sorted(path.parent.name for path in FUNCTIONS.glob("*/handler.py"))
+
+
+def access_document(tf: Terraform, function: str) -> dict[str, Any]:
+    return tf.policy_document(tf.locals["access_policies"][function])
+
+
+def actions_of(tf: Terraform, statement: dict[str, Any]) -> set[str]:
+    actions = tf.resolve(statement["actions"])
+    assert isinstance(actions, list), f"unresolved actions {actions!r}"
+    return set(actions)
+
+
+def allowed_actions(
+    tf: Terraform, document: dict[str, Any], *, static_only: bool = False
+) -> set[str]:
+    found = document.get("statement", []) if static_only else statements(document)
+    return {
+        action
+        for statement in found
+        if statement.get("effect", "Allow") == "Allow"
+        for action in actions_of(tf, statement)
+    }
+
+
+# ---------------------------------------------------------------------- layout
+
+
+def test_infra_is_split_into_the_expected_files(tf: Terraform) -> None:
+    assert set(tf.texts) == EXPECTED_FILES
+
+
+def test_the_aws_provider_is_pinned_to_5_x(tf: Terraform) -> None:
+    (settings,) = tf.terraform
+    assert settings["required_version"].startswith(">= 1.")
+    (providers,) = settings["required_providers"]
+    assert providers["aws"]["source"] == "hashicorp/aws"
+    assert providers["aws"]["version"].startswith("~> 5.")
+    (provider,) = tf.providers
+    assert "default_tags" in provider["aws"]
+
+
+def test_every_variable_and_output_is_described(tf: Terraform) -> None:
+    for kind, blocks in (("variable", tf.variables), ("output", tf.outputs)):
+        for name, body in blocks.items():
+            assert body.get("description"), f"{kind} {name} has no description"
+
+
+def test_every_variable_but_booleans_is_validated(tf: Terraform) -> None:
+    unvalidated = {
+        name
+        for name, body in tf.variables.items()
+        if body.get("type") not in ("bool", "${bool}") and "validation" not in body
+    }
+    # build_dir is a path on the deploying machine: any string is a path.
+    assert unvalidated == {"build_dir"}
+
+
+def test_example_tfvars_sets_only_declared_variables(tf: Terraform) -> None:
+    options = SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
+    with (INFRA / "terraform.tfvars.example").open(encoding="utf-8") as handle:
+        example = hcl2.load(handle, serialization_options=options)
+    names = {name for name in example if not name.startswith("__")}
+    assert "documents_bucket_name" in names
+    assert names <= set(tf.variables), names - set(tf.variables)
+
+
+def test_checkov_skips_give_a_reason(tf: Terraform) -> None:
+    for name, text in tf.texts.items():
+        for line in text.splitlines():
+            if "checkov:skip" in line:
+                assert re.fullmatch(r"\s*#checkov:skip=CKV2?_AWS_\d+:\S.{15,}", line), (
+                    f"{name}: a checkov skip without a reason: {line.strip()}"
+                )
+
+
+# ---------------------------------------------------------------------- tables
+
+
+def test_index_table_matches_the_schema_module(tf: Terraform) -> None:
+    table = tf.resources["aws_dynamodb_table"]["index"]
+    request = index_schema.create_table_request(index_schema.TABLE_NAME_DEFAULT)
+    assert table["name"] == "${var.table_name}"
+    assert tf.variables["table_name"]["default"] == index_schema.TABLE_NAME_DEFAULT
+    assert table["billing_mode"] == request["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["hash_key"] == index_schema.PARTITION_KEY
+    assert table["range_key"] == index_schema.SORT_KEY
+    assert [{"name": a["name"], "type": a["type"]} for a in table["attribute"]] == [
+        {"name": d["AttributeName"], "type": d["AttributeType"]}
+        for d in request["AttributeDefinitions"]
+    ]
+    indexes = [
+        {
+            "name": gsi["name"],
+            "hash_key": gsi["hash_key"],
+            "range_key": gsi["range_key"],
+            "projection_type": gsi["projection_type"],
+            "non_key_attributes": tf.resolve(gsi["non_key_attributes"]),
+        }
+        for gsi in table["global_secondary_index"]
+    ]
+    assert indexes == [
+        {
+            "name": index.name,
+            "hash_key": index.partition_key,
+            "range_key": index.sort_key,
+            "projection_type": "INCLUDE",
+            "non_key_attributes": list(index_schema.SUMMARY_ATTRIBUTES),
+        }
+        for index in index_schema.GLOBAL_INDEXES
+    ]
+    (ttl,) = table["ttl"]
+    assert ttl == {"attribute_name": index_schema.TTL_ATTRIBUTE, "enabled": True}
+
+
+def test_tables_are_protected(tf: Terraform) -> None:
+    for name in ("index", "idempotency"):
+        table = tf.resources["aws_dynamodb_table"][name]
+        assert table["point_in_time_recovery"] == [{"enabled": True}]
+        (encryption,) = table["server_side_encryption"]
+        assert encryption == {"enabled": True, "kms_key_arn": "${var.kms_key_arn}"}
+        assert table["deletion_protection_enabled"] == "${var.deletion_protection}"
+    assert tf.variables["deletion_protection"]["default"] is True
+
+
+def test_idempotency_table_matches_powertools_layout(tf: Terraform) -> None:
+    table = tf.resources["aws_dynamodb_table"]["idempotency"]
+    request = index_schema.create_idempotency_table_request(
+        index_schema.IDEMPOTENCY_TABLE_NAME_DEFAULT
+    )
+    assert tf.variables["idempotency_table_name"]["default"] == (
+        index_schema.IDEMPOTENCY_TABLE_NAME_DEFAULT
+    )
+    assert table["billing_mode"] == request["BillingMode"]
+    assert [table["hash_key"]] == [k["AttributeName"] for k in request["KeySchema"]] == ["id"]
+    assert "range_key" not in table
+    (ttl,) = table["ttl"]
+    assert ttl == {"attribute_name": index_schema.IDEMPOTENCY_TTL_ATTRIBUTE, "enabled": True}
+
+
+# ---------------------------------------------------------------------- functions
+
+
+def test_every_function_folder_has_a_function_and_a_role(tf: Terraform) -> None:
+    folders = function_folders()
+    assert sorted(SETTINGS_MODELS) == folders
+    assert sorted(tf.locals["functions"]) == folders
+    for kind, name in (
+        ("aws_lambda_function", "function"),
+        ("aws_iam_role", "function"),
+        ("aws_iam_role_policy", "base"),
+        ("aws_iam_role_policy", "access"),
+        ("aws_cloudwatch_log_group", "function"),
+        ("aws_cloudwatch_metric_alarm", "error_rate"),
+    ):
+        assert tf.resources[kind][name]["for_each"] == "${local.functions}", f"{kind}.{name}"
+    assert sorted(tf.locals["access_policies"]) == folders
+    assert sorted(tf.locals["function_environment"]) == folders
+    function = tf.resources["aws_lambda_function"]["function"]
+    assert function["role"] == "${aws_iam_role.function[each.key].arn}"
+
+
+@pytest.mark.parametrize("folder", sorted(SETTINGS_MODELS))
+def test_handler_loads_the_settings_model_the_test_maps_it_to(folder: str) -> None:
+    tree = ast.parse((FUNCTIONS / folder / "handler.py").read_text(encoding="utf-8"))
+    loaded = {
+        node.args[0].id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "load_settings"
+        and node.args
+        and isinstance(node.args[0], ast.Name)
+    }
+    assert loaded == {SETTINGS_MODELS[folder].__name__}
+
+
+@pytest.mark.parametrize("folder", sorted(SETTINGS_MODELS))
+def test_function_environment_is_exactly_its_settings_model(tf: Terraform, folder: str) -> None:
+    model = SETTINGS_MODELS[folder]
+    environment = tf.locals["function_environment"][folder]
+    assert set(environment) == {variable_name(field) for field in model.model_fields}
+    function = tf.resources["aws_lambda_function"]["function"]
+    (block,) = function["environment"]
+    assert block["variables"] == (
+        "${merge(local.function_environment[each.key], local.powertools_environment)}"
+    )
+    assert not [name for name in tf.locals["powertools_environment"] if "CACHESYNC" in name]
+
+
+@pytest.mark.parametrize("folder", sorted(SETTINGS_MODELS))
+def test_optional_settings_come_from_variables_with_the_model_defaults(
+    tf: Terraform, folder: str
+) -> None:
+    model = SETTINGS_MODELS[folder]
+    environment = tf.locals["function_environment"][folder]
+    for name, field in model.model_fields.items():
+        if field.default is PydanticUndefined:
+            continue  # required: table and bucket names come from resources and variables
+        assert environment[variable_name(name)] == f"${{tostring(var.{name})}}"
+        variable = tf.variables[name]
+        assert variable["default"] == field.default, f"var.{name}"
+        (validation,) = variable["validation"]
+        condition = validation["condition"]
+        for bound in field.metadata:
+            for attribute, operator in (("ge", ">="), ("gt", ">"), ("le", "<=")):
+                limit = getattr(bound, attribute, None)
+                if limit is not None:
+                    number = int(limit) if float(limit).is_integer() else limit
+                    text = f"var.{name} {operator} {number}"
+                    assert text in condition, f"var.{name}: {text!r} not in its validation"
+
+
+def test_functions_run_python_3_12_or_newer_on_the_chosen_architecture(tf: Terraform) -> None:
+    function = tf.resources["aws_lambda_function"]["function"]
+    assert function["runtime"] == "${var.lambda_runtime}"
+    assert function["architectures"] == ["${var.lambda_architecture}"]
+    runtime = tf.variables["lambda_runtime"]
+    assert runtime["default"] == "python3.12"
+    (validation,) = runtime["validation"]
+    allowed = re.findall(r"python3\.(\d+)", validation["condition"])
+    assert allowed
+    assert all(int(minor) >= 12 for minor in allowed)
+    assert tf.variables["lambda_architecture"]["default"] == "arm64"
+    assert function["memory_size"] == "${var.function_memory_mb[each.key]}"
+    assert function["timeout"] == "${var.function_timeout_seconds[each.key]}"
+    assert function["tracing_config"] == [{"mode": "Active"}]
+
+
+def load_packager() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("package_lambdas_for_infra_test", PACKAGER)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_terraform_deploys_what_make_package_builds(tf: Terraform) -> None:
+    packager = load_packager()
+    function = tf.resources["aws_lambda_function"]["function"]
+    assert function["handler"] == packager.HANDLER
+    assert tf.locals["layer_zip"] == "${local.build_dir}/lambda/layer.zip"
+    assert unquote(tf.locals["function_zips"]) == (
+        '${{for name in keys(local.functions) : name => "${local.build_dir}'
+        '/lambda/functions/${name}.zip"}}'
+    )
+    assert function["source_code_hash"] == "${filebase64sha256(local.function_zips[each.key])}"
+    layer = tf.resources["aws_lambda_layer_version"]["runtime"]
+    assert layer["source_code_hash"] == "${filebase64sha256(local.layer_zip)}"
+    architectures = tf.variables["lambda_architecture"]["validation"][0]["condition"]
+    assert set(re.findall(r'"(\w+)"', unquote(architectures))) == set(packager.PLATFORMS)
+    runtimes = tf.variables["lambda_runtime"]["validation"][0]["condition"]
+    assert set(re.findall(r"python(3\.\d+)", runtimes)) == set(packager.PYTHON_VERSIONS)
+
+
+@pytest.fixture
+def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Lambda-like environment: no CACHESYNC_* of the developer's, a region, no telemetry."""
+    for name in list(os.environ):
+        if name.startswith(("CACHESYNC_", "AWS_ENDPOINT_URL")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+
+
+@pytest.mark.parametrize("folder", sorted(SETTINGS_MODELS))
+def test_handler_named_in_terraform_imports_and_is_callable(
+    tf: Terraform, folder: str, lambda_environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module_name, attribute = tf.resources["aws_lambda_function"]["function"]["handler"].split(".")
+    path = FUNCTIONS / folder / f"{module_name}.py"
+    assert path.is_file()
+    model = SETTINGS_MODELS[folder]
+    for name, field in model.model_fields.items():
+        if field.default is PydanticUndefined:  # required: give it a plausible value
+            monkeypatch.setenv(variable_name(name), f"cachesync-{name.replace('_', '-')}")
+    unique = f"infra_check_{folder}_{module_name}"
+    spec = importlib.util.spec_from_file_location(unique, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        assert callable(getattr(module, attribute))
+    finally:
+        sys.modules.pop(unique, None)
+
+
+# ---------------------------------------------------------------------- events
+
+
+def test_event_handlers_consume_their_queues_with_partial_batch_responses(tf: Terraform) -> None:
+    assert set(tf.locals["event_functions"]) == EVENT_FUNCTIONS
+    mapping = tf.resources["aws_lambda_event_source_mapping"]["events"]
+    assert mapping["for_each"] == "${local.event_functions}"
+    assert mapping["event_source_arn"] == "${aws_sqs_queue.events[each.key].arn}"
+    assert mapping["function_name"] == "${aws_lambda_function.function[each.key].arn}"
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert mapping["batch_size"] == "${var.event_source_mapping.batch_size}"
+    assert mapping["maximum_batching_window_in_seconds"] == (
+        "${var.event_source_mapping.maximum_batching_window_seconds}"
+    )
+    assert mapping["scaling_config"] == [
+        {"maximum_concurrency": "${var.event_source_mapping.maximum_concurrency}"}
+    ]
+
+
+def test_event_queues_have_encrypted_dead_letter_queues(tf: Terraform) -> None:
+    queues = tf.resources["aws_sqs_queue"]
+    for name in ("events", "events_dlq", "backfill_failures"):
+        assert queues[name]["kms_master_key_id"] == "${var.kms_key_arn}"
+        assert queues[name]["sqs_managed_sse_enabled"] == "${var.kms_key_arn == null ? true : null}"
+    redrive = unquote(queues["events"]["redrive_policy"])
+    assert "aws_sqs_queue.events_dlq[each.key].arn" in redrive
+    assert "var.queue_max_receive_count" in redrive
+
+
+def test_queue_policies_admit_only_the_documents_bucket(tf: Terraform) -> None:
+    policy = tf.resources["aws_sqs_queue_policy"]["events"]
+    document = tf.policy_document(policy["policy"])
+    allows = [s for s in statements(document) if s.get("effect") == "Allow"]
+    by_sid = {s["sid"]: s for s in allows}
+    assert set(by_sid) == {"AllowDocumentsBucketNotifications", "AllowDocumentsEventBridgeRule"}
+    s3 = by_sid["AllowDocumentsBucketNotifications"]
+    assert s3["principals"] == [{"type": "Service", "identifiers": ["s3.amazonaws.com"]}]
+    assert s3["actions"] == ["sqs:SendMessage"]
+    conditions = {c["variable"]: (c["test"], c["values"]) for c in s3["condition"]}
+    assert conditions == {
+        "aws:SourceArn": ("ArnEquals", ["${local.bucket_arn}"]),
+        "aws:SourceAccount": ("StringEquals", ["${local.account_id}"]),
+    }
+    rule = by_sid["AllowDocumentsEventBridgeRule"]
+    assert rule["principals"] == [{"type": "Service", "identifiers": ["events.amazonaws.com"]}]
+    (condition,) = rule["condition"]
+    assert condition["variable"] == "aws:SourceArn"
+
+
+def test_bucket_notifications_route_every_change_to_its_handler(tf: Terraform) -> None:
+    events = tf.locals["s3_notification_events"]
+    assert events == {
+        "s3_object_created": ["s3:ObjectCreated:*"],
+        # ObjectRemoved:* does not include lifecycle expirations.
+        "s3_object_removed": ["s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"],
+    }
+    assert tf.locals["eventbridge_detail_types"] == {
+        "s3_object_created": "Object Created",
+        "s3_object_removed": "Object Deleted",
+    }
+    notification = tf.resources["aws_s3_bucket_notification"]["documents"]
+    assert notification["eventbridge"] == (
+        "${local.eventbridge || var.existing_notifications.eventbridge}"
+    )
+    assert notification["depends_on"] == ["${aws_sqs_queue_policy.events}"]
+    mode = tf.variables["notification_mode"]
+    assert mode["default"] == "sqs"
+    assert "eventbridge" in mode["validation"][0]["condition"]
+
+
+def test_existing_bucket_by_default_created_bucket_on_request(tf: Terraform) -> None:
+    assert "default" not in tf.variables["documents_bucket_name"]
+    assert tf.variables["create_bucket"]["default"] is False
+    assert tf.data["aws_s3_bucket"]["documents"]["count"] == "${var.create_bucket ? 0 : 1}"
+    for kind in (
+        "aws_s3_bucket",
+        "aws_s3_bucket_versioning",
+        "aws_s3_bucket_server_side_encryption_configuration",
+        "aws_s3_bucket_public_access_block",
+        "aws_s3_bucket_policy",
+    ):
+        assert tf.resources[kind]["documents"]["count"] == "${var.create_bucket ? 1 : 0}", kind
+    bucket_policy = tf.data["aws_iam_policy_document"]["documents_bucket"]
+    assert all(s["effect"] == "Deny" for s in statements(bucket_policy))
+
+
+# ---------------------------------------------------------------------- IAM
+
+
+def test_stores_make_only_calls_the_matrix_knows() -> None:
+    calls = set()
+    for path in (ROOT / "shared" / "cachesync" / "stores").glob("*.py"):
+        calls |= set(re.findall(r"self\._client\.(\w+)\(", path.read_text(encoding="utf-8")))
+    assert calls <= set(CLIENT_CALL_ACTIONS), f"update CLIENT_CALL_ACTIONS and iam.tf: {calls}"
+    index_store = (ROOT / "shared" / "cachesync" / "stores" / "dynamodb_index.py").read_text(
+        encoding="utf-8"
+    )
+    # Transactions use Put and Delete members only (no Update, no ConditionCheck).
+    assert not re.search(r"[\"'](Update|ConditionCheck)[\"']\s*:", index_store)
+
+
+@pytest.mark.parametrize("folder", sorted(IAM_MATRIX))
+def test_each_role_is_allowed_exactly_its_matrix(tf: Terraform, folder: str) -> None:
+    base = tf.data["aws_iam_policy_document"]["base"]
+    assert base["for_each"] == "${local.functions}"
+    assert allowed_actions(tf, base) == BASE_ACTIONS
+    access = access_document(tf, folder)
+    assert allowed_actions(tf, access, static_only=True) == IAM_MATRIX[folder]
+    # Dynamic statements exist only with a KMS key, and grant only KMS actions on that key.
+    for block in dynamic_statements(access):
+        assert "kms_key_arn" in block["for_each"]
+        for content in block["content"]:
+            assert all(action.startswith("kms:") for action in actions_of(tf, content))
+            assert content["resources"] == ["${statement.value}"]
+            (condition,) = content["condition"]
+            assert condition["variable"] == "kms:ViaService"
+
+
+def test_no_function_queries_or_scans(tf: Terraform) -> None:
+    for folder in IAM_MATRIX:
+        granted = allowed_actions(tf, access_document(tf, folder))
+        assert not granted & {"dynamodb:Query", "dynamodb:Scan"}, folder
+
+
+def test_removed_handler_cannot_read_objects(tf: Terraform) -> None:
+    granted = allowed_actions(tf, access_document(tf, "s3_object_removed")) | allowed_actions(
+        tf, tf.data["aws_iam_policy_document"]["base"]
+    )
+    assert not [action for action in granted if action.startswith("s3:GetObject")]
+    assert "s3:ListBucket" in granted
+
+
+def test_event_handlers_consume_only_their_own_queue(tf: Terraform) -> None:
+    for folder in EVENT_FUNCTIONS:
+        (statement,) = [
+            s
+            for s in statements(access_document(tf, folder))
+            if "sqs:ReceiveMessage" in actions_of(tf, s)
+        ]
+        assert [unquote(r) for r in statement["resources"]] == [
+            f'${{aws_sqs_queue.events["{folder}"].arn}}'
+        ]
+
+
+def test_idempotency_and_self_invocation_are_scoped(tf: Terraform) -> None:
+    (update,) = [
+        s
+        for s in statements(access_document(tf, "write_through"))
+        if "dynamodb:UpdateItem" in actions_of(tf, s)
+    ]
+    assert update["resources"] == ["${local.idempotency_table_arn}"]
+    (invoke,) = [
+        s
+        for s in statements(access_document(tf, "backfill"))
+        if "lambda:InvokeFunction" in actions_of(tf, s)
+    ]
+    assert [unquote(r) for r in invoke["resources"]] == [
+        '${aws_lambda_function.function["backfill"].arn}',
+        '${aws_lambda_function.function["backfill"].arn}:*',
+    ]
+
+
+def all_policy_documents(tf: Terraform) -> dict[str, dict[str, Any]]:
+    return tf.data["aws_iam_policy_document"]
+
+
+def test_no_statement_allows_a_wildcard_except_xray(tf: Terraform) -> None:
+    wildcard_statements = []
+    for name, document in all_policy_documents(tf).items():
+        for statement in statements(document):
+            actions = actions_of(tf, statement)
+            resources = [unquote(r) for r in statement.get("resources", [])]
+            if statement.get("effect", "Allow") == "Deny":
+                continue  # deny-all-insecure-transport statements may say s3:* / sqs:*
+            assert not [a for a in actions if a == "*" or a.endswith(":*")], (name, actions)
+            if "*" in resources:
+                wildcard_statements.append((name, statement.get("sid"), actions))
+                assert actions == XRAY_ACTIONS, f"{name}: Resource * outside the X-Ray statement"
+                assert resources == ["*"]
+    assert wildcard_statements == [("base", "XRayWriteTraces", XRAY_ACTIONS)]
+    # The exception is documented next to it.
+    iam = tf.texts["iam.tf"]
+    comment = iam[: iam.index('sid       = "XRayWriteTraces"')].rsplit("statement {", 1)[0]
+    assert "X-Ray" in comment.splitlines()[-2] or "X-Ray" in comment[-600:]
+
+
+def test_every_policy_is_a_policy_document(tf: Terraform) -> None:
+    """Policies written as jsonencode() would escape the wildcard test above."""
+    policies = [
+        ("aws_iam_role_policy", name, body["policy"])
+        for name, body in tf.resources["aws_iam_role_policy"].items()
+    ]
+    policies += [
+        ("aws_iam_policy", n, b["policy"]) for n, b in tf.resources["aws_iam_policy"].items()
+    ]
+    policies += [
+        (kind, n, b["policy"])
+        for kind in ("aws_sqs_queue_policy", "aws_s3_bucket_policy")
+        for n, b in tf.resources[kind].items()
+    ]
+    policies += [
+        ("aws_iam_role", n, b["assume_role_policy"])
+        for n, b in tf.resources["aws_iam_role"].items()
+    ]
+    for kind, name, policy in policies:
+        if policy == "${local.access_policies[each.key]}":
+            for reference in tf.locals["access_policies"].values():
+                tf.policy_document(reference)
+        else:
+            tf.policy_document(policy)  # asserts the reference shape
+        assert "jsonencode" not in policy, f"{kind}.{name}"
+
+
+# ---------------------------------------------------------------------- CloudWatch
+
+
+def alarm(tf: Terraform, name: str) -> dict[str, Any]:
+    return tf.resources["aws_cloudwatch_metric_alarm"][name]
+
+
+def test_every_alarm_notifies_the_optional_topic(tf: Terraform) -> None:
+    assert tf.variables["alarm_sns_topic_arn"]["default"] is None
+    for name, body in tf.resources["aws_cloudwatch_metric_alarm"].items():
+        assert body["alarm_actions"] == "${local.alarm_actions}", name
+        assert "docs/RUNBOOK.md#" in body["alarm_description"], name
+
+
+def github_anchor(heading: str) -> str:
+    return re.sub(r"[^a-z0-9 -]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_alarm_runbook_links_point_at_runbook_sections(tf: Terraform) -> None:
+    runbook = (ROOT / "docs" / "RUNBOOK.md").read_text(encoding="utf-8")
+    anchors = {github_anchor(line[3:]) for line in runbook.splitlines() if line.startswith("## ")}
+    for name, body in tf.resources["aws_cloudwatch_metric_alarm"].items():
+        (anchor,) = re.findall(r"docs/RUNBOOK\.md#([a-z0-9-]+)", body["alarm_description"])
+        assert anchor in anchors, f"alarm {name}: no RUNBOOK section #{anchor}"
+
+
+def test_cache_hit_rate_alarm_reads_the_reader_metrics(tf: Terraform) -> None:
+    hit_rate = alarm(tf, "cache_hit_rate")
+    assert hit_rate["comparison_operator"] == "LessThanThreshold"
+    assert tf.variables["cache_hit_rate_threshold_percent"]["default"] == 80
+    metrics = {q["id"]: q["metric"][0] for q in hit_rate["metric_query"] if "metric" in q}
+    assert {m["metric_name"] for m in metrics.values()} == {"CacheHits", "CacheMisses"}
+    for metric in metrics.values():
+        # Powertools' Metrics(namespace="cachesync", service=SERVICE): dimension "service".
+        assert metric["namespace"] == "cachesync"
+        assert metric["dimensions"] == {"service": "fallback_read"}
+    (expression,) = [q for q in hit_rate["metric_query"] if "expression" in q]
+    assert expression["return_data"] is True
+
+
+def test_latency_error_dlq_and_lag_alarms(tf: Terraform) -> None:
+    latency = alarm(tf, "read_latency_p99")
+    assert (latency["namespace"], latency["metric_name"]) == ("AWS/Lambda", "Duration")
+    assert latency["extended_statistic"] == "p99"
+    assert tf.variables["read_latency_p99_threshold_ms"]["default"] == 500
+    assert "fallback_read" in unquote(latency["dimensions"]["FunctionName"])
+
+    errors = alarm(tf, "error_rate")
+    names = {q["metric"][0]["metric_name"] for q in errors["metric_query"] if "metric" in q}
+    assert names == {"Errors", "Invocations"}
+    assert tf.variables["error_rate_threshold_percent"]["default"] == 1
+
+    dlq = alarm(tf, "dlq_depth")
+    assert dlq["for_each"] == "${local.dead_letter_queues}"
+    assert dlq["metric_name"] == "ApproximateNumberOfMessagesVisible"
+    assert (dlq["comparison_operator"], dlq["threshold"]) == ("GreaterThanThreshold", 0)
+    dead_letter_queues = unquote(tf.locals["dead_letter_queues"])
+    assert "aws_sqs_queue.events_dlq[name].name" in dead_letter_queues
+    assert "aws_sqs_queue.backfill_failures.name" in dead_letter_queues
+
+    lag = alarm(tf, "sync_lag_p99")
+    assert lag["for_each"] == "${local.event_functions}"
+    assert (lag["namespace"], lag["metric_name"]) == ("cachesync", "SyncLag")
+    assert lag["dimensions"] == {"service": "${each.key}"}
+    assert lag["extended_statistic"] == "p99"
+
+
+def test_outputs_name_what_operators_need(tf: Terraform) -> None:
+    assert {
+        "table_name",
+        "table_arn",
+        "function_arns",
+        "queue_urls",
+        "bucket_name",
+        "dead_letter_queue_urls",
+    } <= set(tf.outputs)
