@@ -443,13 +443,16 @@ data "aws_iam_policy_document" "operator" {
     resources = [aws_lambda_function.function["backfill"].arn, "${aws_lambda_function.function["backfill"].arn}:*"]
   }
 
-  # Runbook: inspect and redrive the dead-letter queues.
+  # Runbook: inspect, delete and redrive the dead-letter queues. A message move task is
+  # authorized against both queues: receive, delete and read attributes on the dead-letter queue
+  # (the source), send on the destination (SQS API permissions reference, StartMessageMoveTask).
   statement {
     sid    = "RedriveDeadLetterQueues"
     effect = "Allow"
     actions = [
       "sqs:GetQueueAttributes",
       "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
       "sqs:StartMessageMoveTask",
       "sqs:ListMessageMoveTasks",
       "sqs:CancelMessageMoveTask",
@@ -458,6 +461,14 @@ data "aws_iam_policy_document" "operator" {
       [for name in keys(local.event_functions) : aws_sqs_queue.events_dlq[name].arn],
       [aws_sqs_queue.backfill_failures.arn],
     )
+  }
+
+  # The redrive's destination: the event queues the dead-letter queues' messages came from.
+  statement {
+    sid       = "RedriveToEventQueues"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [for name in keys(local.event_functions) : aws_sqs_queue.events[name].arn]
   }
 }
 

@@ -185,3 +185,11 @@ resource "aws_lambda_function_event_invoke_config" "backfill" {
   # Lambda checks that the role may send to the destination.
   depends_on = [aws_iam_role_policy.access]
 }
+
+# The backfill re-invokes itself asynchronously with its continuation (a long backfill spans
+# invocations). Lambda's recursive loop detection stops chains of Lambda-only invocations after
+# about 16 links; this chain is deliberate and ends when the listing does.
+resource "aws_lambda_function_recursion_config" "backfill" {
+  function_name  = aws_lambda_function.function["backfill"].function_name
+  recursive_loop = "Allow"
+}

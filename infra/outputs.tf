@@ -57,7 +57,7 @@ output "dead_letter_queue_urls" {
 }
 
 output "dead_letter_queue_arns" {
-  description = "Event handler (and backfill) -> ARN of its dead-letter queue (for start-message-move-task)."
+  description = "Event handler (and backfill) -> ARN of its dead-letter queue. start-message-move-task redrives the event handlers' DLQs only: backfill-failures is an on-failure destination, not the DLQ of a queue."
   value = merge(
     { for name, queue in aws_sqs_queue.events_dlq : name => queue.arn },
     { backfill = aws_sqs_queue.backfill_failures.arn },

@@ -285,8 +285,9 @@ variable "event_source_mapping" {
       && var.event_source_mapping.maximum_batching_window_seconds >= 0 && var.event_source_mapping.maximum_batching_window_seconds <= 300
       && (var.event_source_mapping.batch_size <= 10 || var.event_source_mapping.maximum_batching_window_seconds >= 1)
       && var.event_source_mapping.maximum_concurrency >= 2 && var.event_source_mapping.maximum_concurrency <= 1000
+      && alltrue([for value in values(var.event_source_mapping) : floor(value) == value])
     )
-    error_message = "event_source_mapping: batch_size 1-10000 (over 10 needs a batching window of at least 1 s), maximum_batching_window_seconds 0-300, maximum_concurrency 2-1000."
+    error_message = "event_source_mapping: whole numbers; batch_size 1-10000 (over 10 needs a batching window of at least 1 s), maximum_batching_window_seconds 0-300, maximum_concurrency 2-1000."
   }
 }
 

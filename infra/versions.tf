@@ -6,7 +6,7 @@ terraform {
     aws = {
       source = "hashicorp/aws"
       # 5.46 or later: Lambda logging_config, DynamoDB deletion protection, SQS redrive resources.
-      version = "~> 5.46"
+      version = "~> 5.67" # 5.67: aws_lambda_function_recursion_config
     }
   }
 }
