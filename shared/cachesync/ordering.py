@@ -30,8 +30,8 @@ def format_time(moment: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    """Inverse of :func:`format_time`."""
-    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
+    """Inverse of :func:`format_time` (``fromisoformat`` reads it ~50x faster than strptime)."""
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 class OrderingFacts(BaseModel):

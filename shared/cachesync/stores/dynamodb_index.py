@@ -90,6 +90,21 @@ MAX_CLAIM_ATTEMPTS: Final = 10
 DEFAULT_TOMBSTONE_TTL: Final = timedelta(days=30)
 _TOKEN_VERSION: Final = 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# The attributes _state_from_item reads, plus the object key.
+_STATE_ATTRIBUTES: Final = (
+    Attr.KEY,
+    Attr.RECORD_TYPE,
+    Attr.ETAG,
+    Attr.SEQUENCER,
+    Attr.S3_LAST_MODIFIED,
+    Attr.VERSION_ID,
+    Attr.CUSTOMERS,
+    Attr.KIND,
+    Attr.INDEX_TIME,
+    Attr.REVISION,
+    Attr.EXPIRES_AT,
+    Attr.PENDING_SINCE,
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -522,10 +537,13 @@ class DynamoDBIndexStore:
                 "FilterExpression": (
                     "#sk = :doc AND #bucket = :bucket AND begins_with(#key, :prefix)"
                 ),
+                # Only what a state needs: bodies and summaries would dominate the scan's cost.
+                "ProjectionExpression": ", ".join(f"#p{n}" for n in range(len(_STATE_ATTRIBUTES))),
                 "ExpressionAttributeNames": {
                     "#sk": SORT_KEY,
                     "#bucket": Attr.BUCKET,
                     "#key": Attr.KEY,
+                    **{f"#p{n}": name for n, name in enumerate(_STATE_ATTRIBUTES)},
                 },
                 "ExpressionAttributeValues": _serialize(
                     {":doc": DOCUMENT_SORT_KEY, ":bucket": bucket, ":prefix": prefix}
