@@ -96,13 +96,141 @@ locals {
   }
 }
 
-data "aws_iam_policy_document" "s3_object_created" {
+# Shared statements. Each function's policy below composes the ones it needs
+# (source_policy_documents) with its own statements: every sid is unique within a composed
+# document (the provider rejects duplicate sids among source documents, and a `statement` with a
+# source's sid would silently replace it), and tests/unit/test_infra.py checks it.
+
+# Sequencer-less events list the key, the removed handler asks whether a key is really gone
+# (ListObjectsV2 Prefix=key MaxKeys=1), and with s3:ListBucket a GET/HEAD of an absent key
+# answers 404 (a clean not-found) rather than 403.
+data "aws_iam_policy_document" "list_documents_bucket" {
+  statement {
+    sid       = "ListDocumentsBucket"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+  }
+}
+
+# Guarded reads and writes of the index: reads, guards, (transactional) puts and deletes,
+# write-through rollbacks, fallback_read's read backfills and not-found repairs.
+data "aws_iam_policy_document" "index_read_write" {
+  statement {
+    sid       = "ReadWriteIndex"
+    effect    = "Allow"
+    actions   = local.index_actions
+    resources = [local.table_arn]
+  }
+}
+
+# Powertools idempotency records (write_through; and the operators' command line).
+data "aws_iam_policy_document" "idempotency_records" {
+  statement {
+    sid       = "IdempotencyRecords"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [local.idempotency_table_arn]
+  }
+}
+
+# Each event handler consumes its own queue, and only its own.
+data "aws_iam_policy_document" "consume_own_queue" {
+  for_each = local.event_functions
+
   statement {
     sid       = "ConsumeOwnQueue"
     effect    = "Allow"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
-    resources = [aws_sqs_queue.events["s3_object_created"].arn]
+    resources = [aws_sqs_queue.events[each.key].arn]
   }
+}
+
+# Asynchronous invocations of backfill: by backfill itself (a long request continues in a new
+# invocation of this same function; context.invoked_function_arn is unqualified, or qualified
+# when invoked through a version/alias), by operators and by S3 Batch Operations jobs.
+data "aws_iam_policy_document" "invoke_backfill" {
+  statement {
+    sid       = "InvokeBackfill"
+    effect    = "Allow"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.function["backfill"].arn, "${aws_lambda_function.function["backfill"].arn}:*"]
+  }
+}
+
+# Objects encrypted with a documents-bucket KMS key are decrypted by S3 on the caller's behalf.
+# Empty (no statement) when the bucket uses no KMS key.
+data "aws_iam_policy_document" "documents_key_decrypt_via_s3" {
+  dynamic "statement" {
+    for_each = local.documents_kms_key_arn == null ? [] : [local.documents_kms_key_arn]
+    content {
+      sid       = "DecryptDocuments"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+# var.kms_key_arn encrypts the tables (every function) and the queues (the event handlers
+# consume theirs; backfill sends to backfill-failures). One document per service, so that each
+# function names the services it uses the key through: two statements with one kms:ViaService
+# value each allow exactly what one statement with both values allows. Empty without a key.
+data "aws_iam_policy_document" "cachesync_key_via_dynamodb" {
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "UseCachesyncKeyViaDynamoDB"
+      effect    = "Allow"
+      actions   = local.cmk_actions
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+data "aws_iam_policy_document" "cachesync_key_via_sqs" {
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "UseCachesyncKeyViaSqs"
+      effect    = "Allow"
+      actions   = local.cmk_actions
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["sqs.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+# s3_object_created: consume its queue; read the documents (the version the event names, or the
+# current object); list the bucket (sequencer-less events list the key; a GET of a deleted key
+# must answer 404, not 403); read/write the index; the documents key via S3; the cachesync key
+# via DynamoDB and SQS.
+data "aws_iam_policy_document" "s3_object_created" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.consume_own_queue["s3_object_created"].json,
+    data.aws_iam_policy_document.list_documents_bucket.json,
+    data.aws_iam_policy_document.index_read_write.json,
+    data.aws_iam_policy_document.documents_key_decrypt_via_s3.json,
+    data.aws_iam_policy_document.cachesync_key_via_dynamodb.json,
+    data.aws_iam_policy_document.cachesync_key_via_sqs.json,
+  ]
 
   # The version the event names (GetObject VersionId=...), or the current object (If-Match).
   statement {
@@ -111,97 +239,34 @@ data "aws_iam_policy_document" "s3_object_created" {
     actions   = ["s3:GetObject", "s3:GetObjectVersion"]
     resources = [local.documents_arn]
   }
-
-  # Sequencer-less events list the key; and a GET of a deleted key must answer 404, not 403.
-  statement {
-    sid       = "ListDocumentsBucket"
-    effect    = "Allow"
-    actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arn]
-  }
-
-  statement {
-    sid       = "WriteIndex"
-    effect    = "Allow"
-    actions   = local.index_actions
-    resources = [local.table_arn]
-  }
-
-  dynamic "statement" {
-    for_each = local.documents_kms_key_arn == null ? [] : [local.documents_kms_key_arn]
-    content {
-      sid       = "DecryptDocuments"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt"]
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["s3.${local.region}.amazonaws.com"]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-    content {
-      sid       = "UseCachesyncKey"
-      effect    = "Allow"
-      actions   = local.cmk_actions
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["dynamodb.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com"]
-      }
-    }
-  }
 }
 
+# s3_object_removed: consume its queue; list the bucket (is the key really gone?
+# ListObjectsV2 Prefix=key MaxKeys=1); read/write the index; the cachesync key via DynamoDB and
+# SQS. This handler never reads objects: no s3:GetObject, and so no documents key, by design
+# (docs/ARCHITECTURE.md).
 data "aws_iam_policy_document" "s3_object_removed" {
-  statement {
-    sid       = "ConsumeOwnQueue"
-    effect    = "Allow"
-    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
-    resources = [aws_sqs_queue.events["s3_object_removed"].arn]
-  }
-
-  # Is the key really gone? (ListObjectsV2 Prefix=key MaxKeys=1.) This handler never reads
-  # objects: no s3:GetObject, by design (docs/ARCHITECTURE.md).
-  statement {
-    sid       = "ListDocumentsBucket"
-    effect    = "Allow"
-    actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arn]
-  }
-
-  statement {
-    sid       = "WriteIndex"
-    effect    = "Allow"
-    actions   = local.index_actions
-    resources = [local.table_arn]
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-    content {
-      sid       = "UseCachesyncKey"
-      effect    = "Allow"
-      actions   = local.cmk_actions
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["dynamodb.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com"]
-      }
-    }
-  }
+  source_policy_documents = [
+    data.aws_iam_policy_document.consume_own_queue["s3_object_removed"].json,
+    data.aws_iam_policy_document.list_documents_bucket.json,
+    data.aws_iam_policy_document.index_read_write.json,
+    data.aws_iam_policy_document.cachesync_key_via_dynamodb.json,
+    data.aws_iam_policy_document.cachesync_key_via_sqs.json,
+  ]
 }
 
+# write_through: read and write the documents; list the bucket; read/write the index; its
+# idempotency records; the documents key via S3 (decrypt, and data keys for the objects it
+# writes); the cachesync key via DynamoDB.
 data "aws_iam_policy_document" "write_through" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.list_documents_bucket.json,
+    data.aws_iam_policy_document.index_read_write.json,
+    data.aws_iam_policy_document.idempotency_records.json,
+    data.aws_iam_policy_document.documents_key_decrypt_via_s3.json,
+    data.aws_iam_policy_document.cachesync_key_via_dynamodb.json,
+  ]
+
   # PutObject, DeleteObject; HeadObject If-Match and the current-state sync's GET (s3:GetObject).
   statement {
     sid       = "ReadWriteDocuments"
@@ -210,33 +275,13 @@ data "aws_iam_policy_document" "write_through" {
     resources = [local.documents_arn]
   }
 
-  statement {
-    sid       = "ListDocumentsBucket"
-    effect    = "Allow"
-    actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arn]
-  }
-
-  statement {
-    sid       = "WriteIndex"
-    effect    = "Allow"
-    actions   = local.index_actions
-    resources = [local.table_arn]
-  }
-
-  statement {
-    sid       = "IdempotencyRecords"
-    effect    = "Allow"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-    resources = [local.idempotency_table_arn]
-  }
-
+  # PutObject into a bucket encrypted with a KMS key: S3 asks for a data key on its behalf.
   dynamic "statement" {
     for_each = local.documents_kms_key_arn == null ? [] : [local.documents_kms_key_arn]
     content {
-      sid       = "EncryptDecryptDocuments"
+      sid       = "EncryptDocuments"
       effect    = "Allow"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      actions   = ["kms:GenerateDataKey"]
       resources = [statement.value]
 
       condition {
@@ -246,82 +291,40 @@ data "aws_iam_policy_document" "write_through" {
       }
     }
   }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-    content {
-      sid       = "UseCachesyncKey"
-      effect    = "Allow"
-      actions   = local.cmk_actions
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["dynamodb.${local.region}.amazonaws.com"]
-      }
-    }
-  }
 }
 
+# fallback_read: read the documents; list the bucket (a key absent from S3 is a clean not-found,
+# 404, only with s3:ListBucket); read/write the index (reads, read backfills and not-found
+# repairs: guarded writes); the documents key via S3; the cachesync key via DynamoDB.
 data "aws_iam_policy_document" "fallback_read" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.list_documents_bucket.json,
+    data.aws_iam_policy_document.index_read_write.json,
+    data.aws_iam_policy_document.documents_key_decrypt_via_s3.json,
+    data.aws_iam_policy_document.cachesync_key_via_dynamodb.json,
+  ]
+
   statement {
     sid       = "ReadDocuments"
     effect    = "Allow"
     actions   = ["s3:GetObject"]
     resources = [local.documents_arn]
   }
-
-  # A key absent from S3 is a clean not-found (404) only with s3:ListBucket.
-  statement {
-    sid       = "ListDocumentsBucket"
-    effect    = "Allow"
-    actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arn]
-  }
-
-  # Reads, read backfills and not-found repairs (guarded writes).
-  statement {
-    sid       = "ReadWriteIndex"
-    effect    = "Allow"
-    actions   = local.index_actions
-    resources = [local.table_arn]
-  }
-
-  dynamic "statement" {
-    for_each = local.documents_kms_key_arn == null ? [] : [local.documents_kms_key_arn]
-    content {
-      sid       = "DecryptDocuments"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt"]
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["s3.${local.region}.amazonaws.com"]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-    content {
-      sid       = "UseCachesyncKey"
-      effect    = "Allow"
-      actions   = local.cmk_actions
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["dynamodb.${local.region}.amazonaws.com"]
-      }
-    }
-  }
 }
 
+# backfill: read the current documents; list the bucket; read/write the index; invoke itself;
+# send failed invocations to backfill-failures; the documents key via S3; the cachesync key via
+# DynamoDB and SQS.
 data "aws_iam_policy_document" "backfill" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.list_documents_bucket.json,
+    data.aws_iam_policy_document.index_read_write.json,
+    data.aws_iam_policy_document.invoke_backfill.json,
+    data.aws_iam_policy_document.documents_key_decrypt_via_s3.json,
+    data.aws_iam_policy_document.cachesync_key_via_dynamodb.json,
+    data.aws_iam_policy_document.cachesync_key_via_sqs.json,
+  ]
+
   # Current objects only: tasks naming a version still index the key's current object.
   statement {
     sid       = "ReadDocuments"
@@ -330,67 +333,12 @@ data "aws_iam_policy_document" "backfill" {
     resources = [local.documents_arn]
   }
 
-  statement {
-    sid       = "ListDocumentsBucket"
-    effect    = "Allow"
-    actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arn]
-  }
-
-  statement {
-    sid       = "WriteIndex"
-    effect    = "Allow"
-    actions   = local.index_actions
-    resources = [local.table_arn]
-  }
-
-  # A long backfill request continues in a new asynchronous invocation of this same function
-  # (context.invoked_function_arn: unqualified, or qualified when invoked through a version/alias).
-  statement {
-    sid       = "InvokeItself"
-    effect    = "Allow"
-    actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.function["backfill"].arn, "${aws_lambda_function.function["backfill"].arn}:*"]
-  }
-
   # The on-failure destination of its asynchronous invocations.
   statement {
     sid       = "SendFailedInvocations"
     effect    = "Allow"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.backfill_failures.arn]
-  }
-
-  dynamic "statement" {
-    for_each = local.documents_kms_key_arn == null ? [] : [local.documents_kms_key_arn]
-    content {
-      sid       = "DecryptDocuments"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt"]
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["s3.${local.region}.amazonaws.com"]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-    content {
-      sid       = "UseCachesyncKey"
-      effect    = "Allow"
-      actions   = local.cmk_actions
-      resources = [statement.value]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["dynamodb.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com"]
-      }
-    }
   }
 }
 
@@ -407,7 +355,15 @@ resource "aws_iam_role_policy" "access" {
 # For people and jobs running the `cachesync` command line against this deployment (query, get,
 # put, delete, backfill, verify --repair) and starting Lambda backfills. Not attached to anything:
 # attach it to the operators' role or group.
+# Shared: list the bucket, idempotency records, invoke backfill. Own: the index with Query/Scan
+# (functions have neither), the documents, the dead-letter queues' redrives.
 data "aws_iam_policy_document" "operator" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.list_documents_bucket.json,
+    data.aws_iam_policy_document.idempotency_records.json,
+    data.aws_iam_policy_document.invoke_backfill.json,
+  ]
+
   statement {
     sid       = "ReadWriteIndex"
     effect    = "Allow"
@@ -416,31 +372,10 @@ data "aws_iam_policy_document" "operator" {
   }
 
   statement {
-    sid       = "IdempotencyRecords"
-    effect    = "Allow"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-    resources = [local.idempotency_table_arn]
-  }
-
-  statement {
     sid       = "ReadWriteDocuments"
     effect    = "Allow"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
     resources = [local.documents_arn]
-  }
-
-  statement {
-    sid       = "ListDocumentsBucket"
-    effect    = "Allow"
-    actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arn]
-  }
-
-  statement {
-    sid       = "StartBackfills"
-    effect    = "Allow"
-    actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.function["backfill"].arn, "${aws_lambda_function.function["backfill"].arn}:*"]
   }
 
   # Runbook: inspect, delete and redrive the dead-letter queues. A message move task is
@@ -516,12 +451,7 @@ resource "aws_iam_role" "batch_operations" {
 data "aws_iam_policy_document" "batch_operations" {
   count = local.batch_operations ? 1 : 0
 
-  statement {
-    sid       = "InvokeBackfill"
-    effect    = "Allow"
-    actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.function["backfill"].arn, "${aws_lambda_function.function["backfill"].arn}:*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.invoke_backfill.json]
 
   # The manifest (an S3 Inventory manifest.json and its CSV files, or a CSV of bucket,key[,version]).
   statement {

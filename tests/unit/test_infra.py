@@ -187,6 +187,43 @@ class Terraform:
         assert match, f"policy {reference!r} is not an aws_iam_policy_document"
         return self.data["aws_iam_policy_document"][match.group(1)]
 
+    def composed_document(self, reference: str) -> dict[str, Any]:
+        """The document a reference names with the statements of its source_policy_documents
+        merged in (recursively), as the provider merges them: sources' statements first, then
+        its own; static statements under ``statement``, dynamic ones under ``dynamic``.
+
+        A source named with an instance key (``name["key"].json``, a for_each document) has
+        ``each.key`` replaced by that key. Sids must be unique in the result (the provider
+        rejects duplicates among sources, and a statement with a source's sid would silently
+        replace it), and override_policy_documents, which replaces statements, is not used."""
+        document = self.policy_document(reference)
+        assert "override_policy_documents" not in document, reference
+        key = re.fullmatch(r".*\[\\?\"(\w+)\\?\"\]\.json\}", reference)
+        if key:
+            assert key.group(1) in self.resolve(document["for_each"]), reference
+            document = substitute_each_key(document, key.group(1))
+        composed: dict[str, Any] = {"statement": [], "dynamic": []}
+        for source in document.get("source_policy_documents", []):
+            merged = self.composed_document(source)
+            composed["statement"] += merged["statement"]
+            composed["dynamic"] += merged["dynamic"]
+        composed["statement"] += document.get("statement", [])
+        composed["dynamic"] += document.get("dynamic", [])
+        sids = [s["sid"] for s in statements(composed) if s.get("sid")]
+        assert len(sids) == len(set(sids)), f"{reference}: duplicate sids {sorted(sids)}"
+        return composed
+
+
+def substitute_each_key(value: Any, key: str) -> Any:
+    """``each.key`` in every string of a for_each block's body, replaced by one instance key."""
+    if isinstance(value, str):
+        return value.replace("each.key", f'"{key}"')
+    if isinstance(value, list):
+        return [substitute_each_key(item, key) for item in value]
+    if isinstance(value, dict):
+        return {name: substitute_each_key(item, key) for name, item in value.items()}
+    return value
+
 
 @pytest.fixture(scope="module")
 def tf() -> Terraform:
@@ -223,7 +260,8 @@ def function_folders() -> list[str]:
 
 
 def access_document(tf: Terraform, function: str) -> dict[str, Any]:
-    return tf.policy_document(tf.locals["access_policies"][function])
+    """A function's access policy, its source_policy_documents' statements included."""
+    return tf.composed_document(tf.locals["access_policies"][function])
 
 
 def actions_of(tf: Terraform, statement: dict[str, Any]) -> set[str]:
@@ -720,6 +758,11 @@ def test_every_policy_is_a_policy_document(tf: Terraform) -> None:
         else:
             tf.policy_document(policy)  # asserts the reference shape
         assert "jsonencode" not in policy, f"{kind}.{name}"
+    # Nor may a document compose one: every source is itself a policy document.
+    for name, document in all_policy_documents(tf).items():
+        for source in document.get("source_policy_documents", []):
+            tf.policy_document(source)  # asserts the reference shape
+            assert "jsonencode" not in source, f"aws_iam_policy_document.{name}"
 
 
 # ---------------------------------------------------------------------- CloudWatch
