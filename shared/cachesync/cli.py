@@ -74,7 +74,7 @@ FUNCTION_LOG_FILE = LOCAL_ENV_FILE.parent / "functions.log"
 EXIT_NOT_FOUND = 3
 EXIT_DRIFT = 4
 out = Console(width=None if sys.stdout.isatty() else 250)
-err = Console(stderr=True)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 250)
 
 
 @contextmanager
@@ -123,7 +123,6 @@ def local_up(
         # shows the stack. The screen console holds the real stdout from before the redirect.
         screen = Console(file=sys.stdout)
         LOCAL_ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
         with (
             FUNCTION_LOG_FILE.open("a", encoding="utf-8") as function_log,
             contextlib.redirect_stdout(function_log),
@@ -283,6 +282,8 @@ def get(
         where = result.source.value
         if result.miss_reason is not None:
             backfill = ", backfilled" if result.backfilled else ""
+            if result.expired:
+                backfill = ", past its TTL: not backfilled"
             where = f"{where} (index: {result.miss_reason.value}{backfill})"
         out.print(f"s3://{result.bucket}/{result.key}  etag {result.etag}  from {where}")
         out.print_json(result.body)
@@ -420,9 +421,9 @@ def backfill(
                 summary.model_dump(exclude={"invalid_reasons", "failures"}),
             )
             for key, reason in summary.invalid_reasons.items():
-                err.print(f"invalid: {key}: {reason}", highlight=False)
+                err.print(f"invalid: {key}: {reason}", highlight=False, soft_wrap=True)
             for key, reason in summary.failures.items():
-                err.print(f"failed: {key}: {reason}", highlight=False)
+                err.print(f"failed: {key}: {reason}", highlight=False, soft_wrap=True)
         if summary.failed:
             raise typer.Exit(code=1)
 
@@ -475,6 +476,8 @@ def verify(
                     "repaired": report.repaired,
                 },
             )
+            for key, reason in report.invalid_reasons.items():
+                err.print(f"invalid: {key}: {reason}", highlight=False, soft_wrap=True)
             for drift in report.drift[:50]:
                 out.print(f"{drift.kind.value:16} {drift.key}  {drift.detail}", highlight=False)
             if len(report.drift) > 50:
@@ -563,4 +566,8 @@ def _print_summaries(items: list[DocumentSummary]) -> None:
 
 def main() -> None:
     """Entry point of the ``cachesync`` script."""
+    # Powertools warns outside Lambda: no remaining time to read (idempotency), no metric
+    # recorded by an invocation (invoke). Neither is the user's business on a command line.
+    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     app()

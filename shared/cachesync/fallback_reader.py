@@ -69,6 +69,8 @@ class ReadResult(BaseModel):
     source: ReadSource
     miss_reason: MissReason | None = None
     backfilled: bool = False
+    expired: bool = False
+    """Past its TTL: S3 answers, and the index is not backfilled with it (absent by design)."""
 
 
 def _utc_now() -> datetime:
@@ -168,7 +170,8 @@ class FallbackReader:
             self._repair_not_found(key, reason, state)
             raise DocumentNotFoundError(self._bucket, key) from error
         entry = index_entry(stored, source=WriteSource.FALLBACK_READ, retention=self._retention)
-        backfilled = self._backfill(reason, state, stored, entry.document.expires_at)
+        expires_at = entry.document.expires_at
+        backfilled = self._backfill(reason, state, stored, expires_at)
         return ReadResult(
             bucket=self._bucket,
             key=key,
@@ -178,6 +181,7 @@ class FallbackReader:
             source=ReadSource.S3,
             miss_reason=reason,
             backfilled=backfilled,
+            expired=expires_at is not None and expires_at <= self._clock(),
         )
 
     def _backfill(

@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cachesync.backfill import BackfillFilters
+from cachesync.backfill import MAX_LISTED, BackfillFilters
 from cachesync.current_state import CurrentStateSync, index_entry
 from cachesync.documents import DEFAULT_RETENTION, DocumentKind
 from cachesync.exceptions import CacheSyncError, InvalidDocumentError, ObjectNotFoundError
@@ -63,6 +63,8 @@ class VerifyReport(BaseModel):
     """Live entries scanned in the index (documents and pending writes)."""
     invalid: int = 0
     """Objects that are not valid documents (never indexed; not drift)."""
+    invalid_reasons: dict[str, str] = Field(default_factory=dict)
+    """Key -> why it is not a valid document (the first hundred)."""
     drift: list[Drift] = Field(default_factory=list)
     repaired: int = 0
     repair_failures: dict[str, str] = Field(default_factory=dict)
@@ -132,10 +134,13 @@ class Reconciler:
             judged = pool.map(
                 lambda key: self._judge(key, listed.get(key), entries.get(key), filters), keys
             )
-            for _key, drift, invalid in judged:
+            for key, drift, invalid in judged:
                 if on_key is not None:
                     on_key()
-                report.invalid += invalid
+                if invalid is not None:
+                    report.invalid += 1
+                    if len(report.invalid_reasons) < MAX_LISTED:
+                        report.invalid_reasons[key] = invalid
                 if drift is not None:
                     report.drift.append(drift)
             if repair and report.drift:
@@ -178,46 +183,52 @@ class Reconciler:
         listed: ListedObject | None,
         state: StoredState | None,
         filters: BackfillFilters,
-    ) -> tuple[str, Drift | None, int]:
-        """The key, its drift (or ``None``), and 1 if S3 holds an invalid document there."""
+    ) -> tuple[str, Drift | None, str | None]:
+        """The key, its drift (or ``None``), and why S3's object there is not a valid document."""
         now = self._clock()
         live = state is not None and not state.is_tombstone
         if live and not _entry_matches(filters, state):
-            return key, None, 0
+            return key, None, None
         if listed is None:
-            return key, Drift(key=key, kind=DriftKind.ORPHANED, detail="not in S3"), 0
+            return key, Drift(key=key, kind=DriftKind.ORPHANED, detail="not in S3"), None
         if state is not None and state.is_pending:
             since = state.pending_since
             if since is None or now - since > self._pending_stale_after:
-                return key, Drift(key=key, kind=DriftKind.PENDING, detail=f"since {since}"), 0
-            return key, None, 0
+                return key, Drift(key=key, kind=DriftKind.PENDING, detail=f"since {since}"), None
+            return key, None, None
         if not live:
             return self._judge_unindexed(key, filters)
         assert state is not None
         if state.ordering.etag != listed.etag:
             detail = f"index {state.ordering.etag}, S3 {listed.etag}"
-            return key, Drift(key=key, kind=DriftKind.STALE, detail=detail), 0
+            return key, Drift(key=key, kind=DriftKind.STALE, detail=detail), None
         if state.expires_at is not None and state.expires_at <= now:
             detail = f"expired {state.expires_at.isoformat()}"
-            return key, Drift(key=key, kind=DriftKind.EXPIRED_PRESENT, detail=detail), 0
-        return key, None, 0
+            return key, Drift(key=key, kind=DriftKind.EXPIRED_PRESENT, detail=detail), None
+        return key, None, None
 
-    def _judge_unindexed(self, key: str, filters: BackfillFilters) -> tuple[str, Drift | None, int]:
+    def _judge_unindexed(
+        self, key: str, filters: BackfillFilters
+    ) -> tuple[str, Drift | None, str | None]:
         """In S3, not indexed: drift unless the document is expired by design or invalid."""
         try:
             stored = self._objects.get(self._bucket, key)
         except ObjectNotFoundError:
-            return key, None, 0  # deleted while we looked: nothing to index
+            return key, None, None  # deleted while we looked: nothing to index
         try:
             entry = index_entry(stored, source=WriteSource.BACKFILL, retention=self._retention)
-        except InvalidDocumentError:
-            return key, None, 1
+        except InvalidDocumentError as invalid:
+            return (
+                key,
+                None,
+                f"{invalid.field}: {invalid.reason}" if invalid.field else invalid.reason,
+            )
         document = entry.document
         if not filters.matches(document.customers, document.kind, document.index_time):
-            return key, None, 0
+            return key, None, None
         if document.expires_at is not None and document.expires_at <= self._clock():
-            return key, None, 0
-        return key, Drift(key=key, kind=DriftKind.MISSING, detail="not indexed"), 0
+            return key, None, None
+        return key, Drift(key=key, kind=DriftKind.MISSING, detail="not indexed"), None
 
     # ------------------------------------------------------------------ repairing one key
 

@@ -327,14 +327,26 @@ class DocumentWriter:
             return receipt.model_copy(update={"index": IndexCommit.PENDING})
 
     def _resolve(self, receipt: WriteReceipt, key: str) -> WriteReceipt:
-        """Our marker was replaced or S3 moved on: make the index hold S3's current state."""
+        """Our marker was replaced or S3 moved on: make the index hold S3's current state.
+
+        Often what replaced the marker is our own write's S3 event: then the index holds exactly
+        what we stored, and the receipt says so.
+        """
         try:
             self._current_state.sync(
                 self._bucket, key, source=WriteSource.WRITE_THROUGH, deleted_at=self._clock()
             )
-        except (CacheSyncError, InvalidDocumentError):
+            state = self._index.get_state(self._bucket, key)
+        except CacheSyncError:
             return receipt.model_copy(update={"index": IndexCommit.PENDING})
-        return receipt.model_copy(update={"index": IndexCommit.SUPERSEDED})
+        if receipt.operation is WriteOperation.DELETE:
+            ours = state is None or state.is_tombstone
+        else:
+            ours = (
+                state is not None and not state.is_pending and state.ordering.etag == receipt.etag
+            )
+        commit = IndexCommit.COMMITTED if ours else IndexCommit.SUPERSEDED
+        return receipt.model_copy(update={"index": commit})
 
     def _rolled_back(
         self, pending: PendingWrite, operation: WriteOperation, error: ObjectStoreError

@@ -347,8 +347,12 @@ def test_verify_detects_and_repairs_every_kind_of_drift(
     )
     later = NOW + timedelta(days=10)  # the pending write is old, the 85-day document expired
     reconciler = Reconciler(store, objects, bucket=bucket, clock=lambda: later)
+    s3.put_object(Bucket=bucket, Key="changes/broken.json", Body=b"{ nope")
     # When verify runs
     report = reconciler.verify()
+    # Then the invalid document is named, with its reason, and is not drift
+    assert report.invalid == 1
+    assert "not a JSON object" in report.invalid_reasons["changes/broken.json"]
     # Then it finds one key of each kind, and not the document expired by design
     found = {d.key: d.kind for d in report.drift}
     assert found == {

@@ -405,3 +405,37 @@ def test_index_outage_opens_the_breaker_then_a_probe_closes_it(app: AppWorld) ->
     now[0] += 31
     assert reader.get_document("changes/out.json").source is ReadSource.INDEX
     assert reader.breaker_state is CircuitState.CLOSED
+
+
+def test_a_write_whose_own_event_lands_first_is_reported_committed(app: AppWorld) -> None:
+    # Given the object's own S3 event applied between our PutObject and our commit
+    key = "changes/own-first.json"
+    sync = S3EventSync(app.index, S3ObjectStore(app.other_s3))
+    applied: list[str] = []
+
+    def own_event_lands(**_: Any) -> None:
+        if applied:
+            return
+        head = app.other_s3.head_object(Bucket=app.bucket, Key=key)
+        event = s3_notification(
+            s3_record(
+                "ObjectCreated:Put",
+                app.bucket,
+                key,
+                etag=head["ETag"].strip('"'),
+                size=head["ContentLength"],
+                sequencer="01",
+            )
+        )
+        [change] = changes_from_message(event)
+        applied.append(sync.apply(change, Operation.CREATED).outcome.value)
+
+    app.s3.meta.events.register("before-call.s3.HeadObject", own_event_lands)
+    # When the write-through commits
+    receipt = app.writer.write_document(key, doc("mine"))
+    # Then the event had replaced the marker, yet the index holds exactly our object: committed
+    assert applied == ["applied"]
+    assert receipt.index is IndexCommit.COMMITTED
+    stored = app.index.get_document(app.bucket, key)
+    assert stored is not None
+    assert stored.etag == receipt.etag
