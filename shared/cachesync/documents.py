@@ -7,7 +7,6 @@ the index store needs, or raises :class:`InvalidDocumentError` naming the key an
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
@@ -239,8 +238,3 @@ def parse_document(
 def _first_message(error: ValidationError) -> str:
     first = error.errors()[0]
     return str(first["msg"])
-
-
-def dumps_document(document: Document) -> str:
-    """Serialise a document model to the JSON stored in S3."""
-    return json.dumps(document.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
