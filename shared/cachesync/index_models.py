@@ -1,7 +1,7 @@
 """What goes into the index and what comes out of it.
 
 These models are the index store's public contract; the DynamoDB item layout stays inside
-``stores/dynamodb_index.py`` and never leaks into a response.
+``stores/`` (``stores/index_items.py`` maps it) and never leaks into a response.
 """
 
 from __future__ import annotations

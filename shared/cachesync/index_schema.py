@@ -117,6 +117,10 @@ class GlobalIndex:
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
         return buckets
 
+    def partition_value(self, value: str | None, bucket: str) -> str:
+        """The GSI partition key value of ``value`` (customer, status, or none) in ``bucket``."""
+        return bucket if value is None else f"{value}{GSI_VALUE_SEPARATOR}{bucket}"
+
 
 TIME_RANGE_INDEX: Final = GlobalIndex("TimeRangeIndex", "tr_pk", "tr_sk", BucketSize.MONTH)
 CUSTOMER_TIME_INDEX: Final = GlobalIndex("CustomerTimeIndex", "ct_pk", "ct_sk", BucketSize.YEAR)

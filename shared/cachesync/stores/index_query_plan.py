@@ -1,0 +1,126 @@
+"""Query planning for the index: which GSI, which time periods, which filters; no I/O.
+
+A query by customer is served by ``CustomerTimeIndex`` (a status then filters), a query by status
+alone by ``StatusTimeIndex``, any other by ``TimeRangeIndex``. GSI partition keys carry a time
+period (``index_schema.py``), so a query walks the periods of its window in order, one DynamoDB
+Query per period (and per page of it). The store runs the requests; this module decides them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from cachesync.documents import DocumentKind
+from cachesync.index_models import DEFAULT_WINDOW_DAYS, IndexQuery
+from cachesync.index_schema import (
+    CUSTOMER_TIME_INDEX,
+    STATUS_TIME_INDEX,
+    TIME_RANGE_INDEX,
+    Attr,
+    GlobalIndex,
+)
+from cachesync.ordering import format_time, parse_time
+from cachesync.stores.index_items import Item, serialize
+
+# One day of slack past now in a default window: an index time a little ahead of our clock is
+# still found.
+CLOCK_SLACK: Final = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A condition on a non-key attribute, applied by DynamoDB after the key condition."""
+
+    attribute: str
+    value: Any
+    not_expired: bool = False
+    """``True``: the attribute is a TTL that must be absent or later than ``value`` (now)."""
+
+    def expression(self, name: str, value: str) -> str:
+        """This filter with the placeholders ``name`` and ``value``."""
+        if self.not_expired:
+            # DynamoDB deletes expired items only eventually: hide them until it does.
+            return f"(attribute_not_exists({name}) OR {name} > {value})"
+        return f"{name} = {value}"
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """How one :class:`IndexQuery` is answered: a GSI, its partitions in order, a window."""
+
+    index: GlobalIndex
+    partitions: tuple[str, ...]
+    """GSI partition key values, one per time period of the window, in query order."""
+    since: str
+    until: str
+    filters: tuple[Filter, ...]
+    ascending: bool
+
+    def period_request(self, position: int) -> dict[str, Any]:
+        """The Query arguments (without table, limit and start key) for ``partitions[position]``."""
+        names = {"#p": self.index.partition_key, "#s": self.index.sort_key}
+        values: dict[str, Any] = {
+            ":p": self.partitions[position],
+            ":since": self.since,
+            ":until": self.until,
+        }
+        filters = []
+        for number, condition in enumerate(self.filters):
+            names[f"#f{number}"] = condition.attribute
+            values[f":f{number}"] = condition.value
+            filters.append(condition.expression(f"#f{number}", f":f{number}"))
+        return {
+            "IndexName": self.index.name,
+            "KeyConditionExpression": "#p = :p AND #s BETWEEN :since AND :until",
+            "FilterExpression": " AND ".join(filters),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize(values),
+            "ScanIndexForward": self.ascending,
+        }
+
+
+def plan_query(query: IndexQuery, now: datetime, window: tuple[str, str] | None) -> QueryPlan:
+    """Choose the GSI, its partition values and filters; fix the time window.
+
+    ``window``: the window of the first page, from a continuation token, so that a default
+    window that moves with the clock does not shift under a paging client.
+    """
+    if window is not None:
+        since, until = window
+    else:
+        since = format_time(query.since or now - timedelta(days=DEFAULT_WINDOW_DAYS))
+        until = format_time(query.until or now + CLOCK_SLACK)
+    filters = [Filter(Attr.EXPIRES_AT, int(now.timestamp()), not_expired=True)]
+    if query.kind is not None:
+        filters.append(Filter(Attr.KIND, DocumentKind(query.kind).value))
+    index, value = TIME_RANGE_INDEX, None
+    if query.customer is not None:
+        index, value = CUSTOMER_TIME_INDEX, query.customer.strip().lower()
+        if query.status is not None:
+            filters.append(Filter(Attr.STATUS, query.status))
+    elif query.status is not None:
+        index, value = STATUS_TIME_INDEX, query.status
+    periods = index.buckets_between(parse_time(since), parse_time(until))
+    if query.order == "desc":
+        periods.reverse()
+    return QueryPlan(
+        index=index,
+        partitions=tuple(index.partition_value(value, period) for period in periods),
+        since=since,
+        until=until,
+        filters=tuple(filters),
+        ascending=query.order == "asc",
+    )
+
+
+def next_position(plan: QueryPlan, position: int, last_key: Item | None) -> int | None:
+    """Where the page after one that ended at ``position``/``last_key`` starts (``None``: done).
+
+    ``last_key`` ``None`` means the period at ``position`` is exhausted: the next page starts at
+    the following period, if there is one.
+    """
+    if last_key is not None:
+        return position
+    return position + 1 if position + 1 < len(plan.partitions) else None
