@@ -17,10 +17,10 @@ Item layout (one partition per S3 object, ``pk = "<bucket>/<key>"``; bucket name
 * A deleted object leaves a tombstone in place of the document item: no GSI key attributes (so it
   is in no index), its sequencer, and a TTL of its own.
 
-GSI partition keys carry a time bucket so that no index puts every document under one partition
-key value: ``TimeRangeIndex`` and ``StatusTimeIndex`` bucket by month, ``CustomerTimeIndex`` by
-year (one customer's documents per month are few). Queries walk the buckets of their window in
-order and merge.
+GSI partition keys carry a time period so that no index puts every document under one partition
+key value: ``TimeRangeIndex`` and ``StatusTimeIndex`` partition by month, ``CustomerTimeIndex``
+by year (one customer's documents per month are few). Queries walk the periods of their window in
+order and merge. ("Bucket" always means the S3 bucket; the time slice is a "period".)
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ class RecordType(StrEnum):
     """A write-through in progress: invisible to reads and queries (no GSI key attributes)."""
 
 
-class BucketSize(StrEnum):
-    """Granularity of a GSI's time buckets."""
+class PeriodSize(StrEnum):
+    """Granularity of a GSI's time periods."""
 
     MONTH = "month"
     YEAR = "year"
@@ -91,43 +91,43 @@ class BucketSize(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class GlobalIndex:
-    """One GSI: its name, key attributes and the time bucket baked into its partition key."""
+    """One GSI: its name, key attributes and the time period baked into its partition key."""
 
     name: str
     partition_key: str
     sort_key: str
-    bucket_size: BucketSize
+    period_size: PeriodSize
 
-    def bucket_of(self, moment: datetime) -> str:
-        """The time bucket (``2026-11`` or ``2026``) that ``moment`` falls in, in UTC."""
+    def period_of(self, moment: datetime) -> str:
+        """The time period (``2026-11`` or ``2026``) that ``moment`` falls in, in UTC."""
         utc = moment.astimezone(UTC)
-        if self.bucket_size is BucketSize.MONTH:
+        if self.period_size is PeriodSize.MONTH:
             return f"{utc.year:04d}-{utc.month:02d}"
         return f"{utc.year:04d}"
 
-    def buckets_between(self, since: datetime, until: datetime) -> list[str]:
-        """Every bucket from the one holding ``since`` to the one holding ``until``, ascending."""
+    def periods_between(self, since: datetime, until: datetime) -> list[str]:
+        """Every period from the one holding ``since`` to the one holding ``until``, ascending."""
         start, end = since.astimezone(UTC), until.astimezone(UTC)
-        buckets: list[str] = []
-        if self.bucket_size is BucketSize.YEAR:
+        periods: list[str] = []
+        if self.period_size is PeriodSize.YEAR:
             return [f"{year:04d}" for year in range(start.year, end.year + 1)]
         year, month = start.year, start.month
         while (year, month) <= (end.year, end.month):
-            buckets.append(f"{year:04d}-{month:02d}")
+            periods.append(f"{year:04d}-{month:02d}")
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        return buckets
+        return periods
 
-    def partition_value(self, value: str | None, bucket: str) -> str:
-        """The GSI partition key value of ``value`` (customer, status, or none) in ``bucket``."""
-        return bucket if value is None else f"{value}{GSI_VALUE_SEPARATOR}{bucket}"
+    def partition_value(self, value: str | None, period: str) -> str:
+        """The GSI partition key value of ``value`` (customer, status, or none) in ``period``."""
+        return period if value is None else f"{value}{GSI_VALUE_SEPARATOR}{period}"
 
 
-TIME_RANGE_INDEX: Final = GlobalIndex("TimeRangeIndex", "tr_pk", "tr_sk", BucketSize.MONTH)
-CUSTOMER_TIME_INDEX: Final = GlobalIndex("CustomerTimeIndex", "ct_pk", "ct_sk", BucketSize.YEAR)
-STATUS_TIME_INDEX: Final = GlobalIndex("StatusTimeIndex", "st_pk", "st_sk", BucketSize.MONTH)
+TIME_RANGE_INDEX: Final = GlobalIndex("TimeRangeIndex", "tr_pk", "tr_sk", PeriodSize.MONTH)
+CUSTOMER_TIME_INDEX: Final = GlobalIndex("CustomerTimeIndex", "ct_pk", "ct_sk", PeriodSize.YEAR)
+STATUS_TIME_INDEX: Final = GlobalIndex("StatusTimeIndex", "st_pk", "st_sk", PeriodSize.MONTH)
 GLOBAL_INDEXES: Final = (TIME_RANGE_INDEX, CUSTOMER_TIME_INDEX, STATUS_TIME_INDEX)
 
-# Partition key values of the customer and status indexes join the value and the bucket.
+# Partition key values of the customer and status indexes join the value and the period.
 GSI_VALUE_SEPARATOR: Final = "#"
 
 

@@ -183,8 +183,8 @@ def test_changing_customers_removes_the_document_from_customers_it_no_longer_nam
     assert sorted(item["sk"]["S"] for item in response["Items"]) == ["customer#initech"]
 
 
-def test_queries_walk_time_buckets_and_pages_in_order(index_store: DynamoDBIndexStore) -> None:
-    # Given 23 documents spread over 13 months (several monthly and yearly buckets)
+def test_queries_walk_time_periods_and_pages_in_order(index_store: DynamoDBIndexStore) -> None:
+    # Given 23 documents spread over 13 months (several monthly and yearly periods)
     start = NOW - timedelta(days=390)
     written = []
     for number in range(23):

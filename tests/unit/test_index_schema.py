@@ -1,4 +1,4 @@
-"""The schema module: GSIs, buckets and the CreateTable request derived from it."""
+"""The schema module: GSIs, time periods and the CreateTable request derived from it."""
 
 from __future__ import annotations
 
@@ -39,21 +39,21 @@ def test_create_table_request_declares_every_key_attribute_once() -> None:
         assert gsi["Projection"]["NonKeyAttributes"] == list(SUMMARY_ATTRIBUTES)
 
 
-def test_buckets_between_spans_months_across_years() -> None:
+def test_periods_between_spans_months_across_years() -> None:
     since = datetime(2025, 11, 15, tzinfo=UTC)
     until = datetime(2026, 2, 1, tzinfo=UTC)
-    assert TIME_RANGE_INDEX.buckets_between(since, until) == [
+    assert TIME_RANGE_INDEX.periods_between(since, until) == [
         "2025-11",
         "2025-12",
         "2026-01",
         "2026-02",
     ]
-    assert CUSTOMER_TIME_INDEX.buckets_between(since, until) == ["2025", "2026"]
-    assert STATUS_TIME_INDEX.bucket_of(until) == "2026-02"
+    assert CUSTOMER_TIME_INDEX.periods_between(since, until) == ["2025", "2026"]
+    assert STATUS_TIME_INDEX.period_of(until) == "2026-02"
 
 
-def test_a_ten_year_window_is_120_monthly_buckets() -> None:
+def test_a_ten_year_window_is_120_monthly_periods() -> None:
     since = datetime(2016, 1, 1, tzinfo=UTC)
     until = datetime(2025, 12, 31, tzinfo=UTC)
-    assert len(TIME_RANGE_INDEX.buckets_between(since, until)) == 120
-    assert len(CUSTOMER_TIME_INDEX.buckets_between(since, until)) == 10
+    assert len(TIME_RANGE_INDEX.periods_between(since, until)) == 120
+    assert len(CUSTOMER_TIME_INDEX.periods_between(since, until)) == 10

@@ -434,7 +434,7 @@ class DynamoDBIndexStore:
     def query(self, query: IndexQuery) -> QueryPage:
         """One page of documents matching ``query``, in index-time order.
 
-        Walks the time buckets of the window in order, querying each until the page is full.
+        Walks the time periods of the window in order, querying each until the page is full.
         Expired entries are filtered out (DynamoDB deletes them only eventually).
         """
         fingerprint = query_fingerprint(query)

@@ -212,7 +212,7 @@ def new_revision() -> str:
 def gsi_keys(index: GlobalIndex, value: str | None, index_time: datetime) -> dict[str, str]:
     """The key attributes that place an item in ``index`` under ``value`` at ``index_time``."""
     return {
-        index.partition_key: index.partition_value(value, index.bucket_of(index_time)),
+        index.partition_key: index.partition_value(value, index.period_of(index_time)),
         index.sort_key: format_time(index_time),
     }
 

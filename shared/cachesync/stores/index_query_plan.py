@@ -102,7 +102,7 @@ def plan_query(query: IndexQuery, now: datetime, window: tuple[str, str] | None)
             filters.append(Filter(Attr.STATUS, query.status))
     elif query.status is not None:
         index, value = STATUS_TIME_INDEX, query.status
-    periods = index.buckets_between(parse_time(since), parse_time(until))
+    periods = index.periods_between(parse_time(since), parse_time(until))
     if query.order == "desc":
         periods.reverse()
     return QueryPlan(
