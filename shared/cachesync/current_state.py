@@ -20,8 +20,8 @@ from cachesync.exceptions import (
     ObjectNotFoundError,
 )
 from cachesync.index_models import IndexEntry, ObjectVersion, StoredState, Tombstone, WriteSource
-from cachesync.stores.dynamodb_index import DynamoDBIndexStore
-from cachesync.stores.s3_objects import S3ObjectStore, StoredObject
+from cachesync.stores.interfaces import IndexStore, ObjectStore
+from cachesync.stores.s3_objects import StoredObject
 
 # Each round means another writer or another S3 change got in between.
 MAX_SYNC_ROUNDS: Final = 5
@@ -71,8 +71,8 @@ class CurrentStateSync:
 
     def __init__(
         self,
-        index: DynamoDBIndexStore,
-        objects: S3ObjectStore,
+        index: IndexStore,
+        objects: ObjectStore,
         *,
         retention: timedelta = DEFAULT_RETENTION,
     ) -> None:

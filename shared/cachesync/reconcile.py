@@ -30,8 +30,8 @@ from cachesync.documents import DEFAULT_RETENTION, DocumentKind
 from cachesync.exceptions import CacheSyncError, InvalidDocumentError, ObjectNotFoundError
 from cachesync.index_models import StoredState, WriteSource
 from cachesync.rate_limit import Deadline, RateLimiter, unlimited
-from cachesync.stores.dynamodb_index import DynamoDBIndexStore
-from cachesync.stores.s3_objects import ListedObject, S3ObjectStore
+from cachesync.stores.interfaces import IndexStore, ObjectStore
+from cachesync.stores.s3_objects import ListedObject
 
 
 class DriftKind(StrEnum):
@@ -90,8 +90,8 @@ class Reconciler:
 
     def __init__(
         self,
-        index: DynamoDBIndexStore,
-        objects: S3ObjectStore,
+        index: IndexStore,
+        objects: ObjectStore,
         *,
         bucket: str,
         retention: timedelta = DEFAULT_RETENTION,

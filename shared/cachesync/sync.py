@@ -43,8 +43,8 @@ from cachesync.index_models import (
     WriteResult,
     WriteSource,
 )
-from cachesync.stores.dynamodb_index import DynamoDBIndexStore
-from cachesync.stores.s3_objects import S3ObjectStore, StoredObject
+from cachesync.stores.interfaces import IndexStore, ObjectStore
+from cachesync.stores.s3_objects import StoredObject
 
 
 class SyncOutcome(StrEnum):
@@ -96,8 +96,8 @@ class S3EventSync:
 
     def __init__(
         self,
-        index: DynamoDBIndexStore,
-        objects: S3ObjectStore,
+        index: IndexStore,
+        objects: ObjectStore,
         *,
         buckets: Collection[str] | None = None,
         retention: timedelta = DEFAULT_RETENTION,
