@@ -1,4 +1,4 @@
-"""Static checks of the Terraform in infra/ (no terraform binary can run here).
+"""Static checks of the Terraform in infra/, without a terraform binary.
 
 The files are parsed with python-hcl2 and compared with the code they deploy: the table layout
 with ``cachesync.index_schema``, each function's environment with the settings model its handler
@@ -297,6 +297,44 @@ def test_the_aws_provider_is_pinned_to_5_x(tf: Terraform) -> None:
     assert providers["aws"]["version"].startswith("~> 5.")
     (provider,) = tf.providers
     assert "default_tags" in provider["aws"]
+
+
+def provider_constraint(tf: Terraform) -> str:
+    (settings,) = tf.terraform
+    (providers,) = settings["required_providers"]
+    constraint: str = providers["aws"]["version"]
+    return constraint
+
+
+def test_infra_readme_states_the_provider_floor_of_versions_tf(tf: Terraform) -> None:
+    # Given the constraint in versions.tf
+    constraint = provider_constraint(tf)
+    # When the README's file table names the provider
+    readme = (INFRA / "README.md").read_text(encoding="utf-8")
+    stated = set(re.findall(r"`hashicorp/aws` `([^`]+)`", readme))
+    # Then it states exactly that constraint
+    assert stated == {constraint}
+
+
+def test_lock_file_pins_a_version_the_constraint_admits(tf: Terraform) -> None:
+    # Given the committed lock file
+    lock = (INFRA / ".terraform.lock.hcl").read_text(encoding="utf-8")
+    # When its aws provider entry is read
+    match = re.search(
+        r'provider "registry\.terraform\.io/hashicorp/aws" \{\s*version\s*=\s*"([\d.]+)"'
+        r'\s*constraints\s*=\s*"([^"]+)"\s*hashes\s*=\s*\[([^\]]*)\]',
+        lock,
+    )
+    assert match, "no hashicorp/aws entry in infra/.terraform.lock.hcl"
+    version, constraints, hashes = match.groups()
+    # Then it records the constraint of versions.tf, a version inside it, and hashes
+    constraint = provider_constraint(tf)
+    assert constraints == constraint
+    floor = tuple(int(part) for part in constraint.removeprefix("~> ").split("."))
+    pinned = tuple(int(part) for part in version.split("."))
+    assert pinned[0] == floor[0], (version, constraint)
+    assert pinned[: len(floor)] >= floor, (version, constraint)
+    assert re.findall(r'"h1:[A-Za-z0-9+/=]{44}"', hashes)
 
 
 def test_every_variable_and_output_is_described(tf: Terraform) -> None:
