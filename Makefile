@@ -68,6 +68,8 @@ CHECKOV_VERSION := 3.3.30
 STAMP_CHECKOV := .venv-checkov/.installed-$(CHECKOV_VERSION)
 # This machine's Lambda architecture (uname -m says aarch64 on Linux, arm64 on macOS).
 MACHINE_ARCHITECTURE := $(patsubst aarch64,arm64,$(shell uname -m))
+# Seconds infra-apply-local may take before it stops, destroys what it created and fails.
+INFRA_APPLY_TIMEOUT ?= 600
 
 $(STAMP_CHECKOV):
 	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
@@ -84,9 +86,9 @@ infra-check: $(STAMP_PY) $(STAMP_CHECKOV) ## Checks of infra/: python-hcl2 tests
 	.venv-checkov/bin/checkov -d infra --framework terraform --skip-download --compact --quiet --skip-path infra/emulator
 	$(BIN)/python tools/terraform_local.py check
 
-infra-apply-local: $(STAMP_PY) ## Apply infra/ on moto, check it through boto3, plan (no change), destroy (~3 min)
+infra-apply-local: $(STAMP_PY) ## Apply infra/ on moto, check it through boto3, plan (no change), destroy (3-4 min)
 	$(MAKE) --no-print-directory package LAMBDA_ARCHITECTURE=$(MACHINE_ARCHITECTURE)
-	$(BIN)/python tools/terraform_local.py apply-local --architecture $(MACHINE_ARCHITECTURE)
+	$(BIN)/python tools/terraform_local.py apply-local --architecture $(MACHINE_ARCHITECTURE) --timeout $(INFRA_APPLY_TIMEOUT)
 
 bench: setup ## Benchmarks: side-by-side ratios against a raw floor (writes build/bench/)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s -q
