@@ -239,17 +239,16 @@ class Terraform:
             try:
                 code = process.wait(timeout=self.deadline.remaining())
             except subprocess.TimeoutExpired:
-                # SIGINT first: Terraform then stops cleanly and releases its state lock.
-                os.killpg(process.pid, signal.SIGINT)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+                stop(process)
                 raise InfraRunError(
                     f"terraform {step}: timed out (budget {self.deadline.seconds:.0f} s); "
                     f"log {relative(log_path)}"
                 ) from None
+            except KeyboardInterrupt:
+                # Terraform runs in its own session (a timeout must not hit this process): pass
+                # the Ctrl-C on, so that it stops too.
+                stop(process)
+                raise
         elapsed = time.monotonic() - started
         if code not in allowed_exit_codes:
             tail = "\n".join(log_path.read_text(encoding="utf-8").splitlines()[-40:])
@@ -272,6 +271,17 @@ class Terraform:
         )
         outputs: dict[str, object] = json.loads(completed.stdout)
         return outputs
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a terraform process group: SIGINT first (Terraform then stops cleanly and releases
+    its state lock), SIGKILL if it is still running 20 s later."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def mirror_cli_config(mirror: Path) -> str:
@@ -386,6 +396,8 @@ def apply_local(binary: str, timeout: float, architecture: str) -> None:
     prepare_working_copy(workdir, [*PROVIDER_FILES, GAPS_FILE])
     terraform = Terraform(binary, workdir, deadline)
     build = ROOT / "build"
+    if not (build / "package-manifest.json").is_file():
+        raise InfraRunError("no build/package-manifest.json: run make package first")
     manifest = json.loads((build / "package-manifest.json").read_text(encoding="utf-8"))
     if manifest.get("architecture") != architecture:
         raise InfraRunError(
@@ -396,7 +408,7 @@ def apply_local(binary: str, timeout: float, architecture: str) -> None:
         f"-var=build_dir={build}",
         f"-var=lambda_architecture={architecture}",
         f"-var=lambda_runtime=python{manifest['python_version']}",
-        # moto honours deletion protection: destroy must be able to delete the tables.
+        # Deletion protection would refuse the DeleteTable of destroy.
         "-var=deletion_protection=false",
     ]
     timings: dict[str, float] = {}
@@ -404,36 +416,52 @@ def apply_local(binary: str, timeout: float, architecture: str) -> None:
     with moto_server(workdir / "moto.log") as endpoint:
         create_documents_bucket(endpoint)
         variables = [*common_variables(endpoint), *variables]
+        failure: InfraRunError | None = None
         try:
-            timed(timings, "apply", terraform.run, "apply", "apply", "-auto-approve", *variables)
-            outputs_path = workdir / "outputs.json"
-            outputs_path.write_text(json.dumps(terraform.output_json()), encoding="utf-8")
-            timed(timings, "checks", run_apply_checks, endpoint, outputs_path, deadline)
-            code = timed(
-                timings,
-                "plan",
-                terraform.run,
-                "plan-after-apply",
-                "plan",
-                "-detailed-exitcode",
-                *variables,
-                allowed_exit_codes=(0, 2),
-            )
-            if code == 2:
-                raise InfraRunError(
-                    "the plan after apply is not empty (a perpetual diff); see "
-                    f"{relative(workdir / 'plan-after-apply.log')}"
-                )
-        finally:
-            # Also after a failure or a timeout: the destroy is part of what is checked.
-            terraform.deadline = Deadline(deadline.remaining() + DESTROY_GRACE_SECONDS)
+            apply_check_and_plan_again(terraform, endpoint, variables, timings)
+        except InfraRunError as error:
+            failure = error
+        # Also after a failure or a timeout: the destroy is part of what is checked, and it
+        # gets DESTROY_GRACE_SECONDS beyond the run's budget.
+        terraform.deadline = Deadline(deadline.remaining() + DESTROY_GRACE_SECONDS)
+        try:
             timed(
                 timings, "destroy", terraform.run, "destroy", "destroy", "-auto-approve", *variables
             )
-            say(
-                "times: "
-                + ", ".join(f"{step} {seconds:.0f} s" for step, seconds in timings.items())
-            )
+        except InfraRunError as error:
+            if failure is None:
+                failure = error
+            else:
+                say(f"destroy failed too: {error}")
+        say("times: " + ", ".join(f"{step} {seconds:.0f} s" for step, seconds in timings.items()))
+        if failure is not None:
+            raise failure
+
+
+def apply_check_and_plan_again(
+    terraform: Terraform, endpoint: str, variables: Sequence[str], timings: dict[str, float]
+) -> None:
+    """apply, the boto3 checks, then a plan that must show no change; raises InfraRunError."""
+    workdir = terraform.workdir
+    timed(timings, "apply", terraform.run, "apply", "apply", "-auto-approve", *variables)
+    outputs_path = workdir / "outputs.json"
+    outputs_path.write_text(json.dumps(terraform.output_json()), encoding="utf-8")
+    timed(timings, "checks", run_apply_checks, endpoint, outputs_path, terraform.deadline)
+    code = timed(
+        timings,
+        "plan",
+        terraform.run,
+        "plan-after-apply",
+        "plan",
+        "-detailed-exitcode",
+        *variables,
+        allowed_exit_codes=(0, 2),
+    )
+    if code == 2:
+        raise InfraRunError(
+            "the plan after apply is not empty (a perpetual diff); see "
+            f"{relative(workdir / 'plan-after-apply.log')}"
+        )
 
 
 def timed(

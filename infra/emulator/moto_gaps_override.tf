@@ -39,7 +39,8 @@ resource "aws_lambda_function" "function" {
 resource "aws_s3_bucket_notification" "documents" {
   lifecycle {
     # moto gap: GetBucketNotificationConfiguration does not return EventBridgeConfiguration, so
-    # the eventbridge flag reads as changed on every plan (a perpetual diff).
+    # with notification_mode = "eventbridge" the flag reads as changed on every plan (a
+    # perpetual diff). The default sqs mode (false) is not affected.
     ignore_changes = [eventbridge]
   }
 }

@@ -36,6 +36,7 @@ ROOT: Final = Path(__file__).resolve().parents[2]
 INFRA: Final = ROOT / "infra"
 FUNCTIONS: Final = ROOT / "functions"
 PACKAGER: Final = ROOT / "tools" / "package_lambdas.py"
+EMULATOR: Final = INFRA / "emulator"
 
 EXPECTED_FILES: Final = {
     "versions.tf",
@@ -369,6 +370,43 @@ def test_checkov_skips_give_a_reason(tf: Terraform) -> None:
                 assert re.fullmatch(r"\s*#checkov:skip=CKV2?_AWS_\d+:\S.{15,}", line), (
                     f"{name}: a checkov skip without a reason: {line.strip()}"
                 )
+
+
+# ---------------------------------------------------------------------- emulator files
+
+
+def test_the_shipped_configuration_knows_nothing_of_moto(tf: Terraform) -> None:
+    # Given the files users deploy
+    for name, text in tf.texts.items():
+        # Then none points the provider elsewhere or skips its checks
+        assert "moto" not in text.lower(), name
+        assert not re.search(r"^\s*(endpoints|skip_\w+|s3_use_path_style)\b", text, re.M), name
+
+
+def test_emulator_files_only_add_a_variable_or_override(tf: Terraform) -> None:
+    # Given infra/emulator/ (copied next to infra/ only by tools/terraform_local.py)
+    files = sorted(path.name for path in EMULATOR.glob("*.tf"))
+    # Then apart from the endpoint variable, each is an override merged into infra/'s blocks
+    assert files == ["moto_endpoint.tf", "moto_gaps_override.tf", "moto_provider_override.tf"]
+    options = SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
+    with (EMULATOR / "moto_gaps_override.tf").open(encoding="utf-8") as handle:
+        gaps = hcl2.load(handle, serialization_options=options)
+    assert set(gaps) - {"__comments__"} == {"resource"}
+    for block in gaps["resource"]:
+        for kind, named in block.items():
+            for name in named:
+                assert name in tf.resources[kind], f"override of a missing {kind}.{name}"
+
+
+def test_every_moto_workaround_names_the_gap_it_covers() -> None:
+    # Given the workarounds file, split into its paragraphs (a block with the comments above it)
+    text = (EMULATOR / "moto_gaps_override.tf").read_text(encoding="utf-8")
+    blocks = [paragraph for paragraph in text.split("\n\n") if 'resource "' in paragraph]
+    # Then every block says, in a comment, which moto gap it covers
+    assert len(blocks) == text.count('\nresource "')
+    for block in blocks:
+        header = block[: block.index("{")]
+        assert "moto gap:" in block, f"no 'moto gap:' comment for {header.strip()}"
 
 
 # ---------------------------------------------------------------------- tables
