@@ -59,11 +59,17 @@ e2e: setup ## End-to-end tests through the local pipeline
 test: setup lint infra-check ## Lint, then unit, integration and e2e tests
 	$(PYTEST) tests/unit tests/integration tests/e2e
 
-# Deployment: Lambda artifacts for infra/, and static checks of infra/ (no terraform binary).
-# checkov lives in its own venv: its pins clash with the project's.
-.PHONY: package infra-check
+# Deployment: Lambda artifacts for infra/, and the checks of infra/: static (python-hcl2 tests,
+# checkov) and with the terraform CLI against a moto server (tools/terraform_local.py; Terraform's
+# working files go to build/terraform/). checkov lives in its own venv: its pins clash with the
+# project's.
+.PHONY: package infra-check infra-apply-local
 CHECKOV_VERSION := 3.3.30
 STAMP_CHECKOV := .venv-checkov/.installed-$(CHECKOV_VERSION)
+# This machine's Lambda architecture (uname -m says aarch64 on Linux, arm64 on macOS).
+MACHINE_ARCHITECTURE := $(patsubst aarch64,arm64,$(shell uname -m))
+# Seconds infra-apply-local may take before it stops, destroys what it created and fails.
+INFRA_APPLY_TIMEOUT ?= 600
 
 $(STAMP_CHECKOV):
 	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
@@ -74,9 +80,15 @@ $(STAMP_CHECKOV):
 package: $(STAMP_PY) ## Build the Lambda zips in build/ (LAMBDA_ARCHITECTURE=arm64|x86_64, LAMBDA_PYTHON=3.12|3.13)
 	$(BIN)/python tools/package_lambdas.py --architecture $(or $(LAMBDA_ARCHITECTURE),arm64) --python-version $(or $(LAMBDA_PYTHON),3.12)
 
-infra-check: $(STAMP_PY) $(STAMP_CHECKOV) ## Static checks of infra/: python-hcl2 tests and checkov
+infra-check: $(STAMP_PY) $(STAMP_CHECKOV) ## Checks of infra/: python-hcl2 tests, checkov, terraform fmt/init/validate/plan on moto
 	$(PYTEST) -q tests/unit/test_infra.py
-	.venv-checkov/bin/checkov -d infra --framework terraform --skip-download --compact --quiet
+	@# infra/emulator/ holds override fragments merged into checked resources, not resources.
+	.venv-checkov/bin/checkov -d infra --framework terraform --skip-download --compact --quiet --skip-path infra/emulator
+	$(BIN)/python tools/terraform_local.py check
+
+infra-apply-local: $(STAMP_PY) ## Apply infra/ on moto, check it through boto3, plan (no change), destroy (3-4 min)
+	$(MAKE) --no-print-directory package LAMBDA_ARCHITECTURE=$(MACHINE_ARCHITECTURE)
+	$(BIN)/python tools/terraform_local.py apply-local --architecture $(MACHINE_ARCHITECTURE) --timeout $(INFRA_APPLY_TIMEOUT)
 
 bench: setup ## Benchmarks: side-by-side ratios against a raw floor (writes build/bench/)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s -q

@@ -197,7 +197,7 @@ locals {
 
   dashboard_widgets = [
     {
-      type   = "metric", x = 0, y = 0, width = 12, height = 6
+      type = "metric", x = 0, y = 0, width = 12, height = 6
       properties = {
         title  = "Cache hit rate (fallback_read, %)"
         region = local.region
@@ -214,7 +214,7 @@ locals {
       }
     },
     {
-      type   = "metric", x = 12, y = 0, width = 12, height = 6
+      type = "metric", x = 12, y = 0, width = 12, height = 6
       properties = {
         title  = "Read latency p99 (ms)"
         region = local.region
@@ -228,7 +228,7 @@ locals {
       }
     },
     {
-      type   = "metric", x = 0, y = 6, width = 12, height = 6
+      type = "metric", x = 0, y = 6, width = 12, height = 6
       properties = {
         title  = "Lambda error rate (%)"
         region = local.region
@@ -244,7 +244,7 @@ locals {
       }
     },
     {
-      type   = "metric", x = 12, y = 6, width = 12, height = 6
+      type = "metric", x = 12, y = 6, width = 12, height = 6
       properties = {
         title   = "Dead-letter queue depth"
         region  = local.region
@@ -255,19 +255,19 @@ locals {
       }
     },
     {
-      type   = "metric", x = 0, y = 12, width = 12, height = 6
+      type = "metric", x = 0, y = 12, width = 12, height = 6
       properties = {
-        title   = "Sync lag p99 (ms, event time -> index)"
-        region  = local.region
-        view    = "timeSeries"
-        stat    = "p99"
-        period  = var.alarm_period_seconds
-        metrics = [for name in keys(local.event_functions) : ["cachesync", "SyncLag", "service", name, { label = name }]]
+        title       = "Sync lag p99 (ms, event time -> index)"
+        region      = local.region
+        view        = "timeSeries"
+        stat        = "p99"
+        period      = var.alarm_period_seconds
+        metrics     = [for name in keys(local.event_functions) : ["cachesync", "SyncLag", "service", name, { label = name }]]
         annotations = { horizontal = [{ label = "alarm", value = var.sync_lag_p99_threshold_ms }] }
       }
     },
     {
-      type   = "metric", x = 12, y = 12, width = 12, height = 6
+      type = "metric", x = 12, y = 12, width = 12, height = 6
       properties = {
         title   = "Event queues: oldest message age (s)"
         region  = local.region
@@ -278,7 +278,7 @@ locals {
       }
     },
     {
-      type   = "metric", x = 0, y = 18, width = 12, height = 6
+      type = "metric", x = 0, y = 18, width = 12, height = 6
       properties = {
         title  = "Events (count)"
         region = local.region
@@ -292,7 +292,7 @@ locals {
       }
     },
     {
-      type   = "metric", x = 12, y = 18, width = 12, height = 6
+      type = "metric", x = 12, y = 18, width = 12, height = 6
       properties = {
         title   = "Throttles (count)"
         region  = local.region

@@ -5,8 +5,9 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # 5.46 or later: Lambda logging_config, DynamoDB deletion protection, SQS redrive resources.
-      version = "~> 5.67" # 5.67: aws_lambda_function_recursion_config
+      # 5.67 or later (5.46 brought Lambda logging_config, DynamoDB deletion protection and the SQS
+      # redrive resources; 5.67 aws_lambda_function_recursion_config). infra/README.md says the same.
+      version = "~> 5.67"
     }
   }
 }

@@ -1,4 +1,4 @@
-"""Static checks of the Terraform in infra/ (no terraform binary can run here).
+"""Static checks of the Terraform in infra/, without a terraform binary.
 
 The files are parsed with python-hcl2 and compared with the code they deploy: the table layout
 with ``cachesync.index_schema``, each function's environment with the settings model its handler
@@ -36,6 +36,7 @@ ROOT: Final = Path(__file__).resolve().parents[2]
 INFRA: Final = ROOT / "infra"
 FUNCTIONS: Final = ROOT / "functions"
 PACKAGER: Final = ROOT / "tools" / "package_lambdas.py"
+EMULATOR: Final = INFRA / "emulator"
 
 EXPECTED_FILES: Final = {
     "versions.tf",
@@ -299,6 +300,44 @@ def test_the_aws_provider_is_pinned_to_5_x(tf: Terraform) -> None:
     assert "default_tags" in provider["aws"]
 
 
+def provider_constraint(tf: Terraform) -> str:
+    (settings,) = tf.terraform
+    (providers,) = settings["required_providers"]
+    constraint: str = providers["aws"]["version"]
+    return constraint
+
+
+def test_infra_readme_states_the_provider_floor_of_versions_tf(tf: Terraform) -> None:
+    # Given the constraint in versions.tf
+    constraint = provider_constraint(tf)
+    # When the README's file table names the provider
+    readme = (INFRA / "README.md").read_text(encoding="utf-8")
+    stated = set(re.findall(r"`hashicorp/aws` `([^`]+)`", readme))
+    # Then it states exactly that constraint
+    assert stated == {constraint}
+
+
+def test_lock_file_pins_a_version_the_constraint_admits(tf: Terraform) -> None:
+    # Given the committed lock file
+    lock = (INFRA / ".terraform.lock.hcl").read_text(encoding="utf-8")
+    # When its aws provider entry is read
+    match = re.search(
+        r'provider "registry\.terraform\.io/hashicorp/aws" \{\s*version\s*=\s*"([\d.]+)"'
+        r'\s*constraints\s*=\s*"([^"]+)"\s*hashes\s*=\s*\[([^\]]*)\]',
+        lock,
+    )
+    assert match, "no hashicorp/aws entry in infra/.terraform.lock.hcl"
+    version, constraints, hashes = match.groups()
+    # Then it records the constraint of versions.tf, a version inside it, and hashes
+    constraint = provider_constraint(tf)
+    assert constraints == constraint
+    floor = tuple(int(part) for part in constraint.removeprefix("~> ").split("."))
+    pinned = tuple(int(part) for part in version.split("."))
+    assert pinned[0] == floor[0], (version, constraint)
+    assert pinned[: len(floor)] >= floor, (version, constraint)
+    assert re.findall(r'"h1:[A-Za-z0-9+/=]{44}"', hashes)
+
+
 def test_every_variable_and_output_is_described(tf: Terraform) -> None:
     for kind, blocks in (("variable", tf.variables), ("output", tf.outputs)):
         for name, body in blocks.items():
@@ -331,6 +370,43 @@ def test_checkov_skips_give_a_reason(tf: Terraform) -> None:
                 assert re.fullmatch(r"\s*#checkov:skip=CKV2?_AWS_\d+:\S.{15,}", line), (
                     f"{name}: a checkov skip without a reason: {line.strip()}"
                 )
+
+
+# ---------------------------------------------------------------------- emulator files
+
+
+def test_the_shipped_configuration_knows_nothing_of_moto(tf: Terraform) -> None:
+    # Given the files users deploy
+    for name, text in tf.texts.items():
+        # Then none points the provider elsewhere or skips its checks
+        assert "moto" not in text.lower(), name
+        assert not re.search(r"^\s*(endpoints|skip_\w+|s3_use_path_style)\b", text, re.M), name
+
+
+def test_emulator_files_only_add_a_variable_or_override(tf: Terraform) -> None:
+    # Given infra/emulator/ (copied next to infra/ only by tools/terraform_local.py)
+    files = sorted(path.name for path in EMULATOR.glob("*.tf"))
+    # Then apart from the endpoint variable, each is an override merged into infra/'s blocks
+    assert files == ["moto_endpoint.tf", "moto_gaps_override.tf", "moto_provider_override.tf"]
+    options = SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
+    with (EMULATOR / "moto_gaps_override.tf").open(encoding="utf-8") as handle:
+        gaps = hcl2.load(handle, serialization_options=options)
+    assert set(gaps) - {"__comments__"} == {"resource"}
+    for block in gaps["resource"]:
+        for kind, named in block.items():
+            for name in named:
+                assert name in tf.resources[kind], f"override of a missing {kind}.{name}"
+
+
+def test_every_moto_workaround_names_the_gap_it_covers() -> None:
+    # Given the workarounds file, split into its paragraphs (a block with the comments above it)
+    text = (EMULATOR / "moto_gaps_override.tf").read_text(encoding="utf-8")
+    blocks = [paragraph for paragraph in text.split("\n\n") if 'resource "' in paragraph]
+    # Then every block says, in a comment, which moto gap it covers
+    assert len(blocks) == text.count('\nresource "')
+    for block in blocks:
+        header = block[: block.index("{")]
+        assert "moto gap:" in block, f"no 'moto gap:' comment for {header.strip()}"
 
 
 # ---------------------------------------------------------------------- tables
