@@ -36,8 +36,8 @@ ClientOptions = Mapping[str, Mapping[str, Any]]
 
 @contextmanager
 def _region_required() -> Iterator[None]:
-    """A client built without a region or with an unknown profile is a configuration error (one
-    line naming what is missing), not a traceback."""
+    """A client built without a region, with an unknown profile or an invalid endpoint is a
+    configuration error (one line naming what is missing or wrong), not a traceback."""
     try:
         yield
     except NoRegionError as error:
@@ -48,6 +48,9 @@ def _region_required() -> Iterator[None]:
         ) from error
     except ProfileNotFound as error:
         raise ConfigurationError("AWS_PROFILE", str(error)) from error
+    except ValueError as error:
+        # botocore's only ValueError while building a client: an endpoint that is not a URL.
+        raise ConfigurationError("AWS_ENDPOINT_URL_*", str(error)) from error
 
 
 def build_stores(

@@ -113,3 +113,27 @@ def test_usage_errors_on_a_pipe_are_one_full_line(
     assert [line for line in result.stderr.splitlines() if expected in line], result.stderr
     assert "─" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("AWS_PROFILE", "no-such-profile", "AWS_PROFILE"),
+        ("AWS_ENDPOINT_URL_S3", "not-a-url", "not-a-url"),
+    ],
+)
+def test_a_wrong_aws_setting_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    # Given cachesync's settings, a region, and one wrong AWS setting
+    monkeypatch.setenv("CACHESYNC_TABLE_NAME", "table")
+    monkeypatch.setenv("CACHESYNC_BUCKET_NAME", "docs")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv(variable, value)
+    # When a command builds its AWS clients
+    result = runner.invoke(app, ["get", "changes/a.json", "--json"])
+    # Then it fails with one line naming it, no traceback
+    assert result.exit_code == 1
+    assert named in result.output
+    assert len(result.output.strip().splitlines()) == 1
