@@ -23,7 +23,8 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -274,68 +275,36 @@ class Backfill:
         current = checkpoint or self.start(filters)
         if current.bucket != self._bucket or current.filters != filters.fingerprint():
             raise InvalidQueryError("the checkpoint belongs to another bucket or other filters")
-        pacing = _CheckpointPacing(checkpoint_every_objects, checkpoint_every_seconds, monotonic)
+        job = _PageJob(
+            indexer=self._indexer,
+            bucket=self._bucket,
+            filters=filters,
+            dry_run=dry_run,
+            deadline=deadline,
+            cancel=cancel,
+            on_object=on_object,
+            on_checkpoint=on_checkpoint,
+            pacing=_CheckpointPacing(checkpoint_every_objects, checkpoint_every_seconds, monotonic),
+        )
         with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="backfill") as pool:
             while not current.done:
                 if should_stop is not None and should_stop():
+                    return current
+                if job.cancelled():
+                    job.checkpoint(current)
                     return current
                 prefix = filters.prefixes[current.prefix_index]
                 page = self._objects.list_page(
                     self._bucket, prefix, token=current.token, page_size=self._page_size
                 )
-                after_key = current.after_key
-                # Keys are listed in UTF-8 byte order, which is str order: skip the counted ones.
-                listed = [o for o in page.objects if after_key is None or o.key > after_key]
-                summary = current.summary.model_copy(deep=True)
-
-                def one(listed: ListedObject) -> tuple[ObjectOutcome, str] | None:
-                    if cancel is not None and cancel.is_set():
-                        return None  # cancelled before it started: left to the resume
-                    if filters.skips_listed(listed):
-                        return ObjectOutcome.FILTERED, "modified before --since"
-                    try:
-                        # The current version, not the listed one: the write is guarded, and
-                        # an object overwritten since the listing is best indexed as it is now.
-                        return self._indexer.index_object(
-                            self._bucket,
-                            listed.key,
-                            filters=filters,
-                            dry_run=dry_run,
-                            deadline=deadline,
-                        )
-                    except CacheSyncError as error:
-                        return ObjectOutcome.FAILED, str(error)
-
-                futures: list[Future[tuple[ObjectOutcome, str] | None]] = [
-                    pool.submit(one, item) for item in listed
-                ]
-                try:
-                    # In listing order: what is counted is always a prefix of the page.
-                    for item, future in zip(listed, futures, strict=True):
-                        result = future.result()
-                        if result is None or (cancel is not None and cancel.is_set()):
-                            current = current.model_copy(update={"summary": summary})
-                            if on_checkpoint is not None:
-                                on_checkpoint(current)
-                            return current
-                        summary.record(item.key, *result)
-                        current = current.model_copy(
-                            update={"after_key": item.key, "summary": summary}
-                        )
-                        if on_object is not None:
-                            on_object(result[0])
-                        if on_checkpoint is not None and pacing.due():
-                            summary = summary.model_copy(deep=True)
-                            on_checkpoint(current)
-                finally:
-                    for future in futures:
-                        future.cancel()
-                current = self._advance(current, filters, page.next_token, summary)
-                pacing.reset()
+                current, finished = job.index_page(pool, current, page.objects)
+                if not finished:
+                    job.checkpoint(current)
+                    return current
+                current = self._advance(current, filters, page.next_token, current.summary)
                 if on_page is not None:
                     on_page(current)
-                if on_checkpoint is not None:
-                    on_checkpoint(current)
+                job.checkpoint(current)
         return current
 
     def _advance(
@@ -366,6 +335,80 @@ def checkpoint_json(checkpoint: BackfillCheckpoint) -> str:
     return json.dumps(checkpoint.model_dump(mode="json"), sort_keys=True)
 
 
+@dataclass
+class _PageJob:
+    """One run's way of indexing a page: workers, results in listing order, checkpoints."""
+
+    indexer: ObjectIndexer
+    bucket: str
+    filters: BackfillFilters
+    dry_run: bool
+    deadline: Deadline | None
+    cancel: threading.Event | None
+    on_object: Callable[[ObjectOutcome], None] | None
+    on_checkpoint: Callable[[BackfillCheckpoint], None] | None
+    pacing: _CheckpointPacing
+
+    def cancelled(self) -> bool:
+        """Whether the run was asked to stop (Ctrl-C)."""
+        return self.cancel is not None and self.cancel.is_set()
+
+    def checkpoint(self, current: BackfillCheckpoint) -> None:
+        """Hand ``current`` out to be persisted; the pacing starts again."""
+        self.pacing.reset()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(current)
+
+    def index_page(
+        self, pool: ThreadPoolExecutor, current: BackfillCheckpoint, objects: list[ListedObject]
+    ) -> tuple[BackfillCheckpoint, bool]:
+        """Index the page's objects after ``current.after_key``; the checkpoint after the last
+        counted one, and whether the whole page was (false: cancelled)."""
+        after_key = current.after_key
+        # Keys are listed in UTF-8 byte order, which is str order: skip the counted ones.
+        listed = [o for o in objects if after_key is None or o.key > after_key]
+        summary = current.summary.model_copy(deep=True)
+        current = current.model_copy(update={"summary": summary})
+        futures = [pool.submit(self._index_one, item) for item in listed]
+        try:
+            # In listing order: what is counted is always a prefix of the page.
+            for item, future in zip(listed, futures, strict=True):
+                result = future.result()
+                if result is None or self.cancelled():
+                    return current, False
+                summary.record(item.key, *result)
+                current = current.model_copy(update={"after_key": item.key})
+                if self.on_object is not None:
+                    self.on_object(result[0])
+                if self.on_checkpoint is not None and self.pacing.due():
+                    # The handed-out checkpoint keeps its counters; counting goes on in a copy.
+                    self.checkpoint(current)
+                    summary = summary.model_copy(deep=True)
+                    current = current.model_copy(update={"summary": summary})
+        finally:
+            for future in futures:
+                future.cancel()  # not started yet: left to the resume
+        return current, True
+
+    def _index_one(self, listed: ListedObject) -> tuple[ObjectOutcome, str] | None:
+        if self.cancelled():
+            return None  # cancelled before it started: left to the resume
+        if self.filters.skips_listed(listed):
+            return ObjectOutcome.FILTERED, "modified before --since"
+        try:
+            # The current version, not the listed one: the write is guarded, and an object
+            # overwritten since the listing is best indexed as it is now.
+            return self.indexer.index_object(
+                self.bucket,
+                listed.key,
+                filters=self.filters,
+                dry_run=self.dry_run,
+                deadline=self.deadline,
+            )
+        except CacheSyncError as error:
+            return ObjectOutcome.FAILED, str(error)
+
+
 class _CheckpointPacing:
     """Says when a checkpoint is due within a page: after so many objects or seconds."""
 
@@ -385,15 +428,12 @@ class _CheckpointPacing:
         self._since = self._monotonic()
 
     def due(self) -> bool:
-        """Count one object; whether a checkpoint is due now (then the count starts again)."""
+        """Count one object; whether a checkpoint is due now."""
         self._objects += 1
-        if (
+        return (
             self._objects >= self._every_objects
             or self._monotonic() - self._since >= self._every_seconds
-        ):
-            self.reset()
-            return True
-        return False
+        )
 
 
 def save_checkpoint(path: Path, checkpoint: BackfillCheckpoint) -> None:
