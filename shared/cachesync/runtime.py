@@ -35,7 +35,7 @@ ClientOptions = Mapping[str, Mapping[str, Any]]
 
 
 @contextmanager
-def _region_required() -> Iterator[None]:
+def _configuration_errors() -> Iterator[None]:
     """A client built without a region, with an unknown profile or an invalid endpoint is a
     configuration error (one line naming what is missing or wrong), not a traceback."""
     try:
@@ -62,7 +62,7 @@ def build_stores(
     stack's command line.
     """
     client_options = client_options or {}
-    with _region_required():
+    with _configuration_errors():
         index = DynamoDBIndexStore(
             aws_clients.client("dynamodb", **client_options.get("dynamodb", {})),
             settings.table_name,
@@ -86,9 +86,10 @@ def build_writer(
     index, objects = build_stores(settings, client_options)
     idempotency = None
     if settings.idempotency_table_name is not None:
+        with _configuration_errors():
+            client = aws_clients.client("dynamodb", **client_options.get("dynamodb", {}))
         idempotency = DynamoDBPersistenceLayer(
-            table_name=settings.idempotency_table_name,
-            boto3_client=aws_clients.client("dynamodb", **client_options.get("dynamodb", {})),
+            table_name=settings.idempotency_table_name, boto3_client=client
         )
     return DocumentWriter(
         index,
@@ -199,5 +200,5 @@ def build_verifier(
 
 def build_lambda_invoker() -> LambdaInvoker:
     """Asynchronous Lambda invocations (a backfill continuing in a new invocation)."""
-    with _region_required():
+    with _configuration_errors():
         return LambdaInvoker(aws_clients.client("lambda"))
