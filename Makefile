@@ -37,15 +37,16 @@ run: setup ## Start the local stack, load demo data, pump S3 events (Ctrl-C stop
 	$(BIN)/cachesync local up
 
 lint: $(STAMP_PY) ## ruff (lint, format check) and mypy
-	$(BIN)/ruff check shared functions tests
-	$(BIN)/ruff format --check shared functions tests
+	$(BIN)/ruff check shared functions tests tools
+	$(BIN)/ruff format --check shared functions tests tools
 	$(BIN)/mypy
+	$(BIN)/mypy --strict tools/*.py
 	@# Every function folder holds a module named `handler`: check each on its own.
 	@for handler in functions/*/handler.py; do $(BIN)/mypy --no-error-summary "$$handler" || exit 1; done
 
 format: $(STAMP_PY) ## Apply ruff's formatting and fixes
-	$(BIN)/ruff format shared functions tests
-	$(BIN)/ruff check --fix shared functions tests
+	$(BIN)/ruff format shared functions tests tools
+	$(BIN)/ruff check --fix shared functions tests tools
 
 unit: $(STAMP_PY) ## Unit tests (no network)
 	$(PYTEST) tests/unit

@@ -435,7 +435,8 @@ def smoke_test(output: Path, interpreter: str) -> None:
                 "import handler\n"
                 "assert callable(handler.lambda_handler)\n"
                 "leaked = sorted(m for m in sys.modules if m.split('.')[0] in "
-                "{'typer', 'rich', 'moto', 'cachesync.cli', 'cachesync.local'})\n"
+                "{'typer', 'rich', 'moto'} "
+                "or m.startswith(('cachesync.cli', 'cachesync.local')))\n"
                 "assert not leaked, leaked\n"
                 "print(handler.__file__)\n"
             )
