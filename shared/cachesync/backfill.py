@@ -25,13 +25,14 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cachesync.clock import utc_now
 from cachesync.current_state import index_entry
 from cachesync.documents import DEFAULT_RETENTION, DocumentKind
 from cachesync.exceptions import (
@@ -43,8 +44,8 @@ from cachesync.exceptions import (
 )
 from cachesync.index_models import IndexEntry, WriteOutcome, WriteSource
 from cachesync.rate_limit import Deadline, RateLimiter, unlimited
-from cachesync.stores.dynamodb_index import DynamoDBIndexStore
-from cachesync.stores.s3_objects import ListedObject, S3ObjectStore
+from cachesync.stores.interfaces import IndexStore, ObjectStore
+from cachesync.stores.s3_objects import ListedObject
 
 # Invalid documents and failures are listed by key in the summary, up to this many each.
 MAX_LISTED: Final = 100
@@ -53,10 +54,6 @@ _CHECKPOINT_VERSION: Final = 1
 # interruption loses at most that much progress (the page is up to 1,000 objects).
 CHECKPOINT_EVERY_OBJECTS: Final = 100
 CHECKPOINT_EVERY_SECONDS: Final = 5.0
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ObjectOutcome(StrEnum):
@@ -160,12 +157,12 @@ class ObjectIndexer:
 
     def __init__(
         self,
-        index: DynamoDBIndexStore,
-        objects: S3ObjectStore,
+        index: IndexStore,
+        objects: ObjectStore,
         *,
         retention: timedelta = DEFAULT_RETENTION,
         limiter: RateLimiter | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._index = index
         self._objects = objects
@@ -229,7 +226,7 @@ class Backfill:
     def __init__(
         self,
         indexer: ObjectIndexer,
-        objects: S3ObjectStore,
+        objects: ObjectStore,
         *,
         bucket: str,
         workers: int = 4,

@@ -36,6 +36,7 @@ from cachesync.exceptions import (
 from cachesync.rate_limit import Deadline
 from cachesync.requests import parse_request
 from cachesync.s3_keys import decode_event_key
+from cachesync.validation_errors import first_validation_error
 
 # S3 Batch Operations copies resultString into the completion report and cuts long ones; keep
 # each within this many bytes of UTF-8 (so within as many characters) and end it visibly.
@@ -175,9 +176,8 @@ class BatchOperationRequest(BaseModel):
         try:
             return BatchOperationArguments.model_validate(self.job.user_arguments or {})
         except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(("job", "userArguments", *(str(part) for part in first["loc"])))
-            raise InvalidRequestError(first["msg"], field=field) from error
+            first = first_validation_error(error, within=("job", "userArguments"))
+            raise InvalidRequestError(first.message, field=first.field) from error
 
 
 def is_batch_operation_event(event: Any) -> bool:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from cachesync.exceptions import CacheSyncError, InvalidEventError
 from cachesync.s3_keys import decode_event_key, validate_key
 from cachesync.sequencer import normalise_sequencer
+from cachesync.validation_errors import first_validation_error
 
 
 class Operation(StrEnum):
@@ -154,10 +155,5 @@ def _malformed(what: str, error: Exception) -> InvalidEventError:
     if isinstance(error, TypeError | AttributeError):
         return InvalidEventError(f"{what} has a field of the wrong type ({error})")
     if isinstance(error, ValidationError):
-        return InvalidEventError(f"{what} is malformed: {_first(error)}")
+        return InvalidEventError(f"{what} is malformed: {first_validation_error(error).describe()}")
     return InvalidEventError(f"{what}: {error}")
-
-
-def _first(error: ValidationError) -> str:
-    first = error.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"

@@ -23,6 +23,7 @@ from pydantic import (
 
 from cachesync.exceptions import InvalidDocumentError
 from cachesync.s3_keys import customer_from_key, kind_from_key
+from cachesync.validation_errors import first_validation_error
 
 # A document names at most this many customers: one transaction writes the document item, its
 # new customer links and deletes its old ones, and DynamoDB caps a transaction at 100 items.
@@ -207,7 +208,9 @@ def parse_document(
     except UnicodeDecodeError as error:
         raise InvalidDocumentError(key, "not UTF-8 text") from error
     except ValidationError as error:
-        raise InvalidDocumentError(key, f"not a JSON object ({_first_message(error)})") from error
+        raise InvalidDocumentError(
+            key, f"not a JSON object ({first_validation_error(error).message})"
+        ) from error
 
     kind = detect_kind(key, body)
     if not body.get("customers"):
@@ -217,9 +220,8 @@ def parse_document(
     try:
         document: Document = _MODELS[kind].model_validate({**body, "object_type": kind.value})
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        raise InvalidDocumentError(key, first["msg"], field=field) from error
+        first = first_validation_error(error)
+        raise InvalidDocumentError(key, first.message, field=first.field) from error
 
     index_time = index_time_of(document, s3_last_modified)
     return ParsedDocument(
@@ -233,8 +235,3 @@ def parse_document(
         expires_at=expiry_of(document, index_time, retention),
         body=text,
     )
-
-
-def _first_message(error: ValidationError) -> str:
-    first = error.errors()[0]
-    return str(first["msg"])

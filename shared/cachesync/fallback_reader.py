@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from aws_lambda_powertools import Logger, Metrics
@@ -23,6 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict
 
 from cachesync.circuit_breaker import CircuitBreaker, CircuitState
+from cachesync.clock import utc_now
 from cachesync.current_state import index_entry
 from cachesync.documents import DEFAULT_RETENTION
 from cachesync.exceptions import DocumentNotFoundError, IndexStoreError, ObjectNotFoundError
@@ -34,8 +35,7 @@ from cachesync.index_models import (
     WriteSource,
 )
 from cachesync.s3_keys import validate_key
-from cachesync.stores.dynamodb_index import DynamoDBIndexStore
-from cachesync.stores.s3_objects import S3ObjectStore
+from cachesync.stores.interfaces import IndexStore, ObjectStore
 
 
 class ReadSource(StrEnum):
@@ -74,17 +74,13 @@ class ReadResult(BaseModel):
     """Past its TTL: S3 answers, and the index is not backfilled with it (absent by design)."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class FallbackReader:
     """Reads documents index first, S3 on a miss or an index failure, then backfills."""
 
     def __init__(
         self,
-        index: DynamoDBIndexStore,
-        objects: S3ObjectStore,
+        index: IndexStore,
+        objects: ObjectStore,
         *,
         bucket: str,
         breaker_failure_threshold: int = 5,
@@ -93,7 +89,7 @@ class FallbackReader:
         pending_stale_after: timedelta = timedelta(minutes=2),
         logger: Logger | None = None,
         metrics: Metrics | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``pending_stale_after``: a write-through older than this is taken as crashed and

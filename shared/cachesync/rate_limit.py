@@ -202,6 +202,18 @@ class _Unlimited:
 _UNLIMITED: Final = _Unlimited()
 
 
+def rate_limiter(
+    rate_per_second: float, burst: int | None = None, *, clock: Clock = time.monotonic
+) -> TokenBucket:
+    """The limiter of a configured rate: a burst of one second's worth unless ``burst`` is given.
+
+    A second's worth lets a job's first page start at once while the rate holds after it.
+    """
+    if burst is None:
+        burst = max(1, int(rate_per_second))
+    return TokenBucket(rate_per_second, burst, clock=clock)
+
+
 def unlimited() -> RateLimiter:
     """A :class:`RateLimiter` that never waits and never refuses."""
     return _UNLIMITED

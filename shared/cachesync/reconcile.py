@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cachesync.backfill import MAX_LISTED, BackfillFilters
+from cachesync.clock import utc_now
 from cachesync.current_state import CurrentStateSync, index_entry
 from cachesync.documents import DEFAULT_RETENTION, DocumentKind
 from cachesync.exceptions import CacheSyncError, InvalidDocumentError, ObjectNotFoundError
@@ -74,10 +75,6 @@ class VerifyReport(BaseModel):
         return {kind.value: sum(d.kind is kind for d in self.drift) for kind in DriftKind}
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _entry_matches(filters: BackfillFilters, state: StoredState | None) -> bool:
     """Whether an index entry is in the filters' scope (unknown facts do not exclude it)."""
     if state is None or state.kind is None or state.index_time is None:
@@ -98,7 +95,7 @@ class Reconciler:
         pending_stale_after: timedelta = timedelta(minutes=2),
         limiter: RateLimiter | None = None,
         workers: int = 4,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._index = index
         self._objects = objects

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cachesync.documents import DocumentKind
 from cachesync.exceptions import InvalidRequestError
+from cachesync.validation_errors import first_validation_error
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -39,9 +40,8 @@ def parse_request(model: type[R], payload: Any) -> R:
     try:
         return model.model_validate(payload)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        raise InvalidRequestError(first["msg"], field=field) from error
+        first = first_validation_error(error)
+        raise InvalidRequestError(first.message, field=first.field) from error
 
 
 class BackfillRequest(BaseModel):

@@ -15,7 +15,7 @@ from cachesync import aws_clients
 from cachesync.backfill import Backfill, ObjectIndexer
 from cachesync.exceptions import ConfigurationError
 from cachesync.fallback_reader import FallbackReader
-from cachesync.rate_limit import TokenBucket
+from cachesync.rate_limit import rate_limiter
 from cachesync.reconcile import Reconciler
 from cachesync.settings import (
     BackfillSettings,
@@ -96,7 +96,7 @@ def build_writer(
         objects,
         bucket=settings.bucket_name,
         retention=settings.retention,
-        limiter=TokenBucket(settings.write_rate_per_second, settings.write_burst),
+        limiter=rate_limiter(settings.write_rate_per_second, settings.write_burst),
         idempotency_store=idempotency,
         idempotency_window=timedelta(seconds=settings.idempotency_ttl_seconds),
     )
@@ -169,8 +169,7 @@ def _backfill(
         index,
         objects,
         retention=settings.retention,
-        # A burst of one second's writes: the first page starts at once, the rate holds after.
-        limiter=TokenBucket(rate_per_second, max(1, int(rate_per_second))),
+        limiter=rate_limiter(rate_per_second),
     )
     backfill = Backfill(
         indexer, objects, bucket=settings.bucket_name, workers=workers, page_size=page_size
@@ -193,7 +192,7 @@ def build_verifier(
         bucket=settings.bucket_name,
         retention=settings.retention,
         pending_stale_after=timedelta(seconds=settings.pending_stale_after_seconds),
-        limiter=TokenBucket(rate_per_second, max(1, int(rate_per_second))),
+        limiter=rate_limiter(rate_per_second),
         workers=workers,
     )
 

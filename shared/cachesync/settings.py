@@ -16,6 +16,7 @@ from typing import Final, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cachesync.exceptions import ConfigurationError
+from cachesync.validation_errors import first_validation_error
 
 PREFIX: Final = "CACHESYNC_"
 
@@ -101,10 +102,9 @@ def load_settings(model: type[S], environ: Mapping[str, str] | None = None) -> S
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
-        reason = "required but not set" if first["type"] == "missing" else first["msg"]
-        raise ConfigurationError(variable_name(field), reason) from error
+        first = first_validation_error(error)
+        reason = "required but not set" if first.missing else first.message
+        raise ConfigurationError(variable_name(first.field or "?"), reason) from error
 
 
 class BackfillSettings(BaseSettings):

@@ -21,12 +21,13 @@ removed handler (which may not read objects) never takes it.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
 from cachesync.changes import ObjectChange, Operation
+from cachesync.clock import utc_now
 from cachesync.current_state import CurrentStateOutcome, CurrentStateSync, index_entry
 from cachesync.documents import DEFAULT_RETENTION
 from cachesync.exceptions import (
@@ -87,10 +88,6 @@ def _creates_delete_marker(change: ObjectChange) -> bool:
     )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class S3EventSync:
     """Applies :class:`ObjectChange` records to the index."""
 
@@ -101,7 +98,7 @@ class S3EventSync:
         *,
         buckets: Collection[str] | None = None,
         retention: timedelta = DEFAULT_RETENTION,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         """``buckets``: the buckets this deployment indexes (``None``: any)."""
         self._index = index

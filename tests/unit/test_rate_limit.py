@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from cachesync.exceptions import RateLimitTimeoutError
-from cachesync.rate_limit import Deadline, RateLimiter, TokenBucket, unlimited
+from cachesync.rate_limit import Deadline, RateLimiter, TokenBucket, rate_limiter, unlimited
 
 
 class FakeClock:
@@ -391,3 +391,15 @@ def test_the_limiters_rate_under_threads() -> None:
     woke_at.sort()
     for count, woke in enumerate(woke_at, start=1):
         assert count <= burst + rate * (woke - start) + slack
+
+
+def test_rate_limiter_bursts_one_seconds_worth_unless_told() -> None:
+    # Given limiters built from a rate alone, a fractional rate, and an explicit burst
+    frozen = FakeClock()
+    steady = rate_limiter(20, clock=frozen)
+    slow = rate_limiter(0.5, clock=frozen)
+    bursty = rate_limiter(20, burst=3, clock=frozen)
+    # When each is drained without waiting
+    granted = [sum(limiter.try_acquire() for _ in range(50)) for limiter in (steady, slow, bursty)]
+    # Then a second's worth is granted at once (at least one token), or the explicit burst
+    assert granted == [20, 1, 3]

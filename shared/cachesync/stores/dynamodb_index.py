@@ -12,11 +12,12 @@ customer the document no longer names.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cachesync.clock import utc_now
 from cachesync.exceptions import (
     CacheSyncError,
     ConcurrentModificationError,
@@ -92,10 +93,6 @@ MAX_CLAIM_ATTEMPTS: Final = 10
 DEFAULT_TOMBSTONE_TTL: Final = timedelta(days=30)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class _ConditionRefusedError(IndexStoreError):
     """Internal: a guarded write's condition failed; carries the stored item, if returned."""
 
@@ -123,7 +120,7 @@ class DynamoDBIndexStore:
         *,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         tombstone_ttl: timedelta = DEFAULT_TOMBSTONE_TTL,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         page_tokens: PageTokens | None = None,
     ) -> None:
         self._client = client
