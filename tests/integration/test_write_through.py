@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from botocore.awsrequest import AWSResponse
 
 from cachesync.changes import Operation, changes_from_message
 from cachesync.circuit_breaker import CircuitState
 from cachesync.exceptions import (
     DocumentNotFoundError,
     IdempotencyConflictError,
+    IndexUnavailableError,
     InvalidDocumentError,
+    ObjectUnavailableError,
     WriteFailedError,
 )
 from cachesync.fallback_reader import FallbackReader, MissReason, ReadSource
@@ -31,40 +32,10 @@ from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.s3_objects import S3ObjectStore
 from cachesync.sync import S3EventSync, SyncOutcome
 from cachesync.write_through import DocumentWriter, IndexCommit
+from tests.support.faults import Fail
 from tests.support.s3_events import change_document, s3_notification, s3_record
 
 FAST = RetryPolicy(attempts=2, initial_wait_seconds=0.001)
-
-
-class Fail:
-    """A before-send hook answering matching requests with an AWS error while ``armed``."""
-
-    def __init__(self, status: int, code: str, *, times: int = 1_000, then: Any = None) -> None:
-        self.status, self.code, self.remaining, self.then = status, code, times, then
-        self.calls = 0
-
-    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
-        self.calls += 1
-        if self.remaining <= 0:
-            return None
-        self.remaining -= 1
-        if self.then is not None:
-            self.then()
-        body = f"<Error><Code>{self.code}</Code><Message>injected</Message></Error>".encode()
-        if "dynamodb" in request.url or "8000" in request.url:
-            body = json.dumps({"__type": f"x#{self.code}", "message": "injected"}).encode()
-        return AWSResponse(request.url, self.status, {}, _Raw(body))
-
-
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._data
-
-    def read(self) -> bytes:
-        return self._data
 
 
 @dataclass
@@ -109,6 +80,31 @@ def app(local_stack: LocalStack, index_table: str) -> Iterator[AppWorld]:
 
 def doc(title: str, **fields: Any) -> dict[str, Any]:
     return json.loads(change_document("CHG-W", title=title, **fields))
+
+
+# ---------------------------------------------------------------------- fault injection
+
+
+def test_an_injected_dynamodb_fault_carries_dynamodb_s_error_code(app: AppWorld) -> None:
+    # Given a throttling fault injected on the index's GetItem (DynamoDB Local on a free port)
+    throttled = Fail(400, "ProvisionedThroughputExceededException")
+    app.dynamodb.meta.events.register("before-send.dynamodb.GetItem", throttled)
+    # When the index reads
+    with pytest.raises(IndexUnavailableError) as caught:
+        app.index.get_state(app.bucket, "changes/any.json")
+    # Then the store saw DynamoDB's own error code (parsed from a DynamoDB-shaped body)
+    assert caught.value.code == "ProvisionedThroughputExceededException"
+    assert throttled.calls == FAST.attempts
+
+
+def test_an_injected_s3_fault_carries_s3_s_error_code(app: AppWorld) -> None:
+    # Given a fault injected on S3's PutObject
+    app.s3.meta.events.register("before-send.s3.PutObject", Fail(503, "SlowDown"))
+    # When the object store puts
+    with pytest.raises(ObjectUnavailableError) as caught:
+        app.objects.put(app.bucket, "changes/any.json", b"{}")
+    # Then it saw S3's error code
+    assert caught.value.code == "SlowDown"
 
 
 # ---------------------------------------------------------------------- write-through
@@ -392,6 +388,10 @@ def test_index_outage_opens_the_breaker_then_a_probe_closes_it(app: AppWorld) ->
     reader = app.reader(breaker_failure_threshold=3, monotonic=lambda: now[0])
     outage = Fail(500, "InternalServerError")
     app.dynamodb.meta.events.register("before-send.dynamodb.GetItem", outage)
+    # (the outage answers as DynamoDB would: the index sees DynamoDB's error code)
+    with pytest.raises(IndexUnavailableError) as caught:
+        app.index.get_state(app.bucket, "changes/out.json")
+    assert caught.value.code == "InternalServerError"
     # When the index fails: reads are still answered, from S3
     for _ in range(3):
         assert reader.get_document("changes/out.json").miss_reason is MissReason.INDEX_ERROR
