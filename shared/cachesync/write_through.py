@@ -41,6 +41,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
     PydanticSerializer,
 )
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from cachesync.current_state import CurrentStateSync, index_entry
@@ -144,18 +145,28 @@ class DocumentWriter:
         self._clock = clock
         self._current_state = CurrentStateSync(index, objects, retention=retention)
         self._idempotent: Callable[..., WriteReceipt] | None = None
+        self._idempotency_config = IdempotencyConfig(
+            event_key_jmespath="idempotency_key",
+            payload_validation_jmespath="payload_hash",
+            expires_after_seconds=int(idempotency_window.total_seconds()),
+        )
         if idempotency_store is not None:
-            config = IdempotencyConfig(
-                event_key_jmespath="idempotency_key",
-                payload_validation_jmespath="payload_hash",
-                expires_after_seconds=int(idempotency_window.total_seconds()),
-            )
             self._idempotent = idempotent_function(
                 data_keyword_argument="command",
-                config=config,
+                config=self._idempotency_config,
                 persistence_store=idempotency_store,
                 output_serializer=PydanticSerializer(WriteReceipt),
             )(self._run)
+
+    def register_lambda_context(self, context: LambdaContext) -> None:
+        """Tell idempotency the invocation's deadline; call once per Lambda invocation.
+
+        An idempotency record in progress then expires at the invocation's timeout, so a retry
+        of an invocation that was killed mid-write proceeds once that deadline has passed instead
+        of being refused as "in progress" for the whole idempotency window. Without a context
+        (the command line) records in progress expire with the window only.
+        """
+        self._idempotency_config.register_lambda_context(context)
 
     def write_document(
         self,
@@ -229,10 +240,11 @@ class DocumentWriter:
         if command.dry_run:
             return self._dry_run(command)
         self._limiter.acquire(deadline=deadline)
-        if command.operation is WriteOperation.PUT:
-            assert command.body is not None
-            return self._put(command.key, command.body)
-        return self._delete(command.key)
+        if command.operation is WriteOperation.DELETE:
+            return self._delete(command.key)
+        if command.body is None:
+            raise InvalidRequestError("a put needs a document", field="document")
+        return self._put(command.key, command.body)
 
     def _dry_run(self, command: WriteCommand) -> WriteReceipt:
         receipt = WriteReceipt(
@@ -370,9 +382,20 @@ def _body_text(key: str, document: Mapping[str, Any] | bytes | str) -> str:
 
 
 def execute_write(
-    writer: DocumentWriter, request: WriteRequest, *, deadline: Deadline | None = None
+    writer: DocumentWriter,
+    request: WriteRequest,
+    *,
+    context: LambdaContext | None = None,
+    deadline: Deadline | None = None,
 ) -> WriteReceipt:
-    """Run a ``write_through`` request: a put needs its ``document``."""
+    """Run a ``write_through`` request: a put needs its ``document``.
+
+    ``context``: the Lambda invocation's (registered for idempotency; its remaining time bounds
+    the rate limiter's wait unless ``deadline`` is given). ``None`` outside Lambda.
+    """
+    if context is not None:
+        writer.register_lambda_context(context)
+        deadline = deadline or Deadline.from_lambda_context(context)
     if request.operation == WriteOperation.PUT.value:
         if request.document is None:
             raise InvalidRequestError("a put needs a document", field="document")

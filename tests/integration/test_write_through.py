@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from cachesync.circuit_breaker import CircuitState
 from cachesync.exceptions import (
     DocumentNotFoundError,
     IdempotencyConflictError,
+    IdempotencyInProgressError,
     IndexUnavailableError,
     InvalidDocumentError,
     ObjectUnavailableError,
@@ -27,11 +29,13 @@ from cachesync.fallback_reader import FallbackReader, MissReason, ReadSource
 from cachesync.index_models import IndexQuery
 from cachesync.index_schema import create_idempotency_table_request
 from cachesync.local import LocalStack
+from cachesync.local.lambda_functions import LocalLambdaContext
+from cachesync.requests import WriteRequest
 from cachesync.retry_policies import RetryPolicy
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.s3_objects import S3ObjectStore
 from cachesync.sync import S3EventSync, SyncOutcome
-from cachesync.write_through import DocumentWriter, IndexCommit
+from cachesync.write_through import DocumentWriter, IndexCommit, execute_write
 from tests.support.faults import Fail
 from tests.support.s3_events import change_document, s3_notification, s3_record
 
@@ -249,6 +253,45 @@ def test_idempotent_replay_returns_the_first_result_without_writing(app: AppWorl
     again = app.writer.write_document("changes/idem.json", document, idempotency_key="k-1")
     assert again == first
     assert puts.calls == 1
+
+
+class _Killed(BaseException):
+    """Lambda killed the invocation mid-write (a timeout): no exception handler of ours runs."""
+
+
+@dataclass
+class _ShortInvocation(LocalLambdaContext):
+    """An invocation with little time left."""
+
+    remaining_ms: int = 1500
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def _killed(request: Any, **_: Any) -> None:
+    raise _Killed
+
+
+def test_a_retry_after_a_killed_invocation_proceeds_after_its_deadline(app: AppWorld) -> None:
+    # Given an invocation with 1.5 s left, killed between its intent and its PutObject
+    request = WriteRequest(
+        operation="put", key="changes/killed.json", document=doc("v1"), idempotency_key="k-kill"
+    )
+    app.s3.meta.events.register("before-send.s3.PutObject", _killed)
+    with pytest.raises(_Killed):
+        execute_write(app.writer, request, context=_ShortInvocation(function_name="write_through"))
+    app.s3.meta.events.unregister("before-send.s3.PutObject", _killed)
+    retry_context = LocalLambdaContext(function_name="write_through")
+    # When Lambda retries at once, the first invocation may still be running: refused
+    with pytest.raises(IdempotencyInProgressError):
+        execute_write(app.writer, request, context=retry_context)
+    # When it retries after the killed invocation's deadline
+    time.sleep(1.6)
+    receipt = execute_write(app.writer, request, context=retry_context)
+    # Then the retry wrote and committed the document
+    assert receipt.index is IndexCommit.COMMITTED
+    assert receipt.etag == app.s3_etag("changes/killed.json")
 
 
 def test_same_idempotency_key_with_another_payload_is_refused(app: AppWorld) -> None:
