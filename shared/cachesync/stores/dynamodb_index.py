@@ -52,6 +52,7 @@ from cachesync.index_models import (
 from cachesync.index_schema import (
     CUSTOMER_TIME_INDEX,
     DOCUMENT_SORT_KEY,
+    GLOBAL_INDEXES,
     GSI_VALUE_SEPARATOR,
     PARTITION_KEY,
     SORT_KEY,
@@ -68,7 +69,6 @@ from cachesync.retry_policies import (
     DEFAULT_RETRY_POLICY,
     RetryPolicy,
     error_code,
-    retry_on_contention,
 )
 from cachesync.retry_policies import is_transient_aws_error as _is_transient
 
@@ -84,9 +84,31 @@ MAX_ITEM_BYTES: Final = 390_000
 # A guarded write re-reads and retries when the entry changed between the refusal that told us its
 # customers and our next attempt (another writer got in between); each loop is one more writer.
 MAX_WRITE_ATTEMPTS: Final = 5
-# Write-throughs of one key claim it in turn; a claim lost to another writer backs off and
-# tries again (see retry_on_contention).
-MAX_CLAIM_ATTEMPTS: Final = 10
+# What a write-through's pending marker keeps of the entry it replaces (ordering facts and
+# customers), the ones of those that default when there was no entry, and what it drops: the
+# document, its summary, its expiry and its GSI keys (so reads and queries do not see it).
+_PENDING_CARRIED: Final = (
+    Attr.CUSTOMERS,
+    Attr.CUSTOMERS_KEY,
+    Attr.S3_LAST_MODIFIED,
+    Attr.SEQUENCER,
+    Attr.ETAG,
+    Attr.VERSION_ID,
+)
+_PENDING_DEFAULTS: Final = frozenset({Attr.CUSTOMERS, Attr.CUSTOMERS_KEY, Attr.S3_LAST_MODIFIED})
+_PENDING_REMOVED: Final = (
+    Attr.KIND,
+    Attr.DOC_ID,
+    Attr.TITLE,
+    Attr.STATUS,
+    Attr.CUSTOMER,
+    Attr.INDEX_TIME,
+    Attr.SIZE,
+    Attr.BODY,
+    Attr.BODY_IN_S3,
+    Attr.EXPIRES_AT,
+    *(name for index in GLOBAL_INDEXES for name in (index.partition_key, index.sort_key)),
+)
 DEFAULT_TOMBSTONE_TTL: Final = timedelta(days=30)
 _TOKEN_VERSION: Final = 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -193,26 +215,56 @@ class DynamoDBIndexStore:
         The marker keeps the replaced entry's ordering facts and customers (so events keep their
         guards and know which customer links exist) and has no GSI keys and no document, so reads
         and queries do not see it. Customer links stay: they describe a version S3 still holds.
+
+        One ``UpdateItem``: it sets the marker's own attributes, leaves the carried ones in place
+        (defaults where the key had no entry), removes the rest, and returns the replaced entry
+        (``ALL_OLD``). The replaced entry is read and replaced atomically: no condition, no read
+        before, and no other writer can get in between (the last claim wins; an earlier claimant
+        then finds its marker replaced at commit and follows S3).
         """
-
-        def claim() -> PendingWrite | None:
-            previous_item = self._get_item(bucket, key, consistent=True)
-            previous = _state_from_item(previous_item) if previous_item else None
-            marker = self._pending_item(bucket, key, operation, previous_item)
-            if not self._replace(marker, [], previous):
-                return None  # another writer or an event changed the entry since we read it
-            return PendingWrite(
-                bucket=bucket,
-                key=key,
-                marker=_state_from_item(marker),
-                previous=previous,
-                previous_item=previous_item,
-            )
-
-        claimed = retry_on_contention(claim, attempts=MAX_CLAIM_ATTEMPTS)
-        if claimed is None:
-            raise ConcurrentModificationError(bucket, key, MAX_CLAIM_ATTEMPTS)
-        return claimed
+        fresh = self._pending_item(bucket, key, operation, None)
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        assignments: list[str] = []
+        for number, (name, value) in enumerate(fresh.items()):
+            if name in (PARTITION_KEY, SORT_KEY):
+                continue
+            names[f"#s{number}"], values[f":s{number}"] = name, value
+            if name in _PENDING_DEFAULTS:
+                # The replaced entry's value if it had one (see _pending_item's carried facts).
+                assignments.append(f"#s{number} = if_not_exists(#s{number}, :s{number})")
+            else:
+                assignments.append(f"#s{number} = :s{number}")
+        removals = []
+        for number, name in enumerate(_PENDING_REMOVED):
+            names[f"#r{number}"] = name
+            removals.append(f"#r{number}")
+        response = self._call(
+            "UpdateItem",
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key=_serialize({PARTITION_KEY: fresh[PARTITION_KEY], SORT_KEY: fresh[SORT_KEY]}),
+                UpdateExpression=f"SET {', '.join(assignments)} REMOVE {', '.join(removals)}",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_serialize(values),
+                ReturnValues="ALL_OLD",
+            ),
+        )
+        raw = response.get("Attributes")
+        previous_item = _deserialize(raw) if raw else None
+        carried = {
+            name: previous_item[name]
+            for name in _PENDING_CARRIED
+            if previous_item is not None and previous_item.get(name) is not None
+        }
+        marker = {**fresh, **carried}
+        return PendingWrite(
+            bucket=bucket,
+            key=key,
+            marker=_state_from_item(marker),
+            previous=_state_from_item(previous_item) if previous_item else None,
+            previous_item=previous_item,
+        )
 
     def rollback_pending(self, pending: PendingWrite) -> bool:
         """Put back the entry a pending write replaced, if the marker is still ours.
@@ -239,21 +291,7 @@ class DynamoDBIndexStore:
     def _pending_item(
         self, bucket: str, key: str, operation: str, previous: dict[str, Any] | None
     ) -> dict[str, Any]:
-        carried = (
-            {
-                name: previous.get(name)
-                for name in (
-                    Attr.CUSTOMERS,
-                    Attr.CUSTOMERS_KEY,
-                    Attr.S3_LAST_MODIFIED,
-                    Attr.SEQUENCER,
-                    Attr.ETAG,
-                    Attr.VERSION_ID,
-                )
-            }
-            if previous
-            else {}
-        )
+        carried = {name: previous.get(name) for name in _PENDING_CARRIED} if previous else {}
         return {
             Attr.CUSTOMERS: [],
             Attr.CUSTOMERS_KEY: "",
