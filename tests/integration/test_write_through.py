@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 import pytest
@@ -137,6 +138,72 @@ def test_dry_run_writes_nothing(app: AppWorld) -> None:
     assert receipt.doc_id == "CHG-W"
     assert app.s3_etag("changes/dry.json") is None
     assert app.index.get_state(app.bucket, "changes/dry.json") is None
+
+
+def _s3_last_modified(app: AppWorld, key: str) -> datetime:
+    modified: datetime = app.other_s3.head_object(Bucket=app.bucket, Key=key)["LastModified"]
+    return modified
+
+
+def _own_event(app: AppWorld, key: str, etag: str | None, size: int | None) -> SyncOutcome:
+    event = s3_notification(
+        s3_record("ObjectCreated:Put", app.bucket, key, etag=etag, size=size, sequencer="01")
+    )
+    [change] = changes_from_message(event)
+    return S3EventSync(app.index, app.objects).apply(change, Operation.CREATED).outcome
+
+
+def test_a_put_crossing_a_second_boundary_is_committed_with_s3_s_last_modified(
+    app: AppWorld,
+) -> None:
+    # Given S3 answering the PutObject a second after the object's LastModified
+    key = "changes/slow.json"
+
+    def answered_a_second_later(parsed: dict[str, Any], **_: Any) -> None:
+        headers = parsed["ResponseMetadata"]["HTTPHeaders"]
+        later = parsedate_to_datetime(headers["date"]) + timedelta(seconds=1)
+        headers["date"] = format_datetime(later, usegmt=True)
+
+    app.s3.meta.events.register("after-call.s3.PutObject", answered_a_second_later)
+    # When the document is written through
+    receipt = app.writer.write_document(key, doc("slow"))
+    # Then the index holds S3's LastModified, not the response's Date
+    stored = app.index.get_document(app.bucket, key)
+    assert receipt.index is IndexCommit.COMMITTED
+    assert stored is not None
+    assert stored.s3_last_modified == _s3_last_modified(app, key)
+    # And the event of our own write is still a duplicate
+    assert _own_event(app, key, receipt.etag, receipt.size) is SyncOutcome.DUPLICATE
+
+
+def test_when_the_check_of_last_modified_fails_the_entry_never_claims_a_later_time(
+    app: AppWorld,
+) -> None:
+    # Given the HEAD that checks LastModified failing, and S3 answering a second late
+    key = "changes/unchecked.json"
+    app.s3.meta.events.register("before-send.s3.HeadObject", Fail(500, "InternalError"))
+
+    def answered_a_second_later(parsed: dict[str, Any], **_: Any) -> None:
+        headers = parsed["ResponseMetadata"]["HTTPHeaders"]
+        later = parsedate_to_datetime(headers["date"]) + timedelta(seconds=1)
+        headers["date"] = format_datetime(later, usegmt=True)
+
+    app.s3.meta.events.register("after-call.s3.PutObject", answered_a_second_later)
+    # When the document is written through
+    receipt = app.writer.write_document(key, doc("unchecked"))
+    # Then the index serves it, with a LastModified no later than S3's (a later write's event
+    # would still supersede it)
+    stored = app.index.get_document(app.bucket, key)
+    assert receipt.index is IndexCommit.COMMITTED
+    assert stored is not None
+    assert stored.etag == receipt.etag
+    assert stored.s3_last_modified <= _s3_last_modified(app, key)
+    # And the event of our own write replaces it with S3's exact facts
+    app.s3.meta.events.unregister("after-call.s3.PutObject", answered_a_second_later)
+    _own_event(app, key, receipt.etag, receipt.size)
+    exact = app.index.get_document(app.bucket, key)
+    assert exact is not None
+    assert exact.s3_last_modified == _s3_last_modified(app, key)
 
 
 def test_s3_failure_rolls_back_to_the_previous_document(app: AppWorld) -> None:
@@ -473,7 +540,7 @@ def test_a_write_whose_own_event_lands_first_is_reported_committed(app: AppWorld
         [change] = changes_from_message(event)
         applied.append(sync.apply(change, Operation.CREATED).outcome.value)
 
-    app.s3.meta.events.register("before-call.s3.HeadObject", own_event_lands)
+    app.s3.meta.events.register("after-call.s3.PutObject", own_event_lands)
     # When the write-through commits
     receipt = app.writer.write_document(key, doc("mine"))
     # Then the event had replaced the marker, yet the index holds exactly our object: committed
