@@ -4,6 +4,8 @@
 #   DynamoDB index  GetItem (reads, guards)            dynamodb:GetItem
 #                   PutItem (guarded writes)           dynamodb:PutItem
 #                   DeleteItem (write-through rollback) dynamodb:DeleteItem
+#                   UpdateItem (write-through claim: the pending marker, ALL_OLD) dynamodb:UpdateItem
+#                   (write_through and operators only)
 #                   TransactWriteItems (Put document + Put/Delete customer links): IAM has no
 #                   action of that name; each member is authorized as dynamodb:PutItem or
 #                   dynamodb:DeleteItem (DynamoDB developer guide, "Using IAM with transactions").
@@ -19,7 +21,7 @@
 #   function           S3 objects                         S3 bucket    index              idempotency                 other
 #   s3_object_created  GetObject, GetObjectVersion        ListBucket   Get/Put/DeleteItem -                           SQS consume own queue
 #   s3_object_removed  - (never reads objects)            ListBucket   Get/Put/DeleteItem -                           SQS consume own queue
-#   write_through      GetObject, PutObject, DeleteObject ListBucket   Get/Put/DeleteItem Get/Put/Update/DeleteItem   -
+#   write_through      GetObject, PutObject, DeleteObject ListBucket   Get/Put/Update/DeleteItem Get/Put/Update/DeleteItem   -
 #   fallback_read      GetObject                          ListBucket   Get/Put/DeleteItem -                           -
 #   backfill           GetObject                          ListBucket   Get/Put/DeleteItem -                           InvokeFunction on itself, SendMessage to backfill-failures
 # Every role also writes its own log group and sends X-Ray traces. tests/unit/test_infra.py
@@ -267,6 +269,15 @@ data "aws_iam_policy_document" "write_through" {
     data.aws_iam_policy_document.cachesync_key_via_dynamodb.json,
   ]
 
+  # The claim of a write-through: one UpdateItem turns the index entry into a pending marker and
+  # returns the entry it replaced (shared/cachesync/stores/dynamodb_index.py, begin_pending).
+  statement {
+    sid       = "ClaimIndexEntries"
+    effect    = "Allow"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [local.table_arn]
+  }
+
   # PutObject, DeleteObject; HeadObject If-Match and the current-state sync's GET (s3:GetObject).
   statement {
     sid       = "ReadWriteDocuments"
@@ -367,7 +378,7 @@ data "aws_iam_policy_document" "operator" {
   statement {
     sid       = "ReadWriteIndex"
     effect    = "Allow"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan"]
     resources = [local.table_arn, "${local.table_arn}/index/*"]
   }
 

@@ -23,12 +23,14 @@ locals {
       CACHESYNC_BUCKET_NAME        = local.bucket_name
       CACHESYNC_RETENTION_DAYS     = tostring(var.retention_days)
       CACHESYNC_TOMBSTONE_TTL_DAYS = tostring(var.tombstone_ttl_days)
+      CACHESYNC_SYNC_WORKERS       = tostring(var.sync_workers)
     }
     s3_object_removed = {
       CACHESYNC_TABLE_NAME         = aws_dynamodb_table.index.name
       CACHESYNC_BUCKET_NAME        = local.bucket_name
       CACHESYNC_RETENTION_DAYS     = tostring(var.retention_days)
       CACHESYNC_TOMBSTONE_TTL_DAYS = tostring(var.tombstone_ttl_days)
+      CACHESYNC_SYNC_WORKERS       = tostring(var.sync_workers)
     }
     write_through = {
       CACHESYNC_TABLE_NAME              = aws_dynamodb_table.index.name

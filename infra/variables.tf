@@ -450,6 +450,17 @@ variable "backfill_rate_per_second" {
   }
 }
 
+variable "sync_workers" {
+  description = "CACHESYNC_SYNC_WORKERS (s3_object_created, s3_object_removed): changes of one batch applied at once (one key's in order)."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.sync_workers >= 1 && var.sync_workers <= 20 && floor(var.sync_workers) == var.sync_workers
+    error_message = "sync_workers: a whole number from 1 to 20."
+  }
+}
+
 variable "backfill_workers" {
   description = "CACHESYNC_BACKFILL_WORKERS (backfill): objects read and written at once."
   type        = number

@@ -17,11 +17,13 @@ logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="cachesync", service=SERVICE)
 tracer = Tracer(service=SERVICE)
 
+settings = load_settings(SyncSettings)
 processor = S3EventProcessor(
-    build_event_sync(load_settings(SyncSettings)),
+    build_event_sync(settings),
     Operation.CREATED,
     logger=logger,
     metrics=metrics,
+    workers=settings.sync_workers,
 )
 
 

@@ -7,7 +7,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cachesync.rate_limit import Deadline
 from cachesync.requests import WriteRequest, parse_request
 from cachesync.runtime import build_writer
 from cachesync.settings import WriteThroughSettings, load_settings
@@ -28,5 +27,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """Put or delete one document; returns the receipt (ETag, version, index state)."""
     request = parse_request(WriteRequest, event)
     logger.append_keys(object_key=request.key, operation=request.operation)
-    receipt = execute_write(writer, request, deadline=Deadline.from_lambda_context(context))
+    receipt = execute_write(writer, request, context=context)
     return receipt.model_dump(mode="json")

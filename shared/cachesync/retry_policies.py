@@ -31,7 +31,6 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    retry_if_result,
     stop_after_attempt,
     wait_random_exponential,
 )
@@ -147,19 +146,3 @@ def _log_retry(operation: str, attempts: int, state: RetryCallState) -> None:
 
 DEFAULT_RETRY_POLICY: Final = RetryPolicy()
 NO_RETRY: Final = RetryPolicy(attempts=1)
-
-
-def retry_on_contention(attempt: Callable[[], T | None], *, attempts: int = 8) -> T | None:
-    """Run ``attempt`` until it returns a value; ``None`` means "lost an optimistic race".
-
-    Concurrent writers of one key that retry at once collide again: back off with full jitter
-    (up to 0.5 s) between attempts. ``None`` after ``attempts`` tries.
-    """
-    retrying = Retrying(
-        stop=stop_after_attempt(attempts),
-        wait=wait_random_exponential(multiplier=0.01, max=0.5),
-        retry=retry_if_result(lambda result: result is None),
-        retry_error_callback=lambda _state: None,
-    )
-    result: T | None = retrying(attempt)
-    return result

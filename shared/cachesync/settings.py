@@ -51,6 +51,10 @@ class BaseSettings(BaseModel):
 class SyncSettings(BaseSettings):
     """Settings of the S3 event handlers (``s3_object_created``, ``s3_object_removed``)."""
 
+    sync_workers: int = Field(default=8, ge=1, le=20)
+    """Changes of one batch applied at once (different keys only; one key's changes stay in
+    order). At most the 20 connections of a client's pool; 1 applies them one by one."""
+
 
 class _IdempotencySettings(BaseModel):
     idempotency_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86400)

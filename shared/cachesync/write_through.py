@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -41,6 +43,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
     PydanticSerializer,
 )
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from cachesync.current_state import CurrentStateSync, index_entry
@@ -57,12 +60,12 @@ from cachesync.exceptions import (
     ObjectStoreError,
     WriteFailedError,
 )
-from cachesync.index_models import PendingWrite, Tombstone, WriteSource
+from cachesync.index_models import IndexEntry, PendingWrite, Tombstone, WriteSource
 from cachesync.rate_limit import Deadline, RateLimiter, unlimited
 from cachesync.requests import WriteRequest
 from cachesync.s3_keys import validate_key
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
-from cachesync.stores.s3_objects import S3ObjectStore, StoredObject
+from cachesync.stores.s3_objects import ObjectHead, PutResult, S3ObjectStore, StoredObject
 
 
 class WriteOperation(StrEnum):
@@ -143,19 +146,31 @@ class DocumentWriter:
         self._limiter = limiter or unlimited()
         self._clock = clock
         self._current_state = CurrentStateSync(index, objects, retention=retention)
+        # Runs the HEAD that checks a put's LastModified while the commit is in flight.
+        self._verifier = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cachesync-verify")
         self._idempotent: Callable[..., WriteReceipt] | None = None
+        self._idempotency_config = IdempotencyConfig(
+            event_key_jmespath="idempotency_key",
+            payload_validation_jmespath="payload_hash",
+            expires_after_seconds=int(idempotency_window.total_seconds()),
+        )
         if idempotency_store is not None:
-            config = IdempotencyConfig(
-                event_key_jmespath="idempotency_key",
-                payload_validation_jmespath="payload_hash",
-                expires_after_seconds=int(idempotency_window.total_seconds()),
-            )
             self._idempotent = idempotent_function(
                 data_keyword_argument="command",
-                config=config,
+                config=self._idempotency_config,
                 persistence_store=idempotency_store,
                 output_serializer=PydanticSerializer(WriteReceipt),
             )(self._run)
+
+    def register_lambda_context(self, context: LambdaContext) -> None:
+        """Tell idempotency the invocation's deadline; call once per Lambda invocation.
+
+        An idempotency record in progress then expires at the invocation's timeout, so a retry
+        of an invocation that was killed mid-write proceeds once that deadline has passed instead
+        of being refused as "in progress" for the whole idempotency window. Without a context
+        (the command line) records in progress expire with the window only.
+        """
+        self._idempotency_config.register_lambda_context(context)
 
     def write_document(
         self,
@@ -229,10 +244,11 @@ class DocumentWriter:
         if command.dry_run:
             return self._dry_run(command)
         self._limiter.acquire(deadline=deadline)
-        if command.operation is WriteOperation.PUT:
-            assert command.body is not None
-            return self._put(command.key, command.body)
-        return self._delete(command.key)
+        if command.operation is WriteOperation.DELETE:
+            return self._delete(command.key)
+        if command.body is None:
+            raise InvalidRequestError("a put needs a document", field="document")
+        return self._put(command.key, command.body)
 
     def _dry_run(self, command: WriteCommand) -> WriteReceipt:
         receipt = WriteReceipt(
@@ -258,10 +274,12 @@ class DocumentWriter:
     def _put(self, key: str, body: str) -> WriteReceipt:
         data = body.encode("utf-8")
         pending = self._index.begin_pending(self._bucket, key, WriteOperation.PUT.value)
+        started = time.monotonic()
         try:
             put = self._objects.put(self._bucket, key, data)
         except ObjectStoreError as error:
             raise self._rolled_back(pending, WriteOperation.PUT, error) from error
+        put_seconds = time.monotonic() - started
         receipt = WriteReceipt(
             operation=WriteOperation.PUT,
             bucket=self._bucket,
@@ -271,19 +289,14 @@ class DocumentWriter:
             size=len(data),
             index=IndexCommit.COMMITTED,
         )
+        # PutObject does not return LastModified. Its Date is the same second unless the PUT
+        # crossed a second boundary on S3's clock: commit with it, and meanwhile ask S3 (HEAD,
+        # on condition the object is still ours) whether it was right.
+        verification = self._verifier.submit(
+            self._objects.head, self._bucket, key, if_match=put.etag
+        )
         try:
-            # PutObject does not return LastModified: ask, on condition the object is still ours.
-            head = self._objects.head(self._bucket, key, if_match=put.etag)
-            stored = StoredObject(
-                bucket=self._bucket,
-                key=key,
-                body=data,
-                etag=put.etag,
-                version_id=put.version_id or head.version_id,
-                size=len(data),
-                last_modified=head.last_modified,
-            )
-            entry = index_entry(stored, source=WriteSource.WRITE_THROUGH, retention=self._retention)
+            entry = self._entry(key, data, put.version_id, put.etag, put.responded_at)
             described = receipt.model_copy(
                 update={
                     "kind": entry.document.kind.value,
@@ -291,14 +304,88 @@ class DocumentWriter:
                     "customers": entry.document.customers,
                 }
             )
-            if self._index.commit_document(pending, entry):
-                return described
-            return self._resolve(described, key)
+            committed = self._index.commit_document(pending, entry)
+        except IndexStoreError:
+            wait([verification])
+            return receipt.model_copy(update={"index": IndexCommit.PENDING})
+        try:
+            head: ObjectHead | None = verification.result()
         except (ObjectChangedError, ObjectNotFoundError):
             # Another writer changed the key after our PUT: the index follows S3, not us.
-            return self._resolve(receipt, key)
-        except (IndexStoreError, ObjectStoreError):
-            return receipt.model_copy(update={"index": IndexCommit.PENDING})
+            return self._resolve(described, key)
+        except ObjectStoreError:
+            head = None
+        if not committed:
+            return self._resolve(described, key)
+        if head is not None and head.last_modified == entry.version.last_modified:
+            return described  # the usual case: committed exactly what S3 stored
+        return self._correct_last_modified(described, data, entry, head, put, put_seconds)
+
+    def _entry(
+        self,
+        key: str,
+        data: bytes,
+        version_id: str | None,
+        etag: str,
+        last_modified: datetime,
+    ) -> IndexEntry:
+        stored = StoredObject(
+            bucket=self._bucket,
+            key=key,
+            body=data,
+            etag=etag,
+            version_id=version_id,
+            size=len(data),
+            last_modified=last_modified,
+        )
+        return index_entry(stored, source=WriteSource.WRITE_THROUGH, retention=self._retention)
+
+    def _correct_last_modified(
+        self,
+        described: WriteReceipt,
+        data: bytes,
+        committed: IndexEntry,
+        head: ObjectHead | None,
+        put: PutResult,
+        put_seconds: float,
+    ) -> WriteReceipt:
+        """The committed LastModified (S3's Date) was one second late, or the HEAD failed.
+
+        Rare: the PUT crossed a second boundary on S3's clock. Rewrite the entry with S3's
+        LastModified, or, if the HEAD could not tell, with a bound never later than it (the
+        Date less the PUT's duration): a later write's event then still supersedes the entry, and
+        our own object's event replaces it with S3's exact facts. Conditioned on the entry still
+        being the one we committed; then S3 is checked again, since an event judged against the
+        late LastModified in between may have been refused as stale.
+        """
+        version = committed.version
+        if head is not None:
+            last_modified, version_id = head.last_modified, version.version_id or head.version_id
+        else:
+            moment = put.responded_at - timedelta(seconds=put_seconds)
+            last_modified, version_id = moment.replace(microsecond=0), version.version_id
+        key = described.key
+        try:
+            state = self._index.get_state(self._bucket, key)
+            ours = (
+                state is not None
+                and not state.is_pending
+                and not state.is_tombstone
+                and state.ordering.sequencer is None
+                and state.ordering.etag == version.etag
+                and state.ordering.s3_time == version.last_modified
+            )
+            if not ours:
+                return self._resolve(described, key)  # an event or another writer got in between
+            entry = self._entry(key, data, version_id, version.etag, last_modified)
+            if not self._index.replace_document(entry, state):
+                return self._resolve(described, key)
+            listed = self._objects.find(self._bucket, key)
+        except CacheSyncError:
+            return described.model_copy(update={"index": IndexCommit.PENDING})
+        if listed is None or listed.etag != version.etag:
+            return self._resolve(described, key)
+        return described
 
     def _delete(self, key: str) -> WriteReceipt:
         pending = self._index.begin_pending(self._bucket, key, WriteOperation.DELETE.value)
@@ -370,9 +457,20 @@ def _body_text(key: str, document: Mapping[str, Any] | bytes | str) -> str:
 
 
 def execute_write(
-    writer: DocumentWriter, request: WriteRequest, *, deadline: Deadline | None = None
+    writer: DocumentWriter,
+    request: WriteRequest,
+    *,
+    context: LambdaContext | None = None,
+    deadline: Deadline | None = None,
 ) -> WriteReceipt:
-    """Run a ``write_through`` request: a put needs its ``document``."""
+    """Run a ``write_through`` request: a put needs its ``document``.
+
+    ``context``: the Lambda invocation's (registered for idempotency; its remaining time bounds
+    the rate limiter's wait unless ``deadline`` is given). ``None`` outside Lambda.
+    """
+    if context is not None:
+        writer.register_lambda_context(context)
+        deadline = deadline or Deadline.from_lambda_context(context)
     if request.operation == WriteOperation.PUT.value:
         if request.document is None:
             raise InvalidRequestError("a put needs a document", field="document")

@@ -35,13 +35,12 @@ the same documents, each side on its own bucket and, per round, its own fresh in
 every measured write is the first write of its key into the index (the object may already be in
 S3 from an earlier round). Per document, interleaved like the reads:
 
-* ``write_through``: no idempotency key. Beyond the floor it does a consistent ``GetItem`` (the
-  claim reads the entry it replaces), a conditional ``PutItem`` of the pending marker, the
-  ``PutObject``, a ``HeadObject`` with ``IfMatch`` (``PutObject`` does not return
-  LastModified, which the index entry needs), then the conditional commit (``PutItem``, or
-  ``TransactWriteItems`` with the link item of a multi-customer document). Five calls against
-  the floor's two, and three of them on the critical path of durability: expect a ratio well
-  above 2 from the protocol alone, not from our code.
+* ``write_through``: no idempotency key. Beyond the floor it does one ``UpdateItem`` (the
+  pending marker, which returns the entry it replaced), then the ``PutObject``, then the
+  conditional commit (``PutItem``, or ``TransactWriteItems`` with the link item of a
+  multi-customer document) *while* a ``HeadObject`` with ``IfMatch`` checks the LastModified
+  the commit took from the PUT's ``Date`` (``PutObject`` does not return LastModified). Three
+  calls in sequence against the floor's two, a fourth beside the third.
 * ``write_through_idem``: the same with a fresh idempotency key per write (Powertools'
   idempotency on the stack's idempotency table): two more DynamoDB writes (the in-progress
   record, then the completed one). Reported as an extra line.

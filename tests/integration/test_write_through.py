@@ -4,67 +4,43 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from botocore.awsrequest import AWSResponse
 
 from cachesync.changes import Operation, changes_from_message
 from cachesync.circuit_breaker import CircuitState
 from cachesync.exceptions import (
     DocumentNotFoundError,
     IdempotencyConflictError,
+    IdempotencyInProgressError,
+    IndexUnavailableError,
     InvalidDocumentError,
+    ObjectUnavailableError,
     WriteFailedError,
 )
 from cachesync.fallback_reader import FallbackReader, MissReason, ReadSource
 from cachesync.index_models import IndexQuery
 from cachesync.index_schema import create_idempotency_table_request
 from cachesync.local import LocalStack
+from cachesync.local.lambda_functions import LocalLambdaContext
+from cachesync.requests import WriteRequest
 from cachesync.retry_policies import RetryPolicy
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.s3_objects import S3ObjectStore
 from cachesync.sync import S3EventSync, SyncOutcome
-from cachesync.write_through import DocumentWriter, IndexCommit
+from cachesync.write_through import DocumentWriter, IndexCommit, execute_write
+from tests.support.faults import Fail
 from tests.support.s3_events import change_document, s3_notification, s3_record
 
 FAST = RetryPolicy(attempts=2, initial_wait_seconds=0.001)
-
-
-class Fail:
-    """A before-send hook answering matching requests with an AWS error while ``armed``."""
-
-    def __init__(self, status: int, code: str, *, times: int = 1_000, then: Any = None) -> None:
-        self.status, self.code, self.remaining, self.then = status, code, times, then
-        self.calls = 0
-
-    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
-        self.calls += 1
-        if self.remaining <= 0:
-            return None
-        self.remaining -= 1
-        if self.then is not None:
-            self.then()
-        body = f"<Error><Code>{self.code}</Code><Message>injected</Message></Error>".encode()
-        if "dynamodb" in request.url or "8000" in request.url:
-            body = json.dumps({"__type": f"x#{self.code}", "message": "injected"}).encode()
-        return AWSResponse(request.url, self.status, {}, _Raw(body))
-
-
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._data
-
-    def read(self) -> bytes:
-        return self._data
 
 
 @dataclass
@@ -111,6 +87,31 @@ def doc(title: str, **fields: Any) -> dict[str, Any]:
     return json.loads(change_document("CHG-W", title=title, **fields))
 
 
+# ---------------------------------------------------------------------- fault injection
+
+
+def test_an_injected_dynamodb_fault_carries_dynamodb_s_error_code(app: AppWorld) -> None:
+    # Given a throttling fault injected on the index's GetItem (DynamoDB Local on a free port)
+    throttled = Fail(400, "ProvisionedThroughputExceededException")
+    app.dynamodb.meta.events.register("before-send.dynamodb.GetItem", throttled)
+    # When the index reads
+    with pytest.raises(IndexUnavailableError) as caught:
+        app.index.get_state(app.bucket, "changes/any.json")
+    # Then the store saw DynamoDB's own error code (parsed from a DynamoDB-shaped body)
+    assert caught.value.code == "ProvisionedThroughputExceededException"
+    assert throttled.calls == FAST.attempts
+
+
+def test_an_injected_s3_fault_carries_s3_s_error_code(app: AppWorld) -> None:
+    # Given a fault injected on S3's PutObject
+    app.s3.meta.events.register("before-send.s3.PutObject", Fail(503, "SlowDown"))
+    # When the object store puts
+    with pytest.raises(ObjectUnavailableError) as caught:
+        app.objects.put(app.bucket, "changes/any.json", b"{}")
+    # Then it saw S3's error code
+    assert caught.value.code == "SlowDown"
+
+
 # ---------------------------------------------------------------------- write-through
 
 
@@ -137,6 +138,72 @@ def test_dry_run_writes_nothing(app: AppWorld) -> None:
     assert receipt.doc_id == "CHG-W"
     assert app.s3_etag("changes/dry.json") is None
     assert app.index.get_state(app.bucket, "changes/dry.json") is None
+
+
+def _s3_last_modified(app: AppWorld, key: str) -> datetime:
+    modified: datetime = app.other_s3.head_object(Bucket=app.bucket, Key=key)["LastModified"]
+    return modified
+
+
+def _own_event(app: AppWorld, key: str, etag: str | None, size: int | None) -> SyncOutcome:
+    event = s3_notification(
+        s3_record("ObjectCreated:Put", app.bucket, key, etag=etag, size=size, sequencer="01")
+    )
+    [change] = changes_from_message(event)
+    return S3EventSync(app.index, app.objects).apply(change, Operation.CREATED).outcome
+
+
+def test_a_put_crossing_a_second_boundary_is_committed_with_s3_s_last_modified(
+    app: AppWorld,
+) -> None:
+    # Given S3 answering the PutObject a second after the object's LastModified
+    key = "changes/slow.json"
+
+    def answered_a_second_later(parsed: dict[str, Any], **_: Any) -> None:
+        headers = parsed["ResponseMetadata"]["HTTPHeaders"]
+        later = parsedate_to_datetime(headers["date"]) + timedelta(seconds=1)
+        headers["date"] = format_datetime(later, usegmt=True)
+
+    app.s3.meta.events.register("after-call.s3.PutObject", answered_a_second_later)
+    # When the document is written through
+    receipt = app.writer.write_document(key, doc("slow"))
+    # Then the index holds S3's LastModified, not the response's Date
+    stored = app.index.get_document(app.bucket, key)
+    assert receipt.index is IndexCommit.COMMITTED
+    assert stored is not None
+    assert stored.s3_last_modified == _s3_last_modified(app, key)
+    # And the event of our own write is still a duplicate
+    assert _own_event(app, key, receipt.etag, receipt.size) is SyncOutcome.DUPLICATE
+
+
+def test_when_the_check_of_last_modified_fails_the_entry_never_claims_a_later_time(
+    app: AppWorld,
+) -> None:
+    # Given the HEAD that checks LastModified failing, and S3 answering a second late
+    key = "changes/unchecked.json"
+    app.s3.meta.events.register("before-send.s3.HeadObject", Fail(500, "InternalError"))
+
+    def answered_a_second_later(parsed: dict[str, Any], **_: Any) -> None:
+        headers = parsed["ResponseMetadata"]["HTTPHeaders"]
+        later = parsedate_to_datetime(headers["date"]) + timedelta(seconds=1)
+        headers["date"] = format_datetime(later, usegmt=True)
+
+    app.s3.meta.events.register("after-call.s3.PutObject", answered_a_second_later)
+    # When the document is written through
+    receipt = app.writer.write_document(key, doc("unchecked"))
+    # Then the index serves it, with a LastModified no later than S3's (a later write's event
+    # would still supersede it)
+    stored = app.index.get_document(app.bucket, key)
+    assert receipt.index is IndexCommit.COMMITTED
+    assert stored is not None
+    assert stored.etag == receipt.etag
+    assert stored.s3_last_modified <= _s3_last_modified(app, key)
+    # And the event of our own write replaces it with S3's exact facts
+    app.s3.meta.events.unregister("after-call.s3.PutObject", answered_a_second_later)
+    _own_event(app, key, receipt.etag, receipt.size)
+    exact = app.index.get_document(app.bucket, key)
+    assert exact is not None
+    assert exact.s3_last_modified == _s3_last_modified(app, key)
 
 
 def test_s3_failure_rolls_back_to_the_previous_document(app: AppWorld) -> None:
@@ -253,6 +320,45 @@ def test_idempotent_replay_returns_the_first_result_without_writing(app: AppWorl
     again = app.writer.write_document("changes/idem.json", document, idempotency_key="k-1")
     assert again == first
     assert puts.calls == 1
+
+
+class _Killed(BaseException):
+    """Lambda killed the invocation mid-write (a timeout): no exception handler of ours runs."""
+
+
+@dataclass
+class _ShortInvocation(LocalLambdaContext):
+    """An invocation with little time left."""
+
+    remaining_ms: int = 1500
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def _killed(request: Any, **_: Any) -> None:
+    raise _Killed
+
+
+def test_a_retry_after_a_killed_invocation_proceeds_after_its_deadline(app: AppWorld) -> None:
+    # Given an invocation with 1.5 s left, killed between its intent and its PutObject
+    request = WriteRequest(
+        operation="put", key="changes/killed.json", document=doc("v1"), idempotency_key="k-kill"
+    )
+    app.s3.meta.events.register("before-send.s3.PutObject", _killed)
+    with pytest.raises(_Killed):
+        execute_write(app.writer, request, context=_ShortInvocation(function_name="write_through"))
+    app.s3.meta.events.unregister("before-send.s3.PutObject", _killed)
+    retry_context = LocalLambdaContext(function_name="write_through")
+    # When Lambda retries at once, the first invocation may still be running: refused
+    with pytest.raises(IdempotencyInProgressError):
+        execute_write(app.writer, request, context=retry_context)
+    # When it retries after the killed invocation's deadline
+    time.sleep(1.6)
+    receipt = execute_write(app.writer, request, context=retry_context)
+    # Then the retry wrote and committed the document
+    assert receipt.index is IndexCommit.COMMITTED
+    assert receipt.etag == app.s3_etag("changes/killed.json")
 
 
 def test_same_idempotency_key_with_another_payload_is_refused(app: AppWorld) -> None:
@@ -392,6 +498,10 @@ def test_index_outage_opens_the_breaker_then_a_probe_closes_it(app: AppWorld) ->
     reader = app.reader(breaker_failure_threshold=3, monotonic=lambda: now[0])
     outage = Fail(500, "InternalServerError")
     app.dynamodb.meta.events.register("before-send.dynamodb.GetItem", outage)
+    # (the outage answers as DynamoDB would: the index sees DynamoDB's error code)
+    with pytest.raises(IndexUnavailableError) as caught:
+        app.index.get_state(app.bucket, "changes/out.json")
+    assert caught.value.code == "InternalServerError"
     # When the index fails: reads are still answered, from S3
     for _ in range(3):
         assert reader.get_document("changes/out.json").miss_reason is MissReason.INDEX_ERROR
@@ -430,7 +540,7 @@ def test_a_write_whose_own_event_lands_first_is_reported_committed(app: AppWorld
         [change] = changes_from_message(event)
         applied.append(sync.apply(change, Operation.CREATED).outcome.value)
 
-    app.s3.meta.events.register("before-call.s3.HeadObject", own_event_lands)
+    app.s3.meta.events.register("after-call.s3.PutObject", own_event_lands)
     # When the write-through commits
     receipt = app.writer.write_document(key, doc("mine"))
     # Then the event had replaced the marker, yet the index holds exactly our object: committed

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ from aws_lambda_powertools import Logger, Metrics
 from cachesync.changes import ObjectChange, Operation
 from cachesync.event_processing import S3EventProcessor
 from cachesync.exceptions import (
-    CacheSyncError,
     EventProcessingError,
     InvalidDocumentError,
     InvalidEventError,
@@ -29,6 +29,7 @@ from cachesync.exceptions import (
     WrongOperationError,
 )
 from cachesync.sync import S3EventSync, SyncOutcome, SyncResult
+from tests.support.s3_events import s3_notification, s3_record, sqs_event
 
 EVENTS_DIR: Final = Path(__file__).resolve().parents[2] / "events"
 BUCKET: Final = "cachesync-documents"
@@ -49,14 +50,19 @@ class FakeSync:
 
     def __init__(
         self,
-        failures: Mapping[str, CacheSyncError] | None = None,
+        failures: Mapping[str, Exception] | None = None,
         outcome: SyncOutcome = SyncOutcome.APPLIED,
+        before: Any = None,
     ) -> None:
         self.calls: list[tuple[ObjectChange, Operation]] = []
         self._failures = dict(failures or {})
         self._outcome = outcome
+        self._before = before
+        """Called with each change before it is recorded (to make a worker wait)."""
 
     def apply(self, change: ObjectChange, expected: Operation) -> SyncResult:
+        if self._before is not None:
+            self._before(change)
         self.calls.append((change, expected))
         error = self._failures.get(change.key)
         if error is not None:
@@ -116,9 +122,15 @@ def count(metrics: Metrics, name: str) -> int:
 
 
 def processor(
-    sync: FakeSync, log: CapturedLogger, metrics: Metrics, expected: Operation = Operation.CREATED
+    sync: FakeSync,
+    log: CapturedLogger,
+    metrics: Metrics,
+    expected: Operation = Operation.CREATED,
+    workers: int = 1,
 ) -> S3EventProcessor:
-    return S3EventProcessor(cast(S3EventSync, sync), expected, logger=log.logger, metrics=metrics)
+    return S3EventProcessor(
+        cast(S3EventSync, sync), expected, logger=log.logger, metrics=metrics, workers=workers
+    )
 
 
 def load_sample(name: str) -> dict[str, Any]:
@@ -396,3 +408,94 @@ def test_invalid_message_is_logged_with_its_message_id(
         [MIXED_NOT_JSON_ID, MIXED_HELLO_WORLD_ID]
     )
     assert {line["reason"] for line in errors} == {"InvalidEventError"}
+
+
+# ---------------------------------------------------------------------------- unexpected errors
+
+
+def test_an_unexpected_error_fails_its_record_alone_loudly_and_counted(
+    log: CapturedLogger, metrics: Metrics
+) -> None:
+    # Given a batch of three puts where applying one raises an error that is no CacheSyncError
+    sync = FakeSync({"changes/CHG-1102.json": KeyError("sequencer")})
+    # When it is processed
+    response = processor(sync, log, metrics).handle(load_sample("sqs_s3_put.json"), None)
+    # Then only that message is reported, the others were applied
+    assert failed_ids(response) == [PUT_IDS["changes/CHG-1102.json"]]
+    assert count(metrics, "EventsApplied") == 2
+    # And it is counted, as a failure and as an unexpected one
+    assert count(metrics, "EventsFailedUnexpected") == 1
+    assert count(metrics, "EventsFailed") == 1
+    # And logged at ERROR with its key, message id and the exception
+    [failure] = [line for line in log.lines() if line["level"] == "ERROR"]
+    assert failure["object_key"] == "changes/CHG-1102.json"
+    assert failure["message_id"] == PUT_IDS["changes/CHG-1102.json"]
+    assert "KeyError" in failure["message"]
+    assert "sequencer" in failure["message"]
+    assert "KeyError" in failure["exception"]
+
+
+# ---------------------------------------------------------------------------- concurrency
+
+
+def _put(key: str, sequencer: str) -> dict[str, Any]:
+    return s3_notification(s3_record("ObjectCreated:Put", BUCKET, key, sequencer=sequencer))
+
+
+def test_records_of_one_key_are_applied_in_order_and_keys_in_parallel(
+    log: CapturedLogger, metrics: Metrics
+) -> None:
+    # Given a batch mixing three keys, each changed several times, and a sync whose first change
+    # of every key waits until the first changes of all three keys are running at once
+    bodies = [
+        _put("changes/A.json", "01"),
+        _put("changes/B.json", "01"),
+        _put("changes/A.json", "02"),
+        _put("changes/C.json", "01"),
+        _put("changes/B.json", "02"),
+        _put("changes/A.json", "03"),
+    ]
+    all_started = threading.Barrier(3, timeout=5)
+    threads: dict[str, set[str]] = {}
+
+    def first_changes_meet(change: ObjectChange) -> None:
+        threads.setdefault(change.key, set()).add(threading.current_thread().name)
+        if change.raw_sequencer == "01":
+            all_started.wait()  # raises BrokenBarrierError if the keys ran one after the other
+
+    sync = FakeSync(before=first_changes_meet)
+    event = sqs_event(*bodies)
+    # When it is processed with three workers
+    response = processor(sync, log, metrics, workers=3).handle(event, None)
+    # Then nothing failed, the three keys ran at once, and each key's changes kept their order
+    assert response == {"batchItemFailures": []}
+    order = [(change.key, change.raw_sequencer) for change, _ in sync.calls]
+    for key, sequencers in (("A", ["01", "02", "03"]), ("B", ["01", "02"]), ("C", ["01"])):
+        assert [seq for k, seq in order if k == f"changes/{key}.json"] == sequencers
+    assert all(len(names) == 1 for names in threads.values())  # one key, one worker at a time
+    # And metrics and logs were written once per change, each line naming its own record
+    assert count(metrics, "EventsApplied") == 6
+    lines = log.lines()
+    ids = [record["messageId"] for record in event["Records"]]
+    keys = [body["Records"][0]["s3"]["object"]["key"] for body in bodies]
+    assert [(line["message_id"], line["object_key"]) for line in lines] == list(
+        zip(ids, keys, strict=True)
+    )
+
+
+def test_concurrent_processing_reports_the_same_failures(
+    log: CapturedLogger, metrics: Metrics
+) -> None:
+    # Given the mixed batch and a batch of puts where one key fails, processed by four workers
+    mixed = processor(FakeSync(), log, metrics, workers=4).handle(
+        load_sample("sqs_mixed_batch.json"), None
+    )
+    sync = FakeSync({"changes/CHG-1102.json": unavailable("changes/CHG-1102.json")})
+    puts = processor(sync, log, metrics, workers=4).handle(load_sample("sqs_s3_put.json"), None)
+    # Then exactly the same records are reported as when processed one by one
+    assert sorted(failed_ids(mixed)) == sorted([MIXED_NOT_JSON_ID, MIXED_HELLO_WORLD_ID])
+    assert failed_ids(puts) == [PUT_IDS["changes/CHG-1102.json"]]
+    assert count(metrics, "EventsApplied") == 4
+    assert count(metrics, "EventsFailed") == 3
+    # And no key outlives its record
+    assert not {"object_key", "bucket", "message_id"} & set(log.logger.get_current_keys())

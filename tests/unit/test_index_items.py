@@ -28,10 +28,12 @@ from cachesync.stores.index_items import (
     deserialize,
     document_from_item,
     document_items,
+    document_key,
     is_live_document,
     item_size,
     linked_customers,
     links_to_remove,
+    pending_claim,
     pending_item,
     primary_customer,
     serialize,
@@ -214,3 +216,44 @@ def test_serialisation_drops_none_and_round_trips_numbers() -> None:
 
 def serialize_round_trip(item: dict[str, object]) -> dict[str, object]:
     return deserialize(serialize(item))
+
+
+def test_a_claim_keeps_the_replaced_entrys_ordering_facts_and_hides_the_document() -> None:
+    # Given the claim of a key for a write-through
+    claim = pending_claim("docs", "changes/CHG-1.json", "put", NOW)
+    # When its update expression is read
+    set_part, remove_part = claim.update_expression.split(" REMOVE ")
+    removed = {claim.names[name] for name in remove_part.split(", ")}
+    defaulted = {
+        claim.names[assignment.split(" = ")[0]]
+        for assignment in set_part.removeprefix("SET ").split(", ")
+        if "if_not_exists" in assignment
+    }
+    # Then the document, its summary, expiry and every GSI key go; carried facts default only
+    assert {
+        Attr.BODY,
+        Attr.STATUS,
+        Attr.EXPIRES_AT,
+        TIME_RANGE_INDEX.partition_key,
+        TIME_RANGE_INDEX.sort_key,
+        CUSTOMER_TIME_INDEX.partition_key,
+        STATUS_TIME_INDEX.sort_key,
+    } <= removed
+    assert defaulted == {Attr.CUSTOMERS, Attr.CUSTOMERS_KEY, Attr.S3_LAST_MODIFIED}
+    assert claim.key == document_key("docs", "changes/CHG-1.json")
+
+
+def test_the_claimed_marker_carries_the_replaced_entrys_facts() -> None:
+    # Given a claim and the entry it replaced
+    claim = pending_claim("docs", "changes/CHG-1.json", "put", NOW)
+    previous = {Attr.ETAG: "abc", Attr.SEQUENCER: "00AB", Attr.CUSTOMERS: ["acme"], Attr.BODY: "{}"}
+    # When the marker it left is reconstructed
+    marker = claim.marker(previous)
+    no_entry = claim.marker(None)
+    # Then ordering facts and customers are the replaced entry's, the document is not carried
+    assert marker[Attr.ETAG] == "abc"
+    assert marker[Attr.SEQUENCER] == "00AB"
+    assert marker[Attr.CUSTOMERS] == ["acme"]
+    assert Attr.BODY not in marker
+    assert marker[Attr.REVISION] == claim.fresh[Attr.REVISION]
+    assert no_entry == claim.fresh

@@ -68,6 +68,7 @@ EVENT_FUNCTIONS: Final = {"s3_object_created", "s3_object_removed"}
 CLIENT_CALL_ACTIONS: Final = {
     "get_item": {"dynamodb:GetItem"},
     "put_item": {"dynamodb:PutItem"},
+    "update_item": {"dynamodb:UpdateItem"},
     "delete_item": {"dynamodb:DeleteItem"},
     "transact_write_items": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
     "query": {"dynamodb:Query"},
@@ -107,7 +108,7 @@ IAM_MATRIX: Final[dict[str, set[str]]] = {
         "s3:DeleteObject",
         "s3:ListBucket",
         *INDEX_WRITE,
-        "dynamodb:UpdateItem",  # the idempotency table only (checked below)
+        "dynamodb:UpdateItem",  # the idempotency table and the claim of an entry (checked below)
     },
     "fallback_read": {"s3:GetObject", "s3:ListBucket", *INDEX_WRITE},
     "backfill": {
@@ -768,12 +769,18 @@ def test_event_handlers_consume_only_their_own_queue(tf: Terraform) -> None:
 
 
 def test_idempotency_and_self_invocation_are_scoped(tf: Terraform) -> None:
-    (update,) = [
+    updates = [
         s
         for s in statements(access_document(tf, "write_through"))
         if "dynamodb:UpdateItem" in actions_of(tf, s)
     ]
-    assert update["resources"] == ["${local.idempotency_table_arn}"]
+    # Idempotency records; and the write-through's claim, which may update nothing else.
+    assert sorted(u["resources"][0] for u in updates) == [
+        "${local.idempotency_table_arn}",
+        "${local.table_arn}",
+    ]
+    (claim,) = [u for u in updates if u["resources"] == ["${local.table_arn}"]]
+    assert actions_of(tf, claim) == {"dynamodb:UpdateItem"}
     (invoke,) = [
         s
         for s in statements(access_document(tf, "backfill"))

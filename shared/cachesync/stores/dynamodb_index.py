@@ -48,7 +48,6 @@ from cachesync.retry_policies import (
     DEFAULT_RETRY_POLICY,
     RetryPolicy,
     error_code,
-    retry_on_contention,
 )
 from cachesync.retry_policies import is_transient_aws_error as _is_transient
 from cachesync.stores.index_conditions import (
@@ -68,7 +67,7 @@ from cachesync.stores.index_items import (
     link_key,
     linked_customers,
     links_to_remove,
-    pending_item,
+    pending_claim,
     serialize,
     state_from_item,
     summary_from_item,
@@ -87,9 +86,6 @@ T = TypeVar("T")
 # A guarded write re-reads and retries when the entry changed between the refusal that told us its
 # customers and our next attempt (another writer got in between); each loop is one more writer.
 MAX_WRITE_ATTEMPTS: Final = 5
-# Write-throughs of one key claim it in turn; a claim lost to another writer backs off and
-# tries again (see retry_on_contention).
-MAX_CLAIM_ATTEMPTS: Final = 10
 DEFAULT_TOMBSTONE_TTL: Final = timedelta(days=30)
 
 
@@ -163,26 +159,34 @@ class DynamoDBIndexStore:
         The marker keeps the replaced entry's ordering facts and customers (so events keep their
         guards and know which customer links exist) and has no GSI keys and no document, so reads
         and queries do not see it. Customer links stay: they describe a version S3 still holds.
+
+        One ``UpdateItem``: it sets the marker's own attributes, leaves the carried ones in place
+        (defaults where the key had no entry), removes the rest, and returns the replaced entry
+        (``ALL_OLD``). The replaced entry is read and replaced atomically: no condition, no read
+        before, and no other writer can get in between (the last claim wins; an earlier claimant
+        then finds its marker replaced at commit and follows S3).
         """
-
-        def claim() -> PendingWrite | None:
-            previous_item = self._get_item(bucket, key, consistent=True)
-            previous = state_from_item(previous_item) if previous_item else None
-            marker = pending_item(bucket, key, operation, previous_item, self._clock())
-            if not self._replace(marker, [], previous):
-                return None  # another writer or an event changed the entry since we read it
-            return PendingWrite(
-                bucket=bucket,
-                key=key,
-                marker=state_from_item(marker),
-                previous=previous,
-                previous_item=previous_item,
-            )
-
-        claimed = retry_on_contention(claim, attempts=MAX_CLAIM_ATTEMPTS)
-        if claimed is None:
-            raise ConcurrentModificationError(bucket, key, MAX_CLAIM_ATTEMPTS)
-        return claimed
+        claim = pending_claim(bucket, key, operation, self._clock())
+        response = self._call(
+            "UpdateItem",
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key=serialize(claim.key),
+                UpdateExpression=claim.update_expression,
+                ExpressionAttributeNames=claim.names,
+                ExpressionAttributeValues=serialize(claim.values),
+                ReturnValues="ALL_OLD",
+            ),
+        )
+        raw = response.get("Attributes")
+        previous_item = deserialize(raw) if raw else None
+        return PendingWrite(
+            bucket=bucket,
+            key=key,
+            marker=state_from_item(claim.marker(previous_item)),
+            previous=state_from_item(previous_item) if previous_item else None,
+            previous_item=previous_item,
+        )
 
     def rollback_pending(self, pending: PendingWrite) -> bool:
         """Put back the entry a pending write replaced, if the marker is still ours.

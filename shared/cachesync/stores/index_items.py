@@ -29,6 +29,7 @@ from cachesync.index_models import (
 from cachesync.index_schema import (
     CUSTOMER_TIME_INDEX,
     DOCUMENT_SORT_KEY,
+    GLOBAL_INDEXES,
     PARTITION_KEY,
     SORT_KEY,
     STATUS_TIME_INDEX,
@@ -197,6 +198,81 @@ def pending_item(
         # Known before the write, so commit and rollback can be conditioned on it.
         Attr.REVISION: new_revision(),
     }
+
+
+# A claim leaves these in place when the replaced entry has them and writes the marker's defaults
+# otherwise (see pending_item): the carried facts the marker always has a value for.
+_DEFAULTED_BY_PENDING: Final = frozenset(
+    {Attr.CUSTOMERS, Attr.CUSTOMERS_KEY, Attr.S3_LAST_MODIFIED}
+)
+# What a claim removes from the replaced entry: the document, its summary, its expiry and its GSI
+# keys, so that reads and queries do not see the marker.
+_REMOVED_BY_PENDING: Final = (
+    Attr.KIND,
+    Attr.DOC_ID,
+    Attr.TITLE,
+    Attr.STATUS,
+    Attr.CUSTOMER,
+    Attr.INDEX_TIME,
+    Attr.SIZE,
+    Attr.BODY,
+    Attr.BODY_IN_S3,
+    Attr.EXPIRES_AT,
+    *(name for index in GLOBAL_INDEXES for name in (index.partition_key, index.sort_key)),
+)
+
+
+@dataclass(frozen=True)
+class PendingClaim:
+    """One ``UpdateItem`` that turns whatever entry a key has into our pending marker.
+
+    Reading the replaced entry and replacing it happen in one call (``ReturnValues=ALL_OLD``):
+    no other writer can get in between, so the claim needs neither a read before nor a condition.
+    """
+
+    fresh: Item
+    """The marker as :func:`pending_item` builds it for a key with no entry."""
+    key: Item
+    update_expression: str
+    names: dict[str, str]
+    values: Item
+
+    def marker(self, previous: Item | None) -> Item:
+        """The marker the claim left, given the entry it replaced (``ALL_OLD``)."""
+        carried = {
+            name: previous[name]
+            for name in _CARRIED_BY_PENDING
+            if previous is not None and previous.get(name) is not None
+        }
+        return {**self.fresh, **carried}
+
+
+def pending_claim(bucket: str, key: str, operation: str, now: datetime) -> PendingClaim:
+    """The update that claims ``bucket/key`` for a write-through (see :class:`PendingClaim`)."""
+    fresh = pending_item(bucket, key, operation, None, now)
+    names: dict[str, str] = {}
+    values: Item = {}
+    assignments: list[str] = []
+    for number, (name, value) in enumerate(fresh.items()):
+        if name in (PARTITION_KEY, SORT_KEY):
+            continue
+        names[f"#s{number}"], values[f":s{number}"] = name, value
+        if name in _DEFAULTED_BY_PENDING:
+            # The replaced entry's own value wins: the marker carries its ordering facts.
+            assignments.append(f"#s{number} = if_not_exists(#s{number}, :s{number})")
+        else:
+            assignments.append(f"#s{number} = :s{number}")
+    removals: list[str] = []
+    for number, name in enumerate(_REMOVED_BY_PENDING):
+        names[f"#r{number}"] = name
+        removals.append(f"#r{number}")
+    return PendingClaim(
+        fresh=fresh,
+        key={PARTITION_KEY: fresh[PARTITION_KEY], SORT_KEY: fresh[SORT_KEY]},
+        update_expression=f"SET {', '.join(assignments)} REMOVE {', '.join(removals)}",
+        names=names,
+        values=values,
+    )
 
 
 def with_revision(item: Item) -> Item:

@@ -62,12 +62,15 @@ class StoredObject(ListedObject):
 
 
 class PutResult(BaseModel):
-    """What S3 answered to a PutObject."""
+    """What S3 answered to a PutObject (it does not return the object's LastModified)."""
 
     model_config = ConfigDict(frozen=True)
 
     etag: str
     version_id: str | None
+    responded_at: datetime
+    """S3's clock when it answered (the response's Date header, whole seconds): never earlier
+    than the object's LastModified, and equal to it unless the PUT crossed a second boundary."""
 
 
 class DeleteResult(BaseModel):
@@ -164,8 +167,11 @@ class S3ObjectStore:
             response = self._client.put_object(
                 Bucket=bucket, Key=key, Body=body, ContentType="application/json"
             )
+            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
             return PutResult(
-                etag=unquote_etag(response["ETag"]), version_id=response.get("VersionId")
+                etag=unquote_etag(response["ETag"]),
+                version_id=response.get("VersionId"),
+                responded_at=parsedate_to_datetime(headers["date"]),
             )
 
         return self._call("PutObject", bucket, key, put, None, None)
