@@ -27,9 +27,9 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from aws_lambda_powertools.utilities.idempotency import (
     BasePersistenceLayer,
@@ -46,6 +46,7 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
+from cachesync.clock import utc_now
 from cachesync.current_state import CurrentStateSync, index_entry
 from cachesync.documents import DEFAULT_RETENTION, parse_document
 from cachesync.exceptions import (
@@ -64,8 +65,8 @@ from cachesync.index_models import IndexEntry, PendingWrite, Tombstone, WriteSou
 from cachesync.rate_limit import Deadline, RateLimiter, unlimited
 from cachesync.requests import WriteRequest
 from cachesync.s3_keys import validate_key
-from cachesync.stores.dynamodb_index import DynamoDBIndexStore
-from cachesync.stores.s3_objects import ObjectHead, PutResult, S3ObjectStore, StoredObject
+from cachesync.stores.interfaces import IndexStore, ObjectStore
+from cachesync.stores.s3_objects import ObjectHead, PutResult, StoredObject
 
 
 class WriteOperation(StrEnum):
@@ -119,8 +120,24 @@ class WriteCommand(BaseModel):
     """What must be equal for a replayed idempotency key: operation, key, body, dry run."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+# Longer than any one write outside Lambda can take (its retries are bounded to seconds), short
+# enough that a key whose writer crashed is free again soon.
+DEFAULT_IN_PROGRESS_EXPIRY: Final = timedelta(minutes=2)
+
+
+def _fixed_time_left(time_left: timedelta) -> LambdaContext:
+    """Outside Lambda, the "remaining time" that bounds an idempotency record in progress.
+
+    The same for every write: nothing outside Lambda kills a write at a deadline.
+    """
+    time_left_ms = int(time_left.total_seconds() * 1000)
+
+    class FixedTimeLeft(LambdaContext):
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return time_left_ms
+
+    return FixedTimeLeft()
 
 
 class DocumentWriter:
@@ -128,17 +145,23 @@ class DocumentWriter:
 
     def __init__(
         self,
-        index: DynamoDBIndexStore,
-        objects: S3ObjectStore,
+        index: IndexStore,
+        objects: ObjectStore,
         *,
         bucket: str,
         retention: timedelta = DEFAULT_RETENTION,
         limiter: RateLimiter | None = None,
         idempotency_store: BasePersistenceLayer | None = None,
         idempotency_window: timedelta = timedelta(hours=1),
-        clock: Callable[[], datetime] = _utc_now,
+        in_progress_expiry: timedelta = DEFAULT_IN_PROGRESS_EXPIRY,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        """``idempotency_store``: Powertools' persistence layer (``None``: keys are refused)."""
+        """``idempotency_store``: Powertools' persistence layer (``None``: keys are refused).
+
+        ``in_progress_expiry``: outside Lambda (the command line), how long an idempotency key
+        whose write died mid-way stays "in progress" before a retry may take it over; in Lambda
+        the invocation's own deadline (:meth:`register_lambda_context`) replaces it.
+        """
         self._index = index
         self._objects = objects
         self._bucket = bucket
@@ -153,6 +176,7 @@ class DocumentWriter:
             event_key_jmespath="idempotency_key",
             payload_validation_jmespath="payload_hash",
             expires_after_seconds=int(idempotency_window.total_seconds()),
+            lambda_context=_fixed_time_left(in_progress_expiry),
         )
         if idempotency_store is not None:
             self._idempotent = idempotent_function(
@@ -168,7 +192,7 @@ class DocumentWriter:
         An idempotency record in progress then expires at the invocation's timeout, so a retry
         of an invocation that was killed mid-write proceeds once that deadline has passed instead
         of being refused as "in progress" for the whole idempotency window. Without a context
-        (the command line) records in progress expire with the window only.
+        (the command line) they expire after the writer's ``in_progress_expiry``.
         """
         self._idempotency_config.register_lambda_context(context)
 

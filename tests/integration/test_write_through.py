@@ -361,6 +361,42 @@ def test_a_retry_after_a_killed_invocation_proceeds_after_its_deadline(app: AppW
     assert receipt.etag == app.s3_etag("changes/killed.json")
 
 
+def test_outside_lambda_a_write_that_died_frees_its_key_after_the_in_progress_bound(
+    app: AppWorld, local_stack: LocalStack
+) -> None:
+    # Given a command-line writer (no Lambda context) whose in-progress records last 1.5 s
+    dynamodb = local_stack.client("dynamodb")
+    idempotency_table = f"idem-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(**create_idempotency_table_request(idempotency_table))
+    writer = DocumentWriter(
+        app.index,
+        app.objects,
+        bucket=app.bucket,
+        idempotency_store=DynamoDBPersistenceLayer(
+            table_name=idempotency_table, boto3_client=dynamodb
+        ),
+        in_progress_expiry=timedelta(seconds=1.5),
+    )
+    request = WriteRequest(
+        operation="put", key="changes/cli-died.json", document=doc("v1"), idempotency_key="k-cli"
+    )
+    # ... and its first write died between the intent and the PutObject
+    app.s3.meta.events.register("before-send.s3.PutObject", _killed)
+    with pytest.raises(_Killed):
+        execute_write(writer, request)
+    app.s3.meta.events.unregister("before-send.s3.PutObject", _killed)
+    # When the write is retried at once, it is refused as in progress
+    with pytest.raises(IdempotencyInProgressError):
+        execute_write(writer, request)
+    # When it is retried after the bound (not after the hour-long idempotency window)
+    time.sleep(1.6)
+    receipt = execute_write(writer, request)
+    # Then the retry wrote and committed the document
+    assert receipt.index is IndexCommit.COMMITTED
+    assert receipt.etag == app.s3_etag("changes/cli-died.json")
+    dynamodb.delete_table(TableName=idempotency_table)
+
+
 def test_same_idempotency_key_with_another_payload_is_refused(app: AppWorld) -> None:
     app.writer.write_document("changes/idem2.json", doc("v1"), idempotency_key="k-2")
     with pytest.raises(IdempotencyConflictError, match="another payload"):
