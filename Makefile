@@ -10,7 +10,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: help setup check-java run test lint format unit integration e2e bench clean
+.PHONY: help setup check-java run test lint format unit integration e2e soak bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -90,6 +90,14 @@ infra-check: $(STAMP_PY) $(STAMP_CHECKOV) ## Checks of infra/: python-hcl2 tests
 infra-apply-local: $(STAMP_PY) ## Apply infra/ on moto, check it through boto3, plan (no change), destroy (3-4 min)
 	$(MAKE) --no-print-directory package LAMBDA_ARCHITECTURE=$(MACHINE_ARCHITECTURE)
 	$(BIN)/python tools/terraform_local.py apply-local --architecture $(MACHINE_ARCHITECTURE) --timeout $(INFRA_APPLY_TIMEOUT)
+
+# The long suites in full: the 2,000-object backfill corpus and many more generated histories and
+# ordering cases. `make test` runs the same tests, bounded (tests/support/scale.py).
+SOAK_SUITES := tests/integration/test_backfill_and_verify.py \
+	tests/integration/test_convergence_properties.py tests/integration/test_ordering_condition.py
+
+soak: setup ## Long runs of the property and 2,000-object suites (minutes; not in make test)
+	CACHESYNC_SOAK=1 $(PYTEST) -o timeout=1800 $(SOAK_SUITES)
 
 bench: setup ## Benchmarks: side-by-side ratios against a raw floor (writes build/bench/)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s -q

@@ -25,13 +25,21 @@ from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.s3_objects import S3ObjectStore
 from cachesync.sync import S3EventSync
 from tests.support.s3_events import s3_notification, s3_record
+from tests.support.scale import scaled
 
 CUSTOMERS = ("acme", "globex", "initech", "umbrella")
 NOW = datetime.now(UTC).replace(microsecond=0)
-COUNT = 2000
+CORPUS_SIZE = 2000
 PAGE = 250
 # Most tests work on a part of the corpus (a few hundred objects) to keep the suite quick.
 PART = ("changes/3/", "announcements/")
+# A bounded run (make test) keeps one document in PART_SAMPLE of the part and one in
+# OUTSIDE_SAMPLE of the rest (about 350 in all); make soak keeps all 2,000.
+PART_SAMPLE = scaled(2, 1)
+OUTSIDE_SAMPLE = scaled(20, 1)
+# Checkpoints within a page: every so many objects, or every so many seconds.
+EVERY_OBJECTS = scaled(25, 100)
+EVERY_SECONDS = scaled(5, 10)
 
 
 @dataclass(frozen=True)
@@ -67,11 +75,18 @@ def corpus_document(number: int) -> tuple[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def corpus(local_stack: LocalStack) -> Corpus:
-    """A bucket of 2,000 documents (and two invalid objects), written once for the module."""
+    """A bucket of up to 2,000 documents (and two invalid objects), written once for the module."""
     s3 = local_stack.client("s3")
     bucket = f"corpus-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
-    documents = dict(corpus_document(n) for n in range(COUNT))
+    everything = map(corpus_document, range(CORPUS_SIZE))
+    documents = {
+        key: body
+        for number, (key, body) in enumerate(everything)
+        # Whole runs of consecutive numbers, so that every customer keeps its documents.
+        if (number // len(CUSTOMERS)) % (PART_SAMPLE if key.startswith(PART) else OUTSIDE_SAMPLE)
+        == 0
+    }
 
     def put(item: tuple[str, dict[str, Any]]) -> None:
         s3.put_object(Bucket=bucket, Key=item[0], Body=json.dumps(item[1]).encode())
@@ -123,8 +138,8 @@ def test_full_backfill_indexes_every_valid_document(
     summary = done.summary
     assert done.done
     assert (summary.scanned, summary.indexed, summary.invalid, summary.failed) == (
-        COUNT + 2,
-        COUNT,
+        len(corpus.documents) + 2,
+        len(corpus.documents),
         2,
         0,
     )
@@ -185,7 +200,7 @@ def test_an_interrupted_run_resumed_equals_an_uninterrupted_one(
     reference = DynamoDBIndexStore(dynamodb_client, reference_table)
     filters = BackfillFilters(prefixes=PART)
     expected = sum(1 for key in corpus.documents if key.startswith(PART))
-    small_pages = 100
+    small_pages = scaled(50, 100)
     job(local_stack, reference, corpus.bucket, page_size=small_pages).run(filters)
     # When another run stops after three pages (as Ctrl-C or a crash would), and resumes from
     # the checkpoint persisted as JSON
@@ -232,9 +247,9 @@ def test_a_page_is_checkpointed_every_so_many_objects(
     # Given pages of 1,000 keys (each prefix of the part fits in one)
     filters = BackfillFilters(prefixes=PART)
     saved: list[BackfillCheckpoint] = []
-    # When a backfill runs with a checkpoint every 100 objects
+    # When a backfill runs with a checkpoint every EVERY_OBJECTS objects
     last = job(local_stack, index, corpus.bucket, workers=8, page_size=1000).run(
-        filters, on_checkpoint=saved.append, checkpoint_every_objects=100
+        filters, on_checkpoint=saved.append, checkpoint_every_objects=EVERY_OBJECTS
     )
     # Then checkpoints come within pages, each counting exactly the keys up to its after_key
     within = [c for c in saved if c.after_key is not None]
@@ -245,7 +260,8 @@ def test_a_page_is_checkpointed_every_so_many_objects(
         counted_keys(corpus, filters, c.model_copy(update={"after_key": None})) for c in within
     ]
     assert all(
-        (c.summary.scanned - before) % 100 == 0 for c, before in zip(within, earlier, strict=True)
+        (c.summary.scanned - before) % EVERY_OBJECTS == 0
+        for c, before in zip(within, earlier, strict=True)
     )
 
 
@@ -255,18 +271,18 @@ def test_a_page_is_checkpointed_every_so_many_seconds(
     # Given a clock that advances one second each time it is read
     ticks = iter(range(1_000_000))
     saved: list[BackfillCheckpoint] = []
-    # When a backfill runs with checkpoints every 10 seconds (and only every 1,000 objects)
+    # When a backfill runs with checkpoints every EVERY_SECONDS seconds (objects: every 1,000)
     job(local_stack, index, corpus.bucket, page_size=1000).run(
         BackfillFilters(prefixes=("changes/3/",)),
         on_checkpoint=saved.append,
         checkpoint_every_objects=1000,
-        checkpoint_every_seconds=10,
+        checkpoint_every_seconds=EVERY_SECONDS,
         monotonic=lambda: float(next(ticks)),
     )
-    # Then the seconds, not the objects, set the pace: one checkpoint per ten objects or so
+    # Then the seconds, not the objects, set the pace: one checkpoint per EVERY_SECONDS objects
     within = [c for c in saved if c.after_key is not None]
     assert len(within) >= 15
-    assert all(c.summary.scanned <= 10 * (n + 1) for n, c in enumerate(within))
+    assert all(c.summary.scanned <= EVERY_SECONDS * (n + 1) for n, c in enumerate(within))
 
 
 def test_cancelled_within_a_page_then_resumed_equals_an_uninterrupted_run(

@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 from cachesync.sequencer import normalise_sequencer
 from tests.integration.conftest import SyncWorld
 from tests.support.s3_events import change_document, s3_notification, s3_record, sqs_event
+from tests.support.scale import scaled
 
 KEYS = 2
 PROPERTY_SETTINGS = settings(
-    max_examples=30,
+    max_examples=scaled(30, 500),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -6,13 +6,12 @@ and cases, missing or unusable sequencers, LastModified ties, tombstones, pendin
 conditional write against DynamoDB Local must apply exactly when ``supersedes`` says it may, both
 for the bare condition and through the store's public writes.
 
-``CACHESYNC_ORDERING_EXAMPLES`` raises the number of examples for a soak run.
+``make soak`` raises the number of examples (tests/support/scale.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,6 +42,7 @@ from cachesync.stores.index_items import (
     tombstone_item,
     with_revision,
 )
+from tests.support.scale import scaled
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -51,7 +51,7 @@ BUCKET = "docs"
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 19, 8, 0, 0, tzinfo=UTC)  # whole seconds, as S3's LastModified
 TOMBSTONE_TTL = timedelta(days=30)
-EXAMPLES = int(os.environ.get("CACHESYNC_ORDERING_EXAMPLES", "200"))
+EXAMPLES = scaled(150, 1000)
 PROPERTY_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
