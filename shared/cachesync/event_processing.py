@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -40,7 +40,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cachesync.changes import ObjectChange, Operation, changes_from_body, changes_from_message
 from cachesync.exceptions import CacheSyncError, EventProcessingError
-from cachesync.sync import S3EventSync, SyncOutcome, SyncResult
+from cachesync.sync import SyncOutcome, SyncResult
 
 _OUTCOME_METRICS = {
     SyncOutcome.APPLIED: "EventsApplied",
@@ -49,6 +49,14 @@ _OUTCOME_METRICS = {
     SyncOutcome.IGNORED: "EventsIgnored",
 }
 UNEXPECTED_METRIC: Final = "EventsFailedUnexpected"
+
+
+class ChangeApplier(Protocol):
+    """What the processor needs of the sync use case (:class:`~cachesync.sync.S3EventSync`)."""
+
+    def apply(self, change: ObjectChange, expected: Operation) -> SyncResult:
+        """Apply one change of the ``expected`` operation to the index."""
+        ...
 
 
 @dataclass(slots=True)
@@ -73,7 +81,7 @@ class S3EventProcessor:
 
     def __init__(
         self,
-        sync: S3EventSync,
+        sync: ChangeApplier,
         expected: Operation,
         *,
         logger: Logger,

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import pytest
 from aws_lambda_powertools import Logger, Metrics
@@ -28,7 +28,7 @@ from cachesync.exceptions import (
     ObjectUnavailableError,
     WrongOperationError,
 )
-from cachesync.sync import S3EventSync, SyncOutcome, SyncResult
+from cachesync.sync import SyncOutcome, SyncResult
 from tests.support.s3_events import s3_notification, s3_record, sqs_event
 
 EVENTS_DIR: Final = Path(__file__).resolve().parents[2] / "events"
@@ -128,9 +128,7 @@ def processor(
     expected: Operation = Operation.CREATED,
     workers: int = 1,
 ) -> S3EventProcessor:
-    return S3EventProcessor(
-        cast(S3EventSync, sync), expected, logger=log.logger, metrics=metrics, workers=workers
-    )
+    return S3EventProcessor(sync, expected, logger=log.logger, metrics=metrics, workers=workers)
 
 
 def load_sample(name: str) -> dict[str, Any]:
