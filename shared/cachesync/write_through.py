@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -61,12 +59,12 @@ from cachesync.exceptions import (
     ObjectStoreError,
     WriteFailedError,
 )
-from cachesync.index_models import IndexEntry, PendingWrite, Tombstone, WriteSource
+from cachesync.index_models import PendingWrite, Tombstone, WriteSource
 from cachesync.rate_limit import Deadline, RateLimiter, unlimited
 from cachesync.requests import WriteRequest
 from cachesync.s3_keys import validate_key
 from cachesync.stores.interfaces import IndexStore, ObjectStore
-from cachesync.stores.s3_objects import ObjectHead, PutResult, StoredObject
+from cachesync.stores.s3_objects import StoredObject
 
 
 class WriteOperation(StrEnum):
@@ -169,8 +167,6 @@ class DocumentWriter:
         self._limiter = limiter or unlimited()
         self._clock = clock
         self._current_state = CurrentStateSync(index, objects, retention=retention)
-        # Runs the HEAD that checks a put's LastModified while the commit is in flight.
-        self._verifier = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cachesync-verify")
         self._idempotent: Callable[..., WriteReceipt] | None = None
         self._idempotency_config = IdempotencyConfig(
             event_key_jmespath="idempotency_key",
@@ -298,12 +294,10 @@ class DocumentWriter:
     def _put(self, key: str, body: str) -> WriteReceipt:
         data = body.encode("utf-8")
         pending = self._index.begin_pending(self._bucket, key, WriteOperation.PUT.value)
-        started = time.monotonic()
         try:
             put = self._objects.put(self._bucket, key, data)
         except ObjectStoreError as error:
             raise self._rolled_back(pending, WriteOperation.PUT, error) from error
-        put_seconds = time.monotonic() - started
         receipt = WriteReceipt(
             operation=WriteOperation.PUT,
             bucket=self._bucket,
@@ -313,14 +307,22 @@ class DocumentWriter:
             size=len(data),
             index=IndexCommit.COMMITTED,
         )
-        # PutObject does not return LastModified. Its Date is the same second unless the PUT
-        # crossed a second boundary on S3's clock: commit with it, and meanwhile ask S3 (HEAD,
-        # on condition the object is still ours) whether it was right.
-        verification = self._verifier.submit(
-            self._objects.head, self._bucket, key, if_match=put.etag
-        )
         try:
-            entry = self._entry(key, data, put.version_id, put.etag, put.responded_at)
+            # PutObject does not return LastModified, and the entry must carry S3's exact value:
+            # the ordering of later sequencer-less events and of backfills compares it, and a
+            # guessed later time would make them refuse newer objects as stale. Ask, on condition
+            # the object is still ours.
+            head = self._objects.head(self._bucket, key, if_match=put.etag)
+            stored = StoredObject(
+                bucket=self._bucket,
+                key=key,
+                body=data,
+                etag=put.etag,
+                version_id=put.version_id or head.version_id,
+                size=len(data),
+                last_modified=head.last_modified,
+            )
+            entry = index_entry(stored, source=WriteSource.WRITE_THROUGH, retention=self._retention)
             described = receipt.model_copy(
                 update={
                     "kind": entry.document.kind.value,
@@ -328,88 +330,16 @@ class DocumentWriter:
                     "customers": entry.document.customers,
                 }
             )
-            committed = self._index.commit_document(pending, entry)
-        except IndexStoreError:
-            wait([verification])
-            return receipt.model_copy(update={"index": IndexCommit.PENDING})
-        try:
-            head: ObjectHead | None = verification.result()
+            if self._index.commit_document(pending, entry):
+                return described
+            return self._resolve(described, key)
         except (ObjectChangedError, ObjectNotFoundError):
             # Another writer changed the key after our PUT: the index follows S3, not us.
-            return self._resolve(described, key)
-        except ObjectStoreError:
-            head = None
-        if not committed:
-            return self._resolve(described, key)
-        if head is not None and head.last_modified == entry.version.last_modified:
-            return described  # the usual case: committed exactly what S3 stored
-        return self._correct_last_modified(described, data, entry, head, put, put_seconds)
-
-    def _entry(
-        self,
-        key: str,
-        data: bytes,
-        version_id: str | None,
-        etag: str,
-        last_modified: datetime,
-    ) -> IndexEntry:
-        stored = StoredObject(
-            bucket=self._bucket,
-            key=key,
-            body=data,
-            etag=etag,
-            version_id=version_id,
-            size=len(data),
-            last_modified=last_modified,
-        )
-        return index_entry(stored, source=WriteSource.WRITE_THROUGH, retention=self._retention)
-
-    def _correct_last_modified(
-        self,
-        described: WriteReceipt,
-        data: bytes,
-        committed: IndexEntry,
-        head: ObjectHead | None,
-        put: PutResult,
-        put_seconds: float,
-    ) -> WriteReceipt:
-        """The committed LastModified (S3's Date) was one second late, or the HEAD failed.
-
-        Rare: the PUT crossed a second boundary on S3's clock. Rewrite the entry with S3's
-        LastModified, or, if the HEAD could not tell, with a bound never later than it (the
-        Date less the PUT's duration): a later write's event then still supersedes the entry, and
-        our own object's event replaces it with S3's exact facts. Conditioned on the entry still
-        being the one we committed; then S3 is checked again, since an event judged against the
-        late LastModified in between may have been refused as stale.
-        """
-        version = committed.version
-        if head is not None:
-            last_modified, version_id = head.last_modified, version.version_id or head.version_id
-        else:
-            moment = put.responded_at - timedelta(seconds=put_seconds)
-            last_modified, version_id = moment.replace(microsecond=0), version.version_id
-        key = described.key
-        try:
-            state = self._index.get_state(self._bucket, key)
-            ours = (
-                state is not None
-                and not state.is_pending
-                and not state.is_tombstone
-                and state.ordering.sequencer is None
-                and state.ordering.etag == version.etag
-                and state.ordering.s3_time == version.last_modified
-            )
-            if not ours:
-                return self._resolve(described, key)  # an event or another writer got in between
-            entry = self._entry(key, data, version_id, version.etag, last_modified)
-            if not self._index.replace_document(entry, state):
-                return self._resolve(described, key)
-            listed = self._objects.find(self._bucket, key)
-        except CacheSyncError:
-            return described.model_copy(update={"index": IndexCommit.PENDING})
-        if listed is None or listed.etag != version.etag:
-            return self._resolve(described, key)
-        return described
+            return self._resolve(receipt, key)
+        except (IndexStoreError, ObjectStoreError):
+            # The marker stays, invisible: our object's event, the next read or a reconcile
+            # resolves it to S3's state.
+            return receipt.model_copy(update={"index": IndexCommit.PENDING})
 
     def _delete(self, key: str) -> WriteReceipt:
         pending = self._index.begin_pending(self._bucket, key, WriteOperation.DELETE.value)
@@ -463,8 +393,20 @@ class DocumentWriter:
         self, pending: PendingWrite, operation: WriteOperation, error: ObjectStoreError
     ) -> WriteFailedError:
         try:
-            restored = self._index.rollback_pending(pending)
-        except IndexStoreError:
+            if pending.previous is not None and pending.previous.is_pending:
+                # The claim replaced a marker (ours, when a claim whose answer was lost was
+                # retried): putting a marker back would hide the document S3 still holds, so
+                # the index takes S3's current state instead.
+                self._current_state.sync(
+                    self._bucket,
+                    pending.key,
+                    source=WriteSource.WRITE_THROUGH,
+                    deleted_at=self._clock(),
+                )
+                restored = True
+            else:
+                restored = self._index.rollback_pending(pending)
+        except CacheSyncError:
             restored = False  # the marker stays invisible; a read or reconcile resolves it
         return WriteFailedError(self._bucket, pending.key, operation.value, restored, str(error))
 

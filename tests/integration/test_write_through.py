@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from botocore.exceptions import ConnectionClosedError
 
 from cachesync.changes import Operation, changes_from_message
 from cachesync.circuit_breaker import CircuitState
@@ -176,34 +177,58 @@ def test_a_put_crossing_a_second_boundary_is_committed_with_s3_s_last_modified(
     assert _own_event(app, key, receipt.etag, receipt.size) is SyncOutcome.DUPLICATE
 
 
-def test_when_the_check_of_last_modified_fails_the_entry_never_claims_a_later_time(
+def test_when_the_check_of_last_modified_fails_the_entry_stays_invisible_until_resolved(
     app: AppWorld,
 ) -> None:
-    # Given the HEAD that checks LastModified failing, and S3 answering a second late
+    # Given v1 indexed, then a write of v2 whose HEAD (S3's LastModified) fails
     key = "changes/unchecked.json"
-    app.s3.meta.events.register("before-send.s3.HeadObject", Fail(500, "InternalError"))
-
-    def answered_a_second_later(parsed: dict[str, Any], **_: Any) -> None:
-        headers = parsed["ResponseMetadata"]["HTTPHeaders"]
-        later = parsedate_to_datetime(headers["date"]) + timedelta(seconds=1)
-        headers["date"] = format_datetime(later, usegmt=True)
-
-    app.s3.meta.events.register("after-call.s3.PutObject", answered_a_second_later)
-    # When the document is written through
-    receipt = app.writer.write_document(key, doc("unchecked"))
-    # Then the index serves it, with a LastModified no later than S3's (a later write's event
-    # would still supersede it)
-    stored = app.index.get_document(app.bucket, key)
-    assert receipt.index is IndexCommit.COMMITTED
-    assert stored is not None
-    assert stored.etag == receipt.etag
-    assert stored.s3_last_modified <= _s3_last_modified(app, key)
-    # And the event of our own write replaces it with S3's exact facts
-    app.s3.meta.events.unregister("after-call.s3.PutObject", answered_a_second_later)
+    app.writer.write_document(key, doc("v1"))
+    failing_head = Fail(500, "InternalError")
+    app.s3.meta.events.register("before-send.s3.HeadObject", failing_head)
+    # When v2 is written through
+    receipt = app.writer.write_document(key, doc("v2"))
+    # Then S3 holds v2, the receipt says the index is pending, and no reader sees a guessed
+    # LastModified: the entry is the invisible marker
+    assert receipt.index is IndexCommit.PENDING
+    assert receipt.etag == app.s3_etag(key)
+    state = app.index.get_state(app.bucket, key)
+    assert state is not None
+    assert state.is_pending
+    assert app.index.get_document(app.bucket, key) is None
+    # And the event of our own write resolves it with S3's exact facts
+    app.s3.meta.events.unregister("before-send.s3.HeadObject", failing_head)
     _own_event(app, key, receipt.etag, receipt.size)
     exact = app.index.get_document(app.bucket, key)
     assert exact is not None
+    assert exact.etag == receipt.etag
     assert exact.s3_last_modified == _s3_last_modified(app, key)
+
+
+def test_a_retried_claim_whose_answer_was_lost_rolls_back_to_the_document_s3_holds(
+    app: AppWorld,
+) -> None:
+    # Given v1 written through, then a claim whose first UpdateItem applied but whose answer
+    # was lost (the retry sees our own marker as the entry it replaced), and a failing PutObject
+    key = "changes/lost-claim.json"
+    app.writer.write_document(key, doc("v1"))
+    lost: list[str] = []
+
+    def answer_lost(http_response: Any, **_: Any) -> None:
+        if not lost:
+            lost.append("lost")
+            raise ConnectionClosedError(endpoint_url="http://index")
+
+    app.dynamodb.meta.events.register("after-call.dynamodb.UpdateItem", answer_lost)
+    app.s3.meta.events.register("before-send.s3.PutObject", Fail(500, "InternalError"))
+    # When v2 is written through
+    with pytest.raises(WriteFailedError) as failed:
+        app.writer.write_document(key, doc("v2"))
+    # Then the claim was retried, and the rollback left v1 served, not a marker
+    assert lost == ["lost"]
+    assert failed.value.rolled_back
+    served = app.index.get_document(app.bucket, key)
+    assert served is not None
+    assert served.etag == app.s3_etag(key)
 
 
 def test_s3_failure_rolls_back_to_the_previous_document(app: AppWorld) -> None:
@@ -576,7 +601,7 @@ def test_a_write_whose_own_event_lands_first_is_reported_committed(app: AppWorld
         [change] = changes_from_message(event)
         applied.append(sync.apply(change, Operation.CREATED).outcome.value)
 
-    app.s3.meta.events.register("after-call.s3.PutObject", own_event_lands)
+    app.s3.meta.events.register("before-call.s3.HeadObject", own_event_lands)
     # When the write-through commits
     receipt = app.writer.write_document(key, doc("mine"))
     # Then the event had replaced the marker, yet the index holds exactly our object: committed

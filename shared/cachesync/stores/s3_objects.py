@@ -68,9 +68,6 @@ class PutResult(BaseModel):
 
     etag: str
     version_id: str | None
-    responded_at: datetime
-    """S3's clock when it answered (the response's Date header, whole seconds): never earlier
-    than the object's LastModified, and equal to it unless the PUT crossed a second boundary."""
 
 
 class DeleteResult(BaseModel):
@@ -167,11 +164,8 @@ class S3ObjectStore:
             response = self._client.put_object(
                 Bucket=bucket, Key=key, Body=body, ContentType="application/json"
             )
-            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
             return PutResult(
-                etag=unquote_etag(response["ETag"]),
-                version_id=response.get("VersionId"),
-                responded_at=parsedate_to_datetime(headers["date"]),
+                etag=unquote_etag(response["ETag"]), version_id=response.get("VersionId")
             )
 
         return self._call("PutObject", bucket, key, put, None, None)
