@@ -65,7 +65,7 @@ RUNTIME_PROVIDED: Final = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 )
 # Never in a deployment artifact: the command line, the local stack, their dependencies.
-EXCLUDED_MODULES: Final = ("cli.py", "local")
+EXCLUDED_MODULES: Final = ("cli", "local")
 FORBIDDEN_DISTRIBUTIONS: Final = frozenset({"typer", "rich", "moto", "pytest", "hypothesis"})
 
 # Lambda quotas: 50 MB zipped for a direct upload, 250 MB unzipped for a function and its layers.

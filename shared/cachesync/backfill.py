@@ -6,20 +6,27 @@ event or a write-through applied more recently is never overwritten (it counts a
 ``skipped_newer``). Index writes go through the shared token bucket, so a backfill never
 throttles the live table.
 
-It is resumable: after every page a :class:`BackfillCheckpoint` (prefix, listing token, counters)
-is handed to the caller to persist; resuming re-lists from the page after the last finished one,
-so no finished page is redone and a partly done page is redone idempotently (its writes are
-duplicates). The result equals an uninterrupted run's.
+It is resumable: a :class:`BackfillCheckpoint` (prefix, listing token, last counted key,
+counters) is handed to the caller to persist after every page, and within a page every
+``checkpoint_every_objects`` objects or ``checkpoint_every_seconds`` seconds, whichever comes
+first. Workers finish objects out of order, so a checkpoint records only the completed prefix of
+the page in listing order (``after_key``: every key up to it is counted, none after it).
+Resuming re-lists the page at ``token`` and skips the keys up to ``after_key``: no counted object
+is redone, and an object finished past the prefix is redone idempotently (its write is a
+duplicate). The index equals an uninterrupted run's, and every object is counted exactly once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +48,10 @@ from cachesync.stores.s3_objects import ListedObject, S3ObjectStore
 # Invalid documents and failures are listed by key in the summary, up to this many each.
 MAX_LISTED: Final = 100
 _CHECKPOINT_VERSION: Final = 1
+# Within a page, a checkpoint after this many objects or seconds, whichever comes first: an
+# interruption loses at most that much progress (the page is up to 1,000 objects).
+CHECKPOINT_EVERY_OBJECTS: Final = 100
+CHECKPOINT_EVERY_SECONDS: Final = 5.0
 
 
 def _utc_now() -> datetime:
@@ -133,7 +144,11 @@ class BackfillCheckpoint(BaseModel):
     """The filters' fingerprint."""
     prefix_index: int = 0
     token: str | None = None
-    """Listing token of the next page of ``prefixes[prefix_index]`` (``None``: its first)."""
+    """Listing token of the page in progress, or of the next one, of ``prefixes[prefix_index]``
+    (``None``: its first)."""
+    after_key: str | None = None
+    """Within the page at ``token``: the last key counted in :attr:`summary` (every key of the
+    page up to it, in listing order, is counted). ``None``: none of the page is."""
     done: bool = False
     summary: BackfillSummary = Field(default_factory=BackfillSummary)
 
@@ -238,18 +253,28 @@ class Backfill:
         checkpoint: BackfillCheckpoint | None = None,
         dry_run: bool = False,
         on_page: Callable[[BackfillCheckpoint], None] | None = None,
+        on_checkpoint: Callable[[BackfillCheckpoint], None] | None = None,
         on_object: Callable[[ObjectOutcome], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        cancel: threading.Event | None = None,
         deadline: Deadline | None = None,
+        checkpoint_every_objects: int = CHECKPOINT_EVERY_OBJECTS,
+        checkpoint_every_seconds: float = CHECKPOINT_EVERY_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> BackfillCheckpoint:
-        """Run (or resume from ``checkpoint``) until done or ``should_stop()`` after a page.
+        """Run (or resume from ``checkpoint``) until done, ``should_stop()`` before a page, or
+        ``cancel`` set (checked between objects: Ctrl-C).
 
-        ``on_page`` receives the checkpoint after every finished page (persist it to resume);
-        ``on_object`` each object's outcome (progress bars). Returns the last checkpoint.
+        ``on_page`` receives the checkpoint after every finished page; ``on_checkpoint`` after
+        every page too, within a page every ``checkpoint_every_objects`` objects or
+        ``checkpoint_every_seconds`` seconds, and once more when cancelled (persist it to
+        resume); ``on_object`` each object's outcome (progress bars). Returns the last
+        checkpoint (``done`` is false if stopped or cancelled).
         """
         current = checkpoint or self.start(filters)
         if current.bucket != self._bucket or current.filters != filters.fingerprint():
             raise InvalidQueryError("the checkpoint belongs to another bucket or other filters")
+        pacing = _CheckpointPacing(checkpoint_every_objects, checkpoint_every_seconds, monotonic)
         with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="backfill") as pool:
             while not current.done:
                 if should_stop is not None and should_stop():
@@ -258,15 +283,20 @@ class Backfill:
                 page = self._objects.list_page(
                     self._bucket, prefix, token=current.token, page_size=self._page_size
                 )
+                after_key = current.after_key
+                # Keys are listed in UTF-8 byte order, which is str order: skip the counted ones.
+                listed = [o for o in page.objects if after_key is None or o.key > after_key]
                 summary = current.summary.model_copy(deep=True)
 
-                def one(listed: ListedObject) -> tuple[str, ObjectOutcome, str]:
+                def one(listed: ListedObject) -> tuple[ObjectOutcome, str] | None:
+                    if cancel is not None and cancel.is_set():
+                        return None  # cancelled before it started: left to the resume
                     if filters.skips_listed(listed):
-                        return listed.key, ObjectOutcome.FILTERED, "modified before --since"
+                        return ObjectOutcome.FILTERED, "modified before --since"
                     try:
                         # The current version, not the listed one: the write is guarded, and
                         # an object overwritten since the listing is best indexed as it is now.
-                        outcome, reason = self._indexer.index_object(
+                        return self._indexer.index_object(
                             self._bucket,
                             listed.key,
                             filters=filters,
@@ -274,16 +304,38 @@ class Backfill:
                             deadline=deadline,
                         )
                     except CacheSyncError as error:
-                        return listed.key, ObjectOutcome.FAILED, str(error)
-                    return listed.key, outcome, reason
+                        return ObjectOutcome.FAILED, str(error)
 
-                for key, outcome, reason in pool.map(one, page.objects):
-                    summary.record(key, outcome, reason)
-                    if on_object is not None:
-                        on_object(outcome)
+                futures: list[Future[tuple[ObjectOutcome, str] | None]] = [
+                    pool.submit(one, item) for item in listed
+                ]
+                try:
+                    # In listing order: what is counted is always a prefix of the page.
+                    for item, future in zip(listed, futures, strict=True):
+                        result = future.result()
+                        if result is None or (cancel is not None and cancel.is_set()):
+                            current = current.model_copy(update={"summary": summary})
+                            if on_checkpoint is not None:
+                                on_checkpoint(current)
+                            return current
+                        summary.record(item.key, *result)
+                        current = current.model_copy(
+                            update={"after_key": item.key, "summary": summary}
+                        )
+                        if on_object is not None:
+                            on_object(result[0])
+                        if on_checkpoint is not None and pacing.due():
+                            summary = summary.model_copy(deep=True)
+                            on_checkpoint(current)
+                finally:
+                    for future in futures:
+                        future.cancel()
                 current = self._advance(current, filters, page.next_token, summary)
+                pacing.reset()
                 if on_page is not None:
                     on_page(current)
+                if on_checkpoint is not None:
+                    on_checkpoint(current)
         return current
 
     def _advance(
@@ -294,12 +346,15 @@ class Backfill:
         summary: BackfillSummary,
     ) -> BackfillCheckpoint:
         if next_token is not None:
-            return current.model_copy(update={"token": next_token, "summary": summary})
+            return current.model_copy(
+                update={"token": next_token, "after_key": None, "summary": summary}
+            )
         last_prefix = current.prefix_index + 1 >= len(filters.prefixes)
         return current.model_copy(
             update={
                 "prefix_index": current.prefix_index if last_prefix else current.prefix_index + 1,
                 "token": None,
+                "after_key": None,
                 "done": last_prefix,
                 "summary": summary,
             }
@@ -309,3 +364,58 @@ class Backfill:
 def checkpoint_json(checkpoint: BackfillCheckpoint) -> str:
     """The checkpoint as stored (a file for the CLI, a continuation token for the Lambda)."""
     return json.dumps(checkpoint.model_dump(mode="json"), sort_keys=True)
+
+
+class _CheckpointPacing:
+    """Says when a checkpoint is due within a page: after so many objects or seconds."""
+
+    def __init__(
+        self, every_objects: int, every_seconds: float, monotonic: Callable[[], float]
+    ) -> None:
+        if every_objects < 1 or not every_seconds > 0:
+            raise InvalidQueryError("checkpoints need a positive object count and interval")
+        self._every_objects = every_objects
+        self._every_seconds = every_seconds
+        self._monotonic = monotonic
+        self.reset()
+
+    def reset(self) -> None:
+        """A checkpoint was just handed out."""
+        self._objects = 0
+        self._since = self._monotonic()
+
+    def due(self) -> bool:
+        """Count one object; whether a checkpoint is due now (then the count starts again)."""
+        self._objects += 1
+        if (
+            self._objects >= self._every_objects
+            or self._monotonic() - self._since >= self._every_seconds
+        ):
+            self.reset()
+            return True
+        return False
+
+
+def save_checkpoint(path: Path, checkpoint: BackfillCheckpoint) -> None:
+    """Persist ``checkpoint`` to ``path`` atomically (a crash never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(checkpoint_json(checkpoint), encoding="utf-8")
+    temporary.replace(path)
+
+
+def load_checkpoint(path: Path) -> BackfillCheckpoint:
+    """The checkpoint saved at ``path``, to resume a backfill that is not done.
+
+    Raises :class:`InvalidQueryError` if there is none, it is not a checkpoint, or its backfill
+    is already done.
+    """
+    if not path.is_file():
+        raise InvalidQueryError(f"--resume: no checkpoint at {path}")
+    try:
+        checkpoint = BackfillCheckpoint.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InvalidQueryError(f"--resume: {path} is not a backfill checkpoint") from error
+    if checkpoint.done:
+        raise InvalidQueryError(f"--resume: the backfill in {path} is already done")
+    return checkpoint

@@ -25,16 +25,17 @@ from pydantic import BaseModel, ConfigDict
 from cachesync.circuit_breaker import CircuitBreaker, CircuitState
 from cachesync.current_state import index_entry
 from cachesync.documents import DEFAULT_RETENTION
-from cachesync.exceptions import (
-    DocumentNotFoundError,
-    IndexStoreError,
-    InvalidDocumentError,
-    ObjectNotFoundError,
+from cachesync.exceptions import DocumentNotFoundError, IndexStoreError, ObjectNotFoundError
+from cachesync.index_models import (
+    IndexedDocument,
+    IndexEntry,
+    StoredState,
+    Tombstone,
+    WriteSource,
 )
-from cachesync.index_models import IndexedDocument, StoredState, Tombstone, WriteSource
 from cachesync.s3_keys import validate_key
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
-from cachesync.stores.s3_objects import S3ObjectStore, StoredObject
+from cachesync.stores.s3_objects import S3ObjectStore
 
 
 class ReadSource(StrEnum):
@@ -169,9 +170,11 @@ class FallbackReader:
         except ObjectNotFoundError as error:
             self._repair_not_found(key, reason, state)
             raise DocumentNotFoundError(self._bucket, key) from error
+        # Validated once: an invalid document raises here, before anything is returned or
+        # written; the backfill writes this same entry.
         entry = index_entry(stored, source=WriteSource.FALLBACK_READ, retention=self._retention)
         expires_at = entry.document.expires_at
-        backfilled = self._backfill(reason, state, stored, expires_at)
+        backfilled = self._backfill(reason, state, entry)
         return ReadResult(
             bucket=self._bucket,
             key=key,
@@ -184,26 +187,20 @@ class FallbackReader:
             expired=expires_at is not None and expires_at <= self._clock(),
         )
 
-    def _backfill(
-        self,
-        reason: MissReason,
-        state: StoredState | None,
-        stored: StoredObject,
-        expires_at: datetime | None,
-    ) -> bool:
+    def _backfill(self, reason: MissReason, state: StoredState | None, entry: IndexEntry) -> bool:
         """Index what S3 returned, if that helps and cannot overwrite newer state."""
         if reason in (MissReason.INDEX_ERROR, MissReason.BREAKER_OPEN, MissReason.BODY_IN_S3):
             return False  # the index is down, or already holds all it can
+        expires_at = entry.document.expires_at
         if expires_at is not None and expires_at <= self._clock():
             return False  # expired by design: S3 answers, the index stays clean
         if state is not None and state.is_pending and not self._pending_is_stale(state):
             return False  # a write-through is in progress: let it commit
         try:
-            entry = index_entry(stored, source=WriteSource.FALLBACK_READ, retention=self._retention)
             # Conditioned on the entry we read before reading S3: anything written since (an
             # event, a write-through) is at least as new as our read, and wins.
             written = self._index.replace_document(entry, state)
-        except (IndexStoreError, InvalidDocumentError) as error:
+        except IndexStoreError as error:
             self._logger.warning("backfill skipped", extra={"error": str(error)})
             return False
         if written:

@@ -113,7 +113,12 @@ class RetryPolicy:
         except (ClientError, *_CONNECTION_ERRORS) as error:
             if self.attempts <= 1 or not is_transient_aws_error(error):
                 raise
-            logger.warning("retrying %s after transient error (attempt 1): %s", operation, error)
+            logger.warning(
+                "retrying %s after transient error (attempt 1 of %d): %s",
+                operation,
+                self.attempts,
+                error,
+            )
         time.sleep(random.uniform(0, self.initial_wait_seconds))  # full jitter, first retry
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts - 1),
@@ -121,18 +126,21 @@ class RetryPolicy:
                 multiplier=self.initial_wait_seconds * 2, max=self.max_wait_seconds
             ),
             retry=retry_if_exception(is_transient_aws_error),
-            before_sleep=lambda state: _log_retry(operation, state),
+            before_sleep=lambda state: _log_retry(operation, self.attempts, state),
             reraise=True,
         )
         return retrying(fn)
 
 
-def _log_retry(operation: str, state: RetryCallState) -> None:
+def _log_retry(operation: str, attempts: int, state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
+    # Tenacity counts only its own attempts; the bare first attempt in RetryPolicy.call came
+    # before them, so its attempt n is the policy's attempt n + 1.
     logger.warning(
-        "retrying %s after transient error (attempt %d): %s",
+        "retrying %s after transient error (attempt %d of %d): %s",
         operation,
-        state.attempt_number,
+        state.attempt_number + 1,
+        attempts,
         error,
     )
 

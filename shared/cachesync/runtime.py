@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from botocore.exceptions import NoRegionError, ProfileNotFound
 
 from cachesync import aws_clients
 from cachesync.backfill import Backfill, ObjectIndexer
+from cachesync.exceptions import ConfigurationError
 from cachesync.fallback_reader import FallbackReader
 from cachesync.rate_limit import TokenBucket
+from cachesync.reconcile import Reconciler
 from cachesync.settings import (
     BackfillSettings,
     BaseSettings,
@@ -30,6 +34,22 @@ from cachesync.write_through import DocumentWriter
 ClientOptions = Mapping[str, Mapping[str, Any]]
 
 
+@contextmanager
+def _region_required() -> Iterator[None]:
+    """A client built without a region or with an unknown profile is a configuration error (one
+    line naming what is missing), not a traceback."""
+    try:
+        yield
+    except NoRegionError as error:
+        raise ConfigurationError(
+            "AWS_DEFAULT_REGION",
+            "no AWS region is configured (export AWS_DEFAULT_REGION, or set a region in your "
+            "AWS profile)",
+        ) from error
+    except ProfileNotFound as error:
+        raise ConfigurationError("AWS_PROFILE", str(error)) from error
+
+
 def build_stores(
     settings: BaseSettings, client_options: ClientOptions | None = None
 ) -> tuple[DynamoDBIndexStore, S3ObjectStore]:
@@ -39,12 +59,13 @@ def build_stores(
     stack's command line.
     """
     client_options = client_options or {}
-    index = DynamoDBIndexStore(
-        aws_clients.client("dynamodb", **client_options.get("dynamodb", {})),
-        settings.table_name,
-        tombstone_ttl=settings.tombstone_ttl,
-    )
-    objects = S3ObjectStore(aws_clients.client("s3", **client_options.get("s3", {})))
+    with _region_required():
+        index = DynamoDBIndexStore(
+            aws_clients.client("dynamodb", **client_options.get("dynamodb", {})),
+            settings.table_name,
+            tombstone_ttl=settings.tombstone_ttl,
+        )
+        objects = S3ObjectStore(aws_clients.client("s3", **client_options.get("s3", {})))
     return index, objects
 
 
@@ -105,25 +126,75 @@ def build_backfill(settings: BackfillSettings) -> tuple[Backfill, ObjectIndexer]
     Both share one token bucket, so index writes stay under the configured rate whichever kind
     of invocation the function serves.
     """
-    index, objects = build_stores(settings)
-    rate = settings.backfill_rate_per_second
+    return _backfill(
+        settings,
+        rate_per_second=settings.backfill_rate_per_second,
+        workers=settings.backfill_workers,
+        page_size=settings.backfill_page_size,
+    )
+
+
+def build_cli_backfill(
+    settings: CliSettings,
+    *,
+    rate_per_second: float,
+    workers: int,
+    client_options: ClientOptions | None = None,
+) -> Backfill:
+    """The backfill job of ``cachesync backfill``: pages of 1,000 keys (S3's largest)."""
+    backfill, _ = _backfill(
+        settings,
+        rate_per_second=rate_per_second,
+        workers=workers,
+        page_size=1000,
+        client_options=client_options,
+    )
+    return backfill
+
+
+def _backfill(
+    settings: BaseSettings,
+    *,
+    rate_per_second: float,
+    workers: int,
+    page_size: int,
+    client_options: ClientOptions | None = None,
+) -> tuple[Backfill, ObjectIndexer]:
+    index, objects = build_stores(settings, client_options)
     indexer = ObjectIndexer(
         index,
         objects,
         retention=settings.retention,
         # A burst of one second's writes: the first page starts at once, the rate holds after.
-        limiter=TokenBucket(rate, max(1, int(rate))),
+        limiter=TokenBucket(rate_per_second, max(1, int(rate_per_second))),
     )
     backfill = Backfill(
-        indexer,
-        objects,
-        bucket=settings.bucket_name,
-        workers=settings.backfill_workers,
-        page_size=settings.backfill_page_size,
+        indexer, objects, bucket=settings.bucket_name, workers=workers, page_size=page_size
     )
     return backfill, indexer
 
 
+def build_verifier(
+    settings: CliSettings,
+    *,
+    rate_per_second: float,
+    workers: int,
+    client_options: ClientOptions | None = None,
+) -> Reconciler:
+    """The verify (and repair) use case of ``cachesync verify``; repairs share a token bucket."""
+    index, objects = build_stores(settings, client_options)
+    return Reconciler(
+        index,
+        objects,
+        bucket=settings.bucket_name,
+        retention=settings.retention,
+        pending_stale_after=timedelta(seconds=settings.pending_stale_after_seconds),
+        limiter=TokenBucket(rate_per_second, max(1, int(rate_per_second))),
+        workers=workers,
+    )
+
+
 def build_lambda_invoker() -> LambdaInvoker:
     """Asynchronous Lambda invocations (a backfill continuing in a new invocation)."""
-    return LambdaInvoker(aws_clients.client("lambda"))
+    with _region_required():
+        return LambdaInvoker(aws_clients.client("lambda"))

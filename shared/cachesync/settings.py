@@ -2,7 +2,8 @@
 
 Each field ``name`` is read from the variable ``CACHESYNC_NAME``; a missing or invalid value
 raises :class:`ConfigurationError` naming the variable. This module is the only reader of
-``os.environ`` in cachesync (AWS variables are read by botocore itself).
+``os.environ`` in what Lambda runs (AWS variables are read by botocore itself); the command line
+also merges the local stack's env file (:mod:`cachesync.local.env_file`, never shipped).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,9 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cachesync.exceptions import ConfigurationError
 
 PREFIX: Final = "CACHESYNC_"
-# Written by `cachesync local up` while the local stack runs, removed when it stops.
-LOCAL_ENV_FILE: Final = Path(".cachesync") / "local.env"
-LOCAL_STACK_PID_VARIABLE: Final = "CACHESYNC_LOCAL_STACK_PID"
 
 S = TypeVar("S", bound="BaseSettings")
 
@@ -108,87 +105,6 @@ def load_settings(model: type[S], environ: Mapping[str, str] | None = None) -> S
         field = str(first["loc"][0]) if first["loc"] else "?"
         reason = "required but not set" if first["type"] == "missing" else first["msg"]
         raise ConfigurationError(variable_name(field), reason) from error
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """The ``export NAME=value`` lines of an env file written by ``cachesync local up``."""
-    values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        if name and value:
-            values[name.strip()] = value.strip().strip("'\"")
-    return values
-
-
-_SERVICE_ENDPOINT_VARIABLES: Final = {
-    "dynamodb": "AWS_ENDPOINT_URL_DYNAMODB",
-    "s3": "AWS_ENDPOINT_URL_S3",
-    "sqs": "AWS_ENDPOINT_URL_SQS",
-}
-
-
-def local_client_options(environ: Mapping[str, str], service: str) -> dict[str, str]:
-    """Client arguments for ``service`` taken from the local stack's env file.
-
-    Empty unless the values came from the file rather than the process environment: botocore
-    reads the process environment itself, and production passes nothing (SDK defaults).
-    """
-    if environ.get(_SERVICE_ENDPOINT_VARIABLES[service]) in (
-        None,
-        os.environ.get(_SERVICE_ENDPOINT_VARIABLES[service]),
-    ):
-        return {}
-    return {
-        "endpoint_url": environ[_SERVICE_ENDPOINT_VARIABLES[service]],
-        "region_name": environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        "aws_access_key_id": environ.get("AWS_ACCESS_KEY_ID", "cachesync"),
-        "aws_secret_access_key": environ.get("AWS_SECRET_ACCESS_KEY", "cachesync"),
-    }
-
-
-def find_local_env_file(start: Path | None = None) -> Path | None:
-    """The local stack's env file in ``start`` (default: cwd) or the nearest folder above."""
-    origin = (start or Path.cwd()).resolve()
-    for folder in (origin, *origin.parents):
-        candidate = folder / LOCAL_ENV_FILE
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def local_stack_pid(values: Mapping[str, str]) -> int | None:
-    """The pid of the ``cachesync local up`` that wrote ``values``, if it is still running."""
-    try:
-        pid = int(values.get(LOCAL_STACK_PID_VARIABLE, ""))
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except (ValueError, ProcessLookupError):
-        return None
-    except PermissionError:
-        return pid  # it exists, under another user
-    return pid
-
-
-def cli_environment() -> dict[str, str]:
-    """The CLI's environment: the process environment over the running local stack's values.
-
-    A second shell anywhere inside the checkout can use the stack ``cachesync local up`` runs
-    without exporting anything. A file left by a stack that died is ignored. Any variable set in
-    the environment wins, so a real AWS setup is never overridden.
-    """
-    path = find_local_env_file()
-    values = read_env_file(path) if path is not None else {}
-    merged = values if local_stack_pid(values) is not None else {}
-    merged.update(os.environ)
-    return merged
-
-
-def export_to_process_environment(values: Mapping[str, str]) -> None:
-    """Make this process look like a Lambda configured with ``values`` (local stack only).
-
-    The local pipeline and ``cachesync invoke`` run the real entry points in this process; they
-    read their settings, and botocore its endpoints, from the process environment.
-    """
-    os.environ.update(values)
 
 
 class BackfillSettings(BaseSettings):

@@ -59,9 +59,9 @@ import pytest
 
 from cachesync import aws_clients
 from cachesync.local import LocalStack
+from cachesync.local.env_file import export_to_process_environment
 from cachesync.local.lambda_functions import LocalLambdaContext, load_handler
 from cachesync.local.pipeline import CREATED_FUNCTION, LOCAL_FUNCTION_ENVIRONMENT
-from cachesync.settings import export_to_process_environment
 from tests.bench.conftest import BATCH_SIZE, ROUNDS, WARMUP_COUNT, BenchCorpus
 from tests.bench.design_floor import design_items, design_write, link_count, primary_customer
 

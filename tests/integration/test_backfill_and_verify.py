@@ -209,6 +209,109 @@ def test_an_interrupted_run_resumed_equals_an_uninterrupted_one(
     dynamodb_client.delete_table(TableName=reference_table)
 
 
+def counted_keys(corpus: Corpus, filters: BackfillFilters, checkpoint: BackfillCheckpoint) -> int:
+    """How many keys a checkpoint claims as counted: the earlier prefixes', then this prefix's
+    keys up to ``after_key`` (one page per prefix here)."""
+    done = filters.prefixes[: checkpoint.prefix_index]
+    current = filters.prefixes[checkpoint.prefix_index]
+    return sum(
+        1
+        for key in corpus.documents
+        if key.startswith(done)
+        or (
+            key.startswith(current)
+            and checkpoint.after_key is not None
+            and key <= checkpoint.after_key
+        )
+    )
+
+
+def test_a_page_is_checkpointed_every_so_many_objects(
+    local_stack: LocalStack, corpus: Corpus, index: DynamoDBIndexStore
+) -> None:
+    # Given pages of 1,000 keys (each prefix of the part fits in one)
+    filters = BackfillFilters(prefixes=PART)
+    saved: list[BackfillCheckpoint] = []
+    # When a backfill runs with a checkpoint every 100 objects
+    last = job(local_stack, index, corpus.bucket, workers=8, page_size=1000).run(
+        filters, on_checkpoint=saved.append, checkpoint_every_objects=100
+    )
+    # Then checkpoints come within pages, each counting exactly the keys up to its after_key
+    within = [c for c in saved if c.after_key is not None]
+    assert last.done
+    assert len(within) >= 5
+    assert [c.summary.scanned for c in within] == [counted_keys(corpus, filters, c) for c in within]
+    earlier = [
+        counted_keys(corpus, filters, c.model_copy(update={"after_key": None})) for c in within
+    ]
+    assert all(
+        (c.summary.scanned - before) % 100 == 0 for c, before in zip(within, earlier, strict=True)
+    )
+
+
+def test_a_page_is_checkpointed_every_so_many_seconds(
+    local_stack: LocalStack, corpus: Corpus, index: DynamoDBIndexStore
+) -> None:
+    # Given a clock that advances one second each time it is read
+    ticks = iter(range(1_000_000))
+    saved: list[BackfillCheckpoint] = []
+    # When a backfill runs with checkpoints every 10 seconds (and only every 1,000 objects)
+    job(local_stack, index, corpus.bucket, page_size=1000).run(
+        BackfillFilters(prefixes=("changes/3/",)),
+        on_checkpoint=saved.append,
+        checkpoint_every_objects=1000,
+        checkpoint_every_seconds=10,
+        monotonic=lambda: float(next(ticks)),
+    )
+    # Then the seconds, not the objects, set the pace: one checkpoint per ten objects or so
+    within = [c for c in saved if c.after_key is not None]
+    assert len(within) >= 15
+    assert all(c.summary.scanned <= 10 * (n + 1) for n, c in enumerate(within))
+
+
+def test_cancelled_within_a_page_then_resumed_equals_an_uninterrupted_run(
+    local_stack: LocalStack, corpus: Corpus, index: DynamoDBIndexStore, dynamodb_client: Any
+) -> None:
+    # Given an uninterrupted run into one table
+    reference_table = f"reference-{uuid.uuid4().hex[:8]}"
+    dynamodb_client.create_table(**create_table_request(reference_table))
+    reference = DynamoDBIndexStore(dynamodb_client, reference_table)
+    filters = BackfillFilters(prefixes=PART)
+    expected = sum(1 for key in corpus.documents if key.startswith(PART))
+    job(local_stack, reference, corpus.bucket, page_size=1000).run(filters)
+    # When another run with eight workers is cancelled (Ctrl-C) after 150 objects of its first
+    # page, and resumes from the last checkpoint persisted as JSON
+    cancel = threading.Event()
+    seen: list[object] = []
+    saved: list[str] = []
+
+    def count(outcome: object) -> None:
+        seen.append(outcome)
+        if len(seen) == 150:
+            cancel.set()
+
+    interrupted = job(local_stack, index, corpus.bucket, workers=8, page_size=1000)
+    first = interrupted.run(
+        filters,
+        on_object=count,
+        cancel=cancel,
+        on_checkpoint=lambda c: saved.append(c.model_dump_json()),
+    )
+    checkpoint = BackfillCheckpoint.model_validate_json(saved[-1])
+    resumed = interrupted.run(filters, checkpoint=checkpoint)
+    # Then the cancelled run counted exactly the completed prefix of 150 keys, the resumed run
+    # counted every other object once, and the index equals the uninterrupted one
+    assert not first.done
+    assert first.after_key is not None
+    assert first.summary.scanned == 150 == counted_keys(corpus, filters, first)
+    assert checkpoint == first
+    assert resumed.done
+    assert resumed.summary.scanned == expected
+    assert resumed.summary.indexed + resumed.summary.unchanged == expected
+    assert indexed(index, corpus.bucket) == indexed(reference, corpus.bucket)
+    dynamodb_client.delete_table(TableName=reference_table)
+
+
 class Throttle:
     """Answers the first two attempts of every distinct write with ThrottlingException."""
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
@@ -88,3 +91,20 @@ def test_permanent_errors_are_not_retried() -> None:
     with pytest.raises(ClientError):
         RetryPolicy(attempts=5, initial_wait_seconds=0.001).call("Op", invalid)
     assert len(calls) == 1
+
+
+def test_retry_logs_number_each_failed_attempt_once(caplog: pytest.LogCaptureFixture) -> None:
+    # Given a call that is always throttled, under a policy of four attempts
+    def always_throttled() -> None:
+        raise client_error("ThrottlingException")
+
+    # When it runs and gives up
+    policy = RetryPolicy(attempts=4, initial_wait_seconds=0.001)
+    with (
+        caplog.at_level(logging.WARNING, logger="cachesync.retry_policies"),
+        pytest.raises(ClientError),
+    ):
+        policy.call("Op", always_throttled)
+    # Then each retry names the attempt that failed: 1, 2, 3 (the fourth is raised, not retried)
+    numbers = [re.search(r"attempt (\d+)", r.getMessage()) for r in caplog.records]
+    assert [int(found.group(1)) if found else None for found in numbers] == [1, 2, 3]

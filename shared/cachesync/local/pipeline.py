@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from cachesync.local.env_file import export_to_process_environment
 from cachesync.local.event_pump import EventPump, QueueRoute
 from cachesync.local.lambda_functions import load_handler
 from cachesync.local.stack import LocalStack
-from cachesync.settings import export_to_process_environment
 
 CREATED_FUNCTION: Final = "s3_object_created"
 REMOVED_FUNCTION: Final = "s3_object_removed"

@@ -1,0 +1,141 @@
+"""Commands of the embedded local stack: ``cachesync local up`` and ``cachesync invoke``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import typer
+from rich.console import Console
+
+from cachesync.cli.output import command_output
+from cachesync.exceptions import LocalStackError
+from cachesync.local.env_file import (
+    LOCAL_ENV_FILE,
+    LOCAL_STACK_PID_VARIABLE,
+    cli_environment,
+    export_to_process_environment,
+    find_local_env_file,
+    local_stack_pid,
+    read_env_file,
+)
+from cachesync.settings import CliSettings, load_settings
+
+FUNCTION_LOG_FILE: Final = LOCAL_ENV_FILE.parent / "functions.log"
+
+
+def local_up(
+    dynamodb_port: Annotated[int, typer.Option(help="DynamoDB Local port (0: a free one).")] = 0,
+    moto_port: Annotated[int, typer.Option(help="moto server port for S3 and SQS (0: free).")] = 0,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keep DynamoDB Local's data in this folder.")
+    ] = None,
+    demo: Annotated[bool, typer.Option(help="Load the demo documents.")] = True,
+    demo_count: Annotated[int, typer.Option(help="How many demo documents.")] = 300,
+) -> None:
+    """Start DynamoDB Local and moto (S3, SQS), provision them, pump S3 events to the
+    handlers, and run until Ctrl-C."""
+    from cachesync.local import LocalStack
+    from cachesync.local.pipeline import build_event_pump
+
+    # The stack's own screen is its result: it keeps the real stdout (no command_output()).
+    with command_output():
+        running = find_local_env_file()
+        pid = local_stack_pid(read_env_file(running)) if running is not None else None
+        if running is not None and pid is not None:
+            raise LocalStackError(f"a local stack is already running (pid {pid}, {running})")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    # The functions' own output (Powertools logs, EMF metrics) goes to a file; the console
+    # shows the stack. The screen console holds the real stdout from before the redirect.
+    screen = Console(file=sys.stdout)
+    LOCAL_ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        command_output(),
+        FUNCTION_LOG_FILE.open("a", encoding="utf-8") as function_log,
+        contextlib.redirect_stdout(function_log),
+        LocalStack(dynamodb_port=dynamodb_port, moto_port=moto_port, data_dir=data_dir) as stack,
+    ):
+        lines = [*stack.export_lines(), f"export {LOCAL_STACK_PID_VARIABLE}={os.getpid()}"]
+        LOCAL_ENV_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        pump = build_event_pump(stack)
+        pumping = threading.Thread(target=pump.run, args=(stop,), name="event-pump", daemon=True)
+        try:
+            screen.print("[bold green]cachesync local stack is up[/bold green]")
+            screen.print(f"  DynamoDB Local  {stack.dynamodb_endpoint}")
+            screen.print(f"  moto (S3, SQS)  {stack.moto_endpoint}")
+            screen.print(
+                f"  event pump      {stack.resources.created_queue_name}, "
+                f"{stack.resources.removed_queue_name} -> functions/ "
+                f"(their logs: {FUNCTION_LOG_FILE})"
+            )
+            screen.print(
+                f"\nIn another shell inside this checkout, `cachesync` finds the stack through "
+                f"{LOCAL_ENV_FILE}; other tools need these variables:"
+            )
+            for line in stack.export_lines():
+                screen.print(f"  {line}", highlight=False, soft_wrap=True)
+            pumping.start()
+            if demo:
+                _load_demo(screen, stack, pump, demo_count, stop)
+            screen.print(
+                "\nTry: .venv/bin/cachesync query --customer acme   (Ctrl-C stops the stack)"
+            )
+            stop.wait()
+        finally:
+            stop.set()
+            if pumping.is_alive():
+                pumping.join(timeout=10)
+            LOCAL_ENV_FILE.unlink(missing_ok=True)
+    screen.print("stopped")
+
+
+def _load_demo(screen: Console, stack: Any, pump: Any, count: int, stop: threading.Event) -> None:
+    """Upload the demo documents and wait until their events are through the pump."""
+    from cachesync.local.demo_data import upload_demo_documents
+
+    uploaded = upload_demo_documents(stack.client("s3"), stack.resources.bucket_name, count)
+    message = f"uploaded {uploaded} demo documents to S3; indexing them from their S3 events"
+    with screen.status(message) as status:
+        stats = pump.stats
+        # Received counts a batch before it runs; done counts it after.
+        while not stop.is_set() and (
+            stats.received < uploaded or stats.succeeded + stats.failed < stats.received
+        ):
+            status.update(f"{message}: {stats.succeeded} events applied")
+            stop.wait(0.25)
+    failed = f", {pump.stats.failed} failed" if pump.stats.failed else ""
+    screen.print(
+        f"Indexed {uploaded} demo documents through S3 -> SQS -> s3_object_created "
+        f"({pump.stats.succeeded} event messages, S3's test events included{failed})."
+    )
+
+
+def invoke(
+    function: Annotated[
+        str, typer.Argument(help="A folder of functions/, e.g. s3_object_created.")
+    ],
+    event_file: Annotated[Path, typer.Argument(help="A JSON event, e.g. events/s3_put.json.")],
+) -> None:
+    """Run a Lambda handler locally on a JSON event, as the console's test button does."""
+    from cachesync.local.lambda_functions import LocalLambdaContext, load_handler
+
+    # The handler's logs and metrics go to stderr: stdout is the response alone (for jq).
+    with command_output() as results:
+        try:
+            event = json.loads(event_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise typer.BadParameter(f"{event_file}: {error}") from error
+        environment = cli_environment()
+        load_settings(CliSettings, environment.values)
+        export_to_process_environment(environment.values)
+        handler = load_handler(function)
+        response = handler(event, LocalLambdaContext(function_name=function))
+        results.json(json.dumps(response, indent=2, default=str))
