@@ -451,8 +451,9 @@ def openapi_json(app: APIGatewayRestResolver, version: str) -> str:
 def _authenticate(app: EventHandlerInstance, keys: DynamoDBApiKeyStore) -> Principal:
     """The caller of the current request, from ``Authorization: Bearer`` or ``X-Api-Key``."""
     event = app.current_event
-    authorization = event.get_header_value("Authorization", case_sensitive=False)
-    presented = event.get_header_value("X-Api-Key", case_sensitive=False)
+    # Powertools' event headers are case-insensitive.
+    authorization = event.headers.get("Authorization")
+    presented = event.headers.get("X-Api-Key")
     if authorization:
         scheme, _, credentials = authorization.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
