@@ -147,6 +147,11 @@ class ApiSettings(BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSe
     that serves the API."""
     api_token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     """How long a pagination token stays valid."""
+    api_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=3600)
+    """How long this process serves a query page or a document from memory (0: no cache).
+    Writes through this process evict at once; other writers show after at most this long."""
+    api_cache_max_entries: int = Field(default=10_000, ge=0, le=1_000_000)
+    """Bound of each memory cache (least recently used entries go first)."""
     api_cors_origins: str = ""
     """Comma-separated origins allowed by CORS; empty (the default): CORS off."""
 

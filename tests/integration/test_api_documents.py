@@ -136,3 +136,59 @@ def test_cors_is_off_by_default(api_world: ApiWorld) -> None:
     reply = api_world.get("/v1/health", Origin="https://elsewhere.example")
     # Then no CORS header allows it
     assert "access-control-allow-origin" not in reply.headers
+
+
+def test_reads_are_cached_per_process_and_a_write_through_it_evicts(api_world: ApiWorld) -> None:
+    # Given a document written through the API and read once
+    key = api_world.key(scopes=(Scope.READ, Scope.WRITE))
+    path = "/v1/documents/changes/cached.json"
+    api_world.request("PUT", path, key=key, body=change("CHG-C", modified=NOW))
+    first = api_world.get(path, key)
+    # When it is read again, rewritten through the API, and read again
+    second = api_world.get(path, key)
+    api_world.request("PUT", path, key=key, body=change("CHG-C", modified=NOW, status="draft"))
+    third = api_world.get(path, key)
+    # Then the second read is a hit, and the write made the third a miss with the new version
+    assert first.headers["x-cache"] == "miss"
+    assert second.headers["x-cache"] == "hit"
+    assert second.json() == first.json()
+    assert third.headers["x-cache"] == "miss"
+    assert third.json()["document"]["status"] == "draft"
+    assert third.headers["etag"] != first.headers["etag"]
+    assert api_world.get("/v1/health").json()["cache"]["hits"] >= 1
+
+
+def test_a_cached_document_is_still_hidden_from_other_tenants(api_world: ApiWorld) -> None:
+    # Given a globex document, read (and cached) by an unrestricted key
+    everyone = api_world.key(scopes=(Scope.READ, Scope.WRITE))
+    acme = api_world.key(customers=("acme",))
+    path = "/v1/documents/changes/globex-cached.json"
+    api_world.request(
+        "PUT", path, key=everyone, body=change("CHG-G", customers=("globex",), modified=NOW)
+    )
+    cached = api_world.get(path, everyone)
+    # When acme's key reads it while it is cached
+    foreign = api_world.get(path, acme)
+    # Then acme gets the same 404 as for a missing document
+    assert cached.status == 200
+    assert foreign.status == 404
+
+
+def test_query_pages_are_cached_per_caller(api_world: ApiWorld) -> None:
+    # Given an acme and a globex document, and two keys with different tenancy
+    writer = api_world.key(scopes=(Scope.WRITE,))
+    for code in ("acme", "globex"):
+        body = change(f"CHG-{code}", customers=(code,), modified=NOW)
+        api_world.request("PUT", f"/v1/documents/changes/pq-{code}.json", key=writer, body=body)
+    everyone, acme = api_world.key(), api_world.key(customers=("acme",))
+    path = "/v1/documents?since=2020-01-01&limit=500"
+    # When each asks the same query twice
+    first, again = api_world.get(path, everyone), api_world.get(path, everyone)
+    acme_first = api_world.get(path, acme)
+    # Then the repeat is a hit, and the other caller's first page is computed for it
+    assert first.headers["x-cache"] == "miss"
+    assert again.headers["x-cache"] == "hit"
+    assert again.json() == first.json()
+    assert acme_first.headers["x-cache"] == "miss"
+    assert all("acme" in item["customers"] for item in acme_first.json()["items"])
+    assert any("acme" not in item["customers"] for item in first.json()["items"])

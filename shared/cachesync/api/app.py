@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
@@ -28,10 +28,12 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cachesync.api.cache import ApiCaches
 from cachesync.api.docs import DOCS_CSP, DOCS_PAGE, docs_asset
 from cachesync.api.keys import InvalidApiKeyError, Principal, Scope, split_key, verify
 from cachesync.api.models import (
     SUMMARY_FIELDS,
+    CacheReport,
     DocumentResult,
     Health,
     ProblemDetails,
@@ -66,6 +68,7 @@ PRINCIPAL: Final = "principal"
 # A document key is the rest of the path: it may hold "/" (the route's <key> is greedy).
 _GREEDY_KEY: Final = "<key>"
 HEALTH_PROBE_KEY: Final = ".cachesync/health-probe"
+X_CACHE: Final = "X-Cache"
 
 SECURITY_HEADERS: Final = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
@@ -109,6 +112,9 @@ class ApiDependencies:
     retention: timedelta
     version: str
     cors_origins: tuple[str, ...] = ()
+    caches: ApiCaches = field(
+        default_factory=lambda: ApiCaches.create(max_entries=0, ttl_seconds=0)
+    )
     logger: Logger | None = None
     clock: Callable[[], datetime] = _utc_now
 
@@ -141,7 +147,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
             allow_origin=deps.cors_origins[0],
             extra_origins=list(deps.cors_origins[1:]),
             allow_headers=["Authorization", "X-Api-Key", "Idempotency-Key", "If-None-Match"],
-            expose_headers=["ETag"],
+            expose_headers=["ETag", "X-Cache"],
         )
         if deps.cors_origins
         else None
@@ -225,7 +231,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         fields: Annotated[str | None, Query(description="Comma list of summary fields")] = None,
         next_token: Annotated[str | None, Query(min_length=1, max_length=8192)] = None,
-    ) -> QueryResult:
+    ) -> Response[QueryResult]:
         caller = principal()
         code = customer.strip().lower() if customer is not None else None
         if code is not None and caller.customers is not None and code not in caller.customers:
@@ -248,11 +254,17 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
             order=order,
             next_token=next_token,
         )
+        # The caller's key and customers are part of the key: a page (and its next_token,
+        # bound to the key) is never served to another caller.
+        cache_key = (caller.key_id, caller.customers, query.model_dump_json(), projection)
+        cached = deps.caches.queries.get(cache_key)
+        if cached is not None:
+            return _json_response(cached, {X_CACHE: "hit"})
         sealer = SigningSealer(deps.token_secret, caller.key_id, lifetime=deps.token_lifetime)
         page = deps.index_store_for(PageTokens(sealer)).query(query)
         index = plan_query(query, deps.clock(), None).index
         reached = page.items[-1].index_time if page.items else None
-        return QueryResult(
+        result = QueryResult(
             items=[_project(item, projection) for item in page.items],
             count=len(page.items),
             next_token=page.next_token,
@@ -262,6 +274,8 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
                 reached=reached,
             ),
         )
+        deps.caches.queries.put(cache_key, result)
+        return _json_response(result, {X_CACHE: "miss"})
 
     @app.get(
         "/v1/documents/<key>",
@@ -289,34 +303,23 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
     ) -> Response[Any]:
         # Any, not DocumentResult: a 304 has no body (the 200's model is declared above).
         caller = principal()
-        try:
-            read = deps.reader.get_document(key)
-        except DocumentNotFoundError as error:
-            raise not_found(f"no document at {key!r}") from error
-        parsed = parse_document(
-            key, read.body, s3_last_modified=deps.clock(), retention=deps.retention
-        )
-        if not caller.may_see(parsed.customers):
+        result = deps.caches.documents.get(key)
+        hit = result is not None
+        if result is None:
+            result = _read_document(deps, key)
+            deps.caches.documents.put(key, result)
+        if not caller.may_see(result.customers):
             # Not 403: whether a document of another customer exists is not the caller's business.
             raise not_found(f"no document at {key!r}")
-        etag = f'"{read.etag}"'
-        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        etag = f'"{result.etag}"'
+        headers = {
+            "ETag": etag,
+            "Cache-Control": "private, no-cache",
+            X_CACHE: "hit" if hit else "miss",
+        }
         if if_none_match is not None and _etag_matches(if_none_match, etag):
             return Response(status_code=304, headers=headers, body=None)
-        result = DocumentResult(
-            bucket=read.bucket,
-            key=read.key,
-            etag=read.etag,
-            version_id=read.version_id,
-            kind=parsed.kind.value,
-            doc_id=parsed.doc_id,
-            customers=list(parsed.customers),
-            source=read.source.value,
-            document=json.loads(read.body),
-        )
-        return Response(
-            status_code=200, content_type="application/json", body=result, headers=headers
-        )
+        return _json_response(result, headers)
 
     @app.put(
         "/v1/documents/<key>",
@@ -356,7 +359,11 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
             if not all(code in caller.customers for code in parsed.customers):
                 raise forbidden("this API key may only write documents naming its own customers")
             _require_writable(deps, caller, key)
-        receipt = deps.writer.write_document(key, document, idempotency_key=idempotency_key)
+        try:
+            receipt = deps.writer.write_document(key, document, idempotency_key=idempotency_key)
+        finally:
+            # Even a failed write may have changed S3 or the index.
+            deps.caches.written(key)
         return WriteResult.model_validate(receipt.model_dump(mode="json"))
 
     @app.delete(
@@ -386,7 +393,10 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         caller = principal()
         if caller.customers is not None and not _visible_or_absent(deps, caller, key):
             raise not_found(f"no document at {key!r}")
-        receipt = deps.writer.delete_document(key, idempotency_key=idempotency_key)
+        try:
+            receipt = deps.writer.delete_document(key, idempotency_key=idempotency_key)
+        finally:
+            deps.caches.written(key)
         return WriteResult.model_validate(receipt.model_dump(mode="json"))
 
     @app.get("/v1/health", summary="Health", tags=["service"], security=[{}])
@@ -397,10 +407,12 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
             reachable = False
         else:
             reachable = True
+        stats = deps.caches.stats()
         return Health(
             status="ok" if reachable else "degraded",
             version=deps.version,
             index_reachable=reachable,
+            cache=CacheReport(hits=stats.hits, misses=stats.misses, hit_ratio=stats.hit_ratio),
         )
 
     @app.get("/v1/openapi.json", include_in_schema=False)
@@ -504,6 +516,30 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
     """RFC 9110 weak comparison of ``etag`` with an If-None-Match list (``*`` matches all)."""
     candidates = [part.strip() for part in if_none_match.split(",")]
     return "*" in candidates or etag in [c.removeprefix("W/") for c in candidates]
+
+
+def _json_response(body: QueryResult | DocumentResult, headers: dict[str, str]) -> Response[Any]:
+    return Response(status_code=200, content_type="application/json", body=body, headers=headers)
+
+
+def _read_document(deps: ApiDependencies, key: str) -> DocumentResult:
+    """The document at ``key`` through the fallback reader; 404 when S3 has none."""
+    try:
+        read = deps.reader.get_document(key)
+    except DocumentNotFoundError as error:
+        raise not_found(f"no document at {key!r}") from error
+    parsed = parse_document(key, read.body, s3_last_modified=deps.clock(), retention=deps.retention)
+    return DocumentResult(
+        bucket=read.bucket,
+        key=read.key,
+        etag=read.etag,
+        version_id=read.version_id,
+        kind=parsed.kind.value,
+        doc_id=parsed.doc_id,
+        customers=list(parsed.customers),
+        source=read.source.value,
+        document=json.loads(read.body),
+    )
 
 
 def _visible_or_absent(deps: ApiDependencies, caller: Principal, key: str) -> bool:

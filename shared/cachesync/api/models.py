@@ -98,6 +98,16 @@ class WriteResult(BaseModel):
     customers: list[str] = Field(default_factory=list)
 
 
+class CacheReport(BaseModel):
+    """This process's memory cache since it started."""
+
+    model_config = ConfigDict(frozen=True)
+
+    hits: int
+    misses: int
+    hit_ratio: float | None
+
+
 class Health(BaseModel):
     """Whether this API instance can serve."""
 
@@ -106,6 +116,7 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     version: str
     index_reachable: bool
+    cache: CacheReport
 
 
 class ProblemDetails(BaseModel):

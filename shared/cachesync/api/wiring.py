@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger, Metrics
 
 from cachesync import aws_clients
 from cachesync.api.app import ApiDependencies, CacheSyncResolver, create_app
+from cachesync.api.cache import ApiCaches
 from cachesync.runtime import ClientOptions, build_reader, build_writer
 from cachesync.settings import ApiSettings
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
@@ -55,6 +56,9 @@ def build_api(
         retention=settings.retention,
         version=cachesync_version(),
         cors_origins=settings.cors_origins,
+        caches=ApiCaches.create(
+            max_entries=settings.api_cache_max_entries, ttl_seconds=settings.api_cache_ttl_seconds
+        ),
         logger=logger,
     )
     return create_app(deps)
