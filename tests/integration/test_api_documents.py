@@ -120,13 +120,19 @@ def test_unknown_routes_and_bad_parameters_are_problems(api_world: ApiWorld) -> 
     unknown = api_world.get("/v1/nothing-here", key)
     too_many = api_world.get("/v1/documents?limit=501", key)
     bad_date = api_world.get("/v1/documents?since=yesterday", key)
+    bad_status = api_world.get("/v1/documents?status=approved&status=aproved", key)
+    too_long = api_world.get("/v1/documents?since=2000-01-01&until=2020-01-01", key)
     # Then each is a problem, with the security headers
     assert unknown.status == 404
     assert too_many.status == 400
     assert too_many.json()["errors"][0]["location"] == "query.limit"
     assert bad_date.status == 400
     assert "since" in bad_date.json()["detail"]
-    for reply in (unknown, too_many, bad_date):
+    assert bad_status.status == 400
+    assert "aproved" in bad_status.json()["detail"]
+    assert too_long.status == 400
+    assert "window" in too_long.json()["detail"]
+    for reply in (unknown, too_many, bad_date, bad_status, too_long):
         assert reply.headers["content-type"] == "application/problem+json"
         assert reply.headers["x-content-type-options"] == "nosniff"
 

@@ -20,21 +20,24 @@ from cachesync.local.api_server import ResolverWsgiApp, event_from_environ
 ABSENT: Any = None  # a store the requests below must never reach
 
 
+def dependencies(cors_origins: tuple[str, ...] = ()) -> ApiDependencies:
+    return ApiDependencies(
+        index_store_for=cast(Any, ABSENT),
+        bucket="docs",
+        reader=ABSENT,
+        writer=ABSENT,
+        keys=ABSENT,
+        token_secret=b"s" * 32,
+        token_lifetime=timedelta(hours=1),
+        retention=timedelta(days=90),
+        version="1.2.3",
+        cors_origins=cors_origins,
+    )
+
+
 @pytest.fixture(scope="module")
 def app() -> Any:
-    return create_app(
-        ApiDependencies(
-            index_store_for=cast(Any, ABSENT),
-            bucket="docs",
-            reader=ABSENT,
-            writer=ABSENT,
-            keys=ABSENT,
-            token_secret=b"s" * 32,
-            token_lifetime=timedelta(hours=1),
-            retention=timedelta(days=90),
-            version="1.2.3",
-        )
-    )
+    return create_app(dependencies())
 
 
 def environ(path: str, query: str = "", method: str = "GET", **headers: str) -> dict[str, Any]:
@@ -123,3 +126,18 @@ def test_the_docs_page_has_its_own_strict_csp(app: Any) -> None:
     assert status == "200 OK"
     assert "script-src 'self';" in headers["Content-Security-Policy"]
     assert b"<script>" not in body
+
+
+def test_cors_allows_only_the_configured_origins() -> None:
+    # Given an API configured for one origin
+    app = create_app(dependencies(cors_origins=("https://app.example",)))
+    # When the docs are asked for from that origin and from another
+    _, allowed, _ = call(app, environ("/v1/docs", Origin="https://app.example"))
+    _, other, _ = call(app, environ("/v1/docs", Origin="https://evil.example"))
+    _, default, _ = call(
+        create_app(dependencies()), environ("/v1/docs", Origin="https://app.example")
+    )
+    # Then only the configured origin is allowed, and without configuration none is
+    assert allowed["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "Access-Control-Allow-Origin" not in other
+    assert "Access-Control-Allow-Origin" not in default

@@ -52,7 +52,7 @@ from cachesync.api.problems import (
     validation_problem,
 )
 from cachesync.api.tokens import SigningSealer
-from cachesync.documents import DocumentKind, parse_document
+from cachesync.documents import AnnouncementStatus, ChangeStatus, DocumentKind, parse_document
 from cachesync.exceptions import DocumentNotFoundError, IndexStoreError
 from cachesync.index_models import DocumentSummary, IndexQuery
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
@@ -69,6 +69,9 @@ PRINCIPAL: Final = "principal"
 _GREEDY_KEY: Final = "<key>"
 HEALTH_PROBE_KEY: Final = ".cachesync/health-probe"
 X_CACHE: Final = "X-Cache"
+KNOWN_STATUSES: Final = frozenset(s.value for s in (*ChangeStatus, *AnnouncementStatus))
+# Ten years: a page walk queries every period of the window (monthly for two indexes).
+MAX_WINDOW: Final = timedelta(days=3660)
 
 SECURITY_HEADERS: Final = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
@@ -236,10 +239,8 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         code = customer.strip().lower() if customer is not None else None
         if code is not None and caller.customers is not None and code not in caller.customers:
             raise forbidden(f"this API key may not query customer {code!r}")
-        statuses = sorted({s.strip() for s in status or () if s.strip()})
-        start, end = _moment("since", since), _moment("until", until)
-        if start is not None and end is not None and start >= end:
-            raise bad_request("since must be before until")
+        statuses = _statuses(status or [])
+        start, end = _window(since, until, deps.clock())
         projection = _projection(fields)
         query = IndexQuery(
             customer=code,
@@ -492,6 +493,27 @@ def _moment(name: str, text: str | None) -> datetime | None:
     except ValueError as error:
         raise bad_request(f"{name} is not an ISO 8601 date or date-time: {text!r}") from error
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _statuses(given: list[str]) -> list[str]:
+    """The distinct statuses asked for, sorted (one query, one token, whatever their order)."""
+    statuses = sorted({status.strip() for status in given if status.strip()})
+    unknown = [status for status in statuses if status not in KNOWN_STATUSES]
+    if unknown:
+        raise bad_request(f"unknown status: {', '.join(unknown)}", allowed=sorted(KNOWN_STATUSES))
+    return statuses
+
+
+def _window(
+    since: str | None, until: str | None, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """The query window; at most :data:`MAX_WINDOW` long (each period costs a DynamoDB query)."""
+    start, end = _moment("since", since), _moment("until", until)
+    if start is not None and end is not None and start >= end:
+        raise bad_request("since must be before until")
+    if (end or now) - (start or (end or now) - MAX_WINDOW) > MAX_WINDOW:
+        raise bad_request(f"the window spans more than {MAX_WINDOW.days} days: narrow it")
+    return start, end
 
 
 def _projection(fields: str | None) -> tuple[str, ...]:
