@@ -200,7 +200,7 @@ def api_world(
         s3=s3,
         environment=environment,
     )
-    command = [CLI, "api", "serve", "--port", str(port), "--workers", "1", "--threads", "8"]
+    command = [CLI, "api", "serve", "--port", str(port), "--workers", "2"]
     log = (cwd / "server.log").open("wb")
     with (
         log,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import threading
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -329,3 +330,35 @@ def test_keys_create_list_and_revoke_from_the_command_line(api_world: ApiWorld) 
     assert key.split("_", 2)[2] not in listed.stdout
     assert revoked.returncode == 0, revoked.stderr
     assert refused.status == 401
+
+
+def test_concurrent_requests_of_different_tenants_never_mix(
+    api_world: ApiWorld, tenants: dict[str, str]
+) -> None:
+    # Given an acme key and a globex key
+    keys = {
+        "acme": api_world.key(customers=("acme",)),
+        "globex": api_world.key(customers=("globex",)),
+    }
+    failures: list[str] = []
+
+    def client(customer: str) -> None:
+        for number in range(25):
+            # Distinct limits: no two requests share a cached page.
+            reply = api_world.get(f"/v1/documents?{WINDOW}&limit={number + 1}", keys[customer])
+            if reply.status != 200:
+                failures.append(f"{customer}: {reply.status} {reply.body[:120]!r}")
+            elif any(customer not in item["customers"] for item in reply.json()["items"]):
+                seen = [(item["key"], item["customers"]) for item in reply.json()["items"]]
+                failures.append(f"{customer} saw {seen}")
+
+    # When both query at once from eight threads
+    threads = [
+        threading.Thread(target=client, args=(customer,)) for customer in ("acme", "globex") * 4
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then every answer succeeded and held only the caller's documents
+    assert failures == []

@@ -15,8 +15,10 @@ from cachesync.settings import ApiSettings, load_settings, variable_name
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option(min=1, max=32, help="gunicorn worker processes.")] = 2,
-    threads: Annotated[int, typer.Option(min=1, max=64, help="Threads per worker.")] = 8,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Worker processes (each serves one request at a time)."),
+    ] = 4,
 ) -> None:
     """Serve the query API over HTTP (gunicorn) against the configured stack."""
     with command_output():
@@ -41,10 +43,10 @@ def serve(
             f"cachesync API on http://{host}:{port}/v1 (docs: http://{host}:{port}/v1/docs)",
             highlight=False,
         )
+
         serve_api(
             lambda: build_api(settings, client_options=options),
             host=host,
             port=port,
             workers=workers,
-            threads=threads,
         )

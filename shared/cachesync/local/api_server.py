@@ -9,6 +9,7 @@ resolver (and boto3 clients) after the fork.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -80,15 +81,24 @@ def event_from_environ(environ: WSGIEnvironment) -> dict[str, Any]:
 
 
 class ResolverWsgiApp:
-    """A WSGI application answering every request through the API's resolver."""
+    """A WSGI application answering every request through the API's resolver.
+
+    Powertools keeps the request being resolved in class attributes (``BaseRouter.current_event``,
+    shared by every resolver of the process): two requests resolved at once in one process
+    would read each other's headers, keys included. So a process resolves one request at a
+    time (the lock), and concurrency comes from gunicorn's worker processes.
+    """
 
     def __init__(self, resolver: CacheSyncResolver) -> None:
         self._resolver = resolver
+        self._lock = threading.Lock()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request."""
         context = cast("LambdaContext", LocalLambdaContext(function_name="query_api"))
-        result = self._resolver.resolve(event_from_environ(environ), context)
+        event = event_from_environ(environ)
+        with self._lock:
+            result = self._resolver.resolve(event, context)
         status = int(result["statusCode"])
         headers: list[tuple[str, str]] = []
         for name, values in (result.get("multiValueHeaders") or {}).items():
@@ -123,22 +133,16 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         return ResolverWsgiApp(self._build())
 
 
-def serve(
-    build: Callable[[], CacheSyncResolver],
-    *,
-    host: str,
-    port: int,
-    workers: int,
-    threads: int,
-) -> None:
-    """Serve the API until interrupted (gthread workers; no control socket, see facts)."""
+def serve(build: Callable[[], CacheSyncResolver], *, host: str, port: int, workers: int) -> None:
+    """Serve the API until interrupted: ``workers`` processes, one request at a time each
+    (see :class:`ResolverWsgiApp`); gthread workers for HTTP keep-alive."""
     ApiServer(
         build,
         {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread" if threads > 1 else "sync",
+            "threads": 1,
+            "worker_class": "gthread",
             # gunicorn 23+ would create a control socket under the home folder.
             "control_socket_disable": True,
             "timeout": 30,
