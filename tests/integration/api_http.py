@@ -200,7 +200,9 @@ def api_world(
         s3=s3,
         environment=environment,
     )
-    command = [CLI, "api", "serve", "--port", str(port), "--workers", "2"]
+    # One worker: its memory cache sees every write of the tests (another worker's cache would
+    # serve what it holds until its TTL, as in production).
+    command = [CLI, "api", "serve", "--port", str(port), "--workers", "1"]
     log = (cwd / "server.log").open("wb")
     with (
         log,
