@@ -99,6 +99,31 @@ def test_an_idempotency_key_replays_the_first_receipt_and_refuses_another_body(
     assert conflict.json()["type"] == "urn:cachesync:problem:idempotency-conflict"
 
 
+def test_idempotency_keys_of_different_api_keys_never_collide(api_world: ApiWorld) -> None:
+    # Given two writer keys choosing the same idempotency key
+    first, second = (api_world.key(scopes=(Scope.WRITE,)) for _ in range(2))
+    headers = {"Idempotency-Key": "shared-value"}
+    # When each writes its own document with it
+    one = api_world.request(
+        "PUT",
+        "/v1/documents/changes/idem-a.json",
+        key=first,
+        headers=headers,
+        body=change("CHG-A", modified=NOW),
+    )
+    two = api_world.request(
+        "PUT",
+        "/v1/documents/changes/idem-b.json",
+        key=second,
+        headers=headers,
+        body=change("CHG-B", modified=NOW),
+    )
+    # Then both are written, each at its own key
+    assert one.status == 200, one.body
+    assert two.status == 200, two.body
+    assert two.json()["key"] == "changes/idem-b.json"
+
+
 def test_an_invalid_document_is_a_422_problem_naming_the_field(api_world: ApiWorld) -> None:
     # Given a writer key / When a document without its id is put
     key = api_world.key(scopes=(Scope.READ, Scope.WRITE))

@@ -361,7 +361,9 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
                 raise forbidden("this API key may only write documents naming its own customers")
             _require_writable(deps, caller, key)
         try:
-            receipt = deps.writer.write_document(key, document, idempotency_key=idempotency_key)
+            receipt = deps.writer.write_document(
+                key, document, idempotency_key=_scoped(caller, idempotency_key)
+            )
         finally:
             # Even a failed write may have changed S3 or the index.
             deps.caches.written(key)
@@ -395,7 +397,9 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         if caller.customers is not None and not _visible_or_absent(deps, caller, key):
             raise not_found(f"no document at {key!r}")
         try:
-            receipt = deps.writer.delete_document(key, idempotency_key=idempotency_key)
+            receipt = deps.writer.delete_document(
+                key, idempotency_key=_scoped(caller, idempotency_key)
+            )
         finally:
             deps.caches.written(key)
         return WriteResult.model_validate(receipt.model_dump(mode="json"))
@@ -538,6 +542,12 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
     """RFC 9110 weak comparison of ``etag`` with an If-None-Match list (``*`` matches all)."""
     candidates = [part.strip() for part in if_none_match.split(",")]
     return "*" in candidates or etag in [c.removeprefix("W/") for c in candidates]
+
+
+def _scoped(caller: Principal, idempotency_key: str | None) -> str | None:
+    """An idempotency key per API key: two callers choosing the same value never collide (nor
+    learn of each other's calls)."""
+    return None if idempotency_key is None else f"{caller.key_id}:{idempotency_key}"
 
 
 def _json_response(body: QueryResult | DocumentResult, headers: dict[str, str]) -> Response[Any]:
