@@ -89,7 +89,9 @@ class ApiWorld:
         if key is not None:
             sent.setdefault("Authorization", f"Bearer {key}")
         payload = None
-        if body is not None:
+        if isinstance(body, str):
+            payload = body.encode()  # sent as is, valid JSON or not
+        elif body is not None:
             payload = json.dumps(body).encode()
             sent["Content-Type"] = "application/json"
         connection = http.client.HTTPConnection(self.host, self.port, timeout=30)

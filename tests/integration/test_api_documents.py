@@ -147,6 +147,13 @@ def test_unknown_routes_and_bad_parameters_are_problems(api_world: ApiWorld) -> 
     bad_date = api_world.get("/v1/documents?since=yesterday", key)
     bad_status = api_world.get("/v1/documents?status=approved&status=aproved", key)
     too_long = api_world.get("/v1/documents?since=2000-01-01&until=2020-01-01", key)
+    not_json = api_world.request(
+        "PUT",
+        "/v1/documents/changes/x.json",
+        key=api_world.key(scopes=(Scope.WRITE,)),
+        headers={"Content-Type": "application/json"},
+        body="{not json",
+    )
     # Then each is a problem, with the security headers
     assert unknown.status == 404
     assert too_many.status == 400
@@ -157,7 +164,8 @@ def test_unknown_routes_and_bad_parameters_are_problems(api_world: ApiWorld) -> 
     assert "aproved" in bad_status.json()["detail"]
     assert too_long.status == 400
     assert "window" in too_long.json()["detail"]
-    for reply in (unknown, too_many, bad_date, bad_status, too_long):
+    assert not_json.status == 400
+    for reply in (unknown, too_many, bad_date, bad_status, too_long, not_json):
         assert reply.headers["content-type"] == "application/problem+json"
         assert reply.headers["x-content-type-options"] == "nosniff"
 
