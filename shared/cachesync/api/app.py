@@ -404,8 +404,18 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
             deps.caches.written(key)
         return WriteResult.model_validate(receipt.model_dump(mode="json"))
 
-    @app.get("/v1/health", summary="Health", tags=["service"], security=[{}])
-    def health() -> Health:
+    @app.get(
+        "/v1/health",
+        summary="Health",
+        description="No key needed. 503 when the index cannot be reached (for load balancers).",
+        responses={
+            200: {"description": "Serving", "content": {"application/json": {"model": Health}}},
+            503: {"description": "Degraded", "content": {"application/json": {"model": Health}}},
+        },
+        tags=["service"],
+        security=[{}],
+    )
+    def health() -> Response[Any]:
         try:
             deps.index_store_for(PageTokens()).get_state(deps.bucket, HEALTH_PROBE_KEY)
         except IndexStoreError:
@@ -413,11 +423,14 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         else:
             reachable = True
         stats = deps.caches.stats()
-        return Health(
+        report = Health(
             status="ok" if reachable else "degraded",
             version=deps.version,
             index_reachable=reachable,
             cache=CacheReport(hits=stats.hits, misses=stats.misses, hit_ratio=stats.hit_ratio),
+        )
+        return Response(
+            status_code=200 if reachable else 503, content_type="application/json", body=report
         )
 
     @app.get("/v1/openapi.json", include_in_schema=False)
