@@ -94,6 +94,21 @@ _PROBLEM_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
         (503, "A backing store is unavailable"),
     )
 }
+_WRITE_PROBLEM_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
+    **_PROBLEM_RESPONSES,
+    **{
+        status: {
+            "description": description,
+            "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
+        }
+        for status, description in (
+            (409, "A concurrent write to the same key, or a replay still running: retry"),
+            (422, "An Idempotency-Key reused with another request"),
+            (429, "The write rate limit was reached: retry after Retry-After"),
+            (502, "S3 refused the write (the index was restored)"),
+        )
+    },
+}
 
 
 def _utc_now() -> datetime:
@@ -333,15 +348,11 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
                 "description": "The receipt",
                 "content": {"application/json": {"model": WriteResult}},
             },
-            409: {
-                "description": "Concurrent write; retry",
-                "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
-            },
+            **_WRITE_PROBLEM_RESPONSES,
             422: {
                 "description": "Invalid document, or an Idempotency-Key reused with another body",
                 "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
             },
-            **_PROBLEM_RESPONSES,
         },
         tags=["documents"],
     )
@@ -383,7 +394,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
                 "description": "A document the key may not see",
                 "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
             },
-            **_PROBLEM_RESPONSES,
+            **_WRITE_PROBLEM_RESPONSES,
         },
         tags=["documents"],
     )
