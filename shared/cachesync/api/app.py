@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from aws_lambda_powertools import Logger
@@ -32,7 +32,6 @@ from cachesync.api.cache import ApiCaches
 from cachesync.api.docs import DOCS_CSP, DOCS_PAGE, docs_asset
 from cachesync.api.keys import InvalidApiKeyError, Principal, Scope, split_key, verify
 from cachesync.api.models import (
-    SUMMARY_FIELDS,
     CacheReport,
     DocumentResult,
     Health,
@@ -41,10 +40,16 @@ from cachesync.api.models import (
     QueryResult,
     WriteResult,
 )
+from cachesync.api.parameters import (
+    etag_matches,
+    parse_projection,
+    parse_statuses,
+    parse_window,
+    project,
+)
 from cachesync.api.problems import (
     PROBLEM_CONTENT_TYPE,
     Problem,
-    bad_request,
     forbidden,
     not_found,
     problem_for,
@@ -52,9 +57,9 @@ from cachesync.api.problems import (
     validation_problem,
 )
 from cachesync.api.tokens import SigningSealer
-from cachesync.documents import AnnouncementStatus, ChangeStatus, DocumentKind, parse_document
+from cachesync.documents import DocumentKind, parse_document
 from cachesync.exceptions import DocumentNotFoundError, IndexStoreError
-from cachesync.index_models import DocumentSummary, IndexQuery
+from cachesync.index_models import IndexQuery
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.index_query_plan import plan_query
 from cachesync.stores.page_tokens import PageTokens
@@ -69,9 +74,6 @@ PRINCIPAL: Final = "principal"
 _GREEDY_KEY: Final = "<key>"
 HEALTH_PROBE_KEY: Final = ".cachesync/health-probe"
 X_CACHE: Final = "X-Cache"
-KNOWN_STATUSES: Final = frozenset(s.value for s in (*ChangeStatus, *AnnouncementStatus))
-# Ten years: a page walk queries every period of the window (monthly for two indexes).
-MAX_WINDOW: Final = timedelta(days=3660)
 
 SECURITY_HEADERS: Final = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
@@ -254,9 +256,9 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         code = customer.strip().lower() if customer is not None else None
         if code is not None and caller.customers is not None and code not in caller.customers:
             raise forbidden(f"this API key may not query customer {code!r}")
-        statuses = _statuses(status or [])
-        start, end = _window(since, until, deps.clock())
-        projection = _projection(fields)
+        statuses = parse_statuses(status or [])
+        start, end = parse_window(since, until, deps.clock())
+        projection = parse_projection(fields)
         query = IndexQuery(
             customer=code,
             status=statuses[0] if len(statuses) == 1 else None,
@@ -281,7 +283,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         index = plan_query(query, deps.clock(), None).index
         reached = page.items[-1].index_time if page.items else None
         result = QueryResult(
-            items=[_project(item, projection) for item in page.items],
+            items=[project(item, projection) for item in page.items],
             count=len(page.items),
             next_token=page.next_token,
             progress=QueryProgress(
@@ -333,7 +335,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
             "Cache-Control": "private, no-cache",
             X_CACHE: "hit" if hit else "miss",
         }
-        if if_none_match is not None and _etag_matches(if_none_match, etag):
+        if if_none_match is not None and etag_matches(if_none_match, etag):
             return Response(status_code=304, headers=headers, body=None)
         return _json_response(result, headers)
 
@@ -507,65 +509,6 @@ def _authenticate(app: EventHandlerInstance, keys: DynamoDBApiKeyStore) -> Princ
         return verify(keys.get(key_id), secret)
     except InvalidApiKeyError as error:
         raise unauthorized(str(error)) from error
-
-
-def _moment(name: str, text: str | None) -> datetime | None:
-    """An ISO 8601 date (midnight UTC) or date-time (UTC when it names no zone)."""
-    if text is None:
-        return None
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        moment = datetime.fromisoformat(text)
-    except ValueError as error:
-        raise bad_request(f"{name} is not an ISO 8601 date or date-time: {text!r}") from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _statuses(given: list[str]) -> list[str]:
-    """The distinct statuses asked for, sorted (one query, one token, whatever their order)."""
-    statuses = sorted({status.strip() for status in given if status.strip()})
-    unknown = [status for status in statuses if status not in KNOWN_STATUSES]
-    if unknown:
-        raise bad_request(f"unknown status: {', '.join(unknown)}", allowed=sorted(KNOWN_STATUSES))
-    return statuses
-
-
-def _window(
-    since: str | None, until: str | None, now: datetime
-) -> tuple[datetime | None, datetime | None]:
-    """The query window; at most :data:`MAX_WINDOW` long (each period costs a DynamoDB query)."""
-    start, end = _moment("since", since), _moment("until", until)
-    if start is not None and end is not None and start >= end:
-        raise bad_request("since must be before until")
-    if (end or now) - (start or (end or now) - MAX_WINDOW) > MAX_WINDOW:
-        raise bad_request(f"the window spans more than {MAX_WINDOW.days} days: narrow it")
-    return start, end
-
-
-def _projection(fields: str | None) -> tuple[str, ...]:
-    if fields is None:
-        return SUMMARY_FIELDS
-    wanted = tuple(dict.fromkeys(name.strip() for name in fields.split(",") if name.strip()))
-    unknown = [name for name in wanted if name not in SUMMARY_FIELDS]
-    if unknown or not wanted:
-        raise bad_request(
-            f"unknown fields: {', '.join(unknown) or '(none given)'}",
-            allowed=list(SUMMARY_FIELDS),
-        )
-    return wanted
-
-
-def _project(item: DocumentSummary, fields: tuple[str, ...]) -> dict[str, Any]:
-    data = item.model_dump(mode="json")
-    return {name: data[name] for name in fields}
-
-
-def _etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 weak comparison of ``etag`` with an If-None-Match list (``*`` matches all)."""
-    candidates = [part.strip() for part in if_none_match.split(",")]
-    return "*" in candidates or etag in [c.removeprefix("W/") for c in candidates]
 
 
 def _scoped(caller: Principal, idempotency_key: str | None) -> str | None:
