@@ -137,9 +137,11 @@ class DynamoDBApiKeyStore:
         try:
             return self._retry.call(operation, fn)
         except ClientError as error:
-            raise _translate(operation, error) from error
+            raise _translate(operation, error, self._table) from error
         except BotoCoreError as error:
-            raise IndexUnavailableError(operation, type(error).__name__, str(error)) from error
+            raise IndexUnavailableError(
+                operation, type(error).__name__, f"API keys table {self._table}: {error}"
+            ) from error
 
 
 def _item(record: ApiKeyRecord) -> dict[str, Any]:
@@ -168,10 +170,11 @@ def _record(item: dict[str, Any]) -> ApiKeyRecord:
     )
 
 
-def _translate(operation: str, error: ClientError) -> CacheSyncError:
+def _translate(operation: str, error: ClientError, table: str) -> CacheSyncError:
     """The one place DynamoDB error codes of the keys table become cachesync errors."""
     code = error_code(error)
-    message = str(error.response.get("Error", {}).get("Message", error))
+    # Named: the errors say "index", and a missing keys table is the likely cause here.
+    message = f"API keys table {table}: {error.response.get('Error', {}).get('Message', error)}"
     if code == "ConditionalCheckFailedException":
         return _KeyExistsError(message)
     if _is_transient(error):
