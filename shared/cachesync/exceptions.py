@@ -252,3 +252,11 @@ class FunctionUnavailableError(FunctionInvokeError):
 
 class FunctionRequestError(FunctionInvokeError):
     """Lambda refused the invocation (no such function, access denied, payload too large)."""
+
+
+class ApiKeyNotFoundError(CacheSyncError):
+    """No API key has this key id."""
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(f"no API key {key_id!r}")

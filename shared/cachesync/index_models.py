@@ -170,6 +170,11 @@ class IndexQuery(BaseModel):
 
     customer: str | None = None
     status: str | None = None
+    statuses: tuple[str, ...] = ()
+    """Any of these statuses (two or more; one goes in ``status``): a filter on the time index
+    (or the customer index with a customer), since a status index serves one status only."""
+    within_customers: tuple[str, ...] | None = None
+    """Only documents naming one of these customers (an API key's tenancy; ``None``: any)."""
     kind: DocumentKind | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -181,6 +186,16 @@ class IndexQuery(BaseModel):
     def _window_is_ordered(self) -> IndexQuery:
         if self.since and self.until and self.since > self.until:
             raise InvalidQueryError(f"since ({self.since}) is after until ({self.until})")
+        if self.status is not None and self.statuses:
+            raise InvalidQueryError("give one status in status, or several in statuses")
+        if self.within_customers is not None and not self.within_customers:
+            raise InvalidQueryError("within_customers names no customer")
+        if (
+            self.customer is not None
+            and self.within_customers is not None
+            and self.customer.strip().lower() not in self.within_customers
+        ):
+            raise InvalidQueryError(f"customer {self.customer!r} is outside within_customers")
         return self
 
 

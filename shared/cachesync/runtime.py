@@ -18,6 +18,7 @@ from cachesync.fallback_reader import FallbackReader
 from cachesync.rate_limit import rate_limiter
 from cachesync.reconcile import Reconciler
 from cachesync.settings import (
+    ApiSettings,
     BackfillSettings,
     BaseSettings,
     CliSettings,
@@ -79,7 +80,8 @@ def build_event_sync(settings: SyncSettings) -> S3EventSync:
 
 
 def build_writer(
-    settings: WriteThroughSettings | CliSettings, client_options: ClientOptions | None = None
+    settings: WriteThroughSettings | CliSettings | ApiSettings,
+    client_options: ClientOptions | None = None,
 ) -> DocumentWriter:
     """The write-through use case, with its idempotency store and shared rate limiter."""
     client_options = client_options or {}
@@ -103,7 +105,7 @@ def build_writer(
 
 
 def build_reader(
-    settings: FallbackReadSettings | CliSettings,
+    settings: FallbackReadSettings | CliSettings | ApiSettings,
     *,
     logger: Logger | None = None,
     metrics: Metrics | None = None,

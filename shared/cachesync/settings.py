@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Final, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from cachesync.api_keys_schema import API_KEYS_TABLE_NAME_DEFAULT
 from cachesync.exceptions import ConfigurationError
 from cachesync.validation_errors import first_validation_error
 
@@ -125,3 +126,40 @@ class BackfillSettings(BaseSettings):
     backfill_stop_margin_seconds: float = Field(default=30.0, ge=0, le=900)
     """A backfill request starts no new page with less time left than this (or than twice the
     slowest page so far), and returns its continuation instead."""
+
+
+class ApiKeysSettings(BaseModel):
+    """Where API keys live (the query API and ``cachesync keys``)."""
+
+    api_keys_table_name: str = Field(
+        default=API_KEYS_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """The API keys table (layout: ``api_keys_schema.py``)."""
+
+
+class ApiKeysCliSettings(BaseSettings, ApiKeysSettings):
+    """Settings of ``cachesync keys``."""
+
+
+class ApiSettings(BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSettings):
+    """Settings of the query API (the ``query_api`` function and ``cachesync api serve``)."""
+
+    idempotency_table_name: str | None = None
+    """Without it, an ``Idempotency-Key`` header is refused."""
+    api_token_secret: SecretStr = Field(min_length=32)
+    """Signs pagination tokens (HMAC-SHA256); at least 32 characters, the same in every process
+    that serves the API."""
+    api_token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+    """How long a pagination token stays valid."""
+    api_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=3600)
+    """How long this process serves a query page or a document from memory (0: no cache).
+    Writes through this process evict at once; other writers show after at most this long."""
+    api_cache_max_entries: int = Field(default=10_000, ge=0, le=1_000_000)
+    """Bound of each memory cache (least recently used entries go first)."""
+    api_cors_origins: str = ""
+    """Comma-separated origins allowed by CORS; empty (the default): CORS off."""
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        """:attr:`api_cors_origins` as a tuple."""
+        return tuple(o.strip() for o in self.api_cors_origins.split(",") if o.strip())

@@ -59,6 +59,24 @@ def test_query_pages_through_a_customer_as_json(index_store: DynamoDBIndexStore)
 
 
 @pytest.mark.usefixtures("cli_env")
+def test_query_all_concatenates_every_page(index_store: DynamoDBIndexStore) -> None:
+    # Given five documents of one customer
+    for number in range(5):
+        index_store.put_document(entry(f"changes/all{number}.json", customers=["initech"]))
+    # When the CLI walks them two a page with --all
+    result = runner.invoke(
+        app, ["query", "--customer", "initech", "--limit", "2", "--all", "--json"]
+    )
+    # Then one document lists all five once, without a token
+    assert result.exit_code == 0, result.output
+    page = json.loads(result.output)
+    assert sorted(item["key"] for item in page["items"]) == [
+        f"changes/all{number}.json" for number in range(5)
+    ]
+    assert page["next_token"] is None
+
+
+@pytest.mark.usefixtures("cli_env")
 def test_query_table_output_and_get(index_store: DynamoDBIndexStore) -> None:
     index_store.put_document(entry("changes/shown.json", customers=["globex"]))
     table = runner.invoke(app, ["query", "--customer", "globex"])

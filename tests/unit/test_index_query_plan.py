@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from cachesync.documents import DocumentKind
+from cachesync.exceptions import InvalidQueryError
 from cachesync.index_models import IndexQuery
 from cachesync.index_schema import CUSTOMER_TIME_INDEX, STATUS_TIME_INDEX, TIME_RANGE_INDEX
 from cachesync.ordering import format_time
@@ -78,3 +81,42 @@ def test_the_next_page_starts_in_the_same_period_or_the_next() -> None:
     assert next_position(plan, 1, {"pk": "x"}) == 1
     assert next_position(plan, 1, None) == 2
     assert next_position(plan, 2, None) is None
+
+
+def test_several_statuses_filter_the_time_index() -> None:
+    # Given a query for any of two statuses
+    query = IndexQuery(statuses=("approved", "draft"), since=JAN, until=NOW)
+    # When it is planned
+    plan = plan_query(query, NOW, None)
+    request = plan.period_request(0)
+    # Then the time index serves it and an IN filter keeps either status
+    assert plan.index.name == "TimeRangeIndex"
+    assert "#f1 IN (:f1_0, :f1_1)" in request["FilterExpression"]
+    assert request["ExpressionAttributeValues"][":f1_1"] == {"S": "draft"}
+
+
+def test_a_tenancy_of_one_customer_reads_that_customers_partition() -> None:
+    # Given a query limited to one customer, without a customer parameter
+    query = IndexQuery(within_customers=("acme",), status="approved")
+    # When it is planned
+    plan = plan_query(query, NOW, None)
+    # Then it is a customer query (status filtered), with no further filter on customers
+    assert plan.index.name == "CustomerTimeIndex"
+    assert plan.partitions[0] == "acme#2026"
+    assert all(condition.attribute != "customers" for condition in plan.filters)
+
+
+def test_a_tenancy_of_several_customers_filters_on_the_named_customers() -> None:
+    # Given a query limited to two customers
+    query = IndexQuery(within_customers=("acme", "globex"))
+    # When it is planned
+    request = plan_query(query, NOW, None).period_request(0)
+    # Then any document naming one of them passes the filter
+    assert "(contains(#f1, :f1_0) OR contains(#f1, :f1_1))" in request["FilterExpression"]
+    assert request["ExpressionAttributeNames"]["#f1"] == "customers"
+
+
+def test_a_customer_outside_the_tenancy_is_refused() -> None:
+    # Given / When / Then a customer outside the query's tenancy cannot be planned
+    with pytest.raises(InvalidQueryError, match="outside"):
+        IndexQuery(customer="globex", within_customers=("acme",))

@@ -7,7 +7,7 @@ import warnings
 
 import typer
 
-from cachesync.cli import index_commands, jobs, local_stack
+from cachesync.cli import api_commands, index_commands, jobs, keys_commands, local_stack
 from cachesync.cli.output import EXIT_ERROR, show_usage_error
 
 app = typer.Typer(
@@ -19,6 +19,10 @@ app = typer.Typer(
 )
 local_app = typer.Typer(help="The embedded local AWS stack.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
+api_app = typer.Typer(help="The query API over HTTP.", no_args_is_help=True)
+app.add_typer(api_app, name="api")
+keys_app = typer.Typer(help="API keys of the query API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 local_app.command("up")(local_stack.local_up)
 app.command()(local_stack.invoke)
@@ -28,6 +32,10 @@ app.command()(index_commands.put)
 app.command()(index_commands.delete)
 app.command()(jobs.backfill)
 app.command()(jobs.verify)
+api_app.command("serve")(api_commands.serve)
+keys_app.command("create")(keys_commands.create)
+keys_app.command("list")(keys_commands.list_keys)
+keys_app.command("revoke")(keys_commands.revoke)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from cachesync.cli.configuration import load_configuration
 from cachesync.cli.output import EXIT_NOT_FOUND, command_output, errors, print_summaries
 from cachesync.documents import AnnouncementStatus, ChangeStatus, DocumentKind
 from cachesync.exceptions import DocumentNotFoundError
-from cachesync.index_models import IndexQuery, SortOrder
+from cachesync.index_models import IndexQuery, QueryPage, SortOrder
 from cachesync.runtime import build_reader, build_stores, build_writer
 
 KNOWN_STATUSES: Final = {status.value for status in (*ChangeStatus, *AnnouncementStatus)}
@@ -33,6 +33,9 @@ def query(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Page size.")] = 50,
     order: Annotated[str, typer.Option(help="asc or desc (by index time).")] = "desc",
     next_token: Annotated[str | None, typer.Option(help="Token of the previous page.")] = None,
+    all_pages: Annotated[
+        bool, typer.Option("--all", help="Walk every page (--limit per page) and list them all.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List documents by customer, status, kind and time range."""
@@ -46,18 +49,24 @@ def query(
         sort_order: SortOrder = "asc" if order == "asc" else "desc"
         configuration = load_configuration()
         store, _ = build_stores(configuration.settings, configuration.client_options)
-        page = store.query(
-            IndexQuery(
-                customer=customer,
-                status=status,
-                kind=type_,
-                since=since,
-                until=until,
-                limit=limit,
-                order=sort_order,
-                next_token=next_token,
-            )
+        query = IndexQuery(
+            customer=customer,
+            status=status,
+            kind=type_,
+            since=since,
+            until=until,
+            limit=limit,
+            order=sort_order,
+            next_token=next_token,
         )
+        page = store.query(query)
+        if all_pages:
+            # Result concatenation: one page holding every item, in order, and no token.
+            items = list(page.items)
+            while page.next_token:
+                page = store.query(query.model_copy(update={"next_token": page.next_token}))
+                items += page.items
+            page = QueryPage(items=items, next_token=None)
         if as_json:
             results.json(page.model_dump_json(indent=2))
             return

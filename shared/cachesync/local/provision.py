@@ -1,9 +1,10 @@
 """Creates the AWS resources cachesync needs on local emulators; running it again is harmless.
 
-What it creates mirrors ``infra/``: the documents bucket, the index and idempotency tables (with
-TTL), one queue per event kind each with a dead-letter queue, and the bucket notifications that
-feed the queues. Every AWS error is translated into :class:`LocalStackError` by :func:`_step`;
-the "already exists" answers that make a second run harmless are caught where they can occur.
+What it creates mirrors ``infra/``: the documents bucket, the index, idempotency and API keys
+tables (with TTL), one queue per event kind each with a dead-letter queue, and the bucket
+notifications that feed the queues. Every AWS error is translated into :class:`LocalStackError`
+by :func:`_step`; the "already exists" answers that make a second run harmless are caught where
+they can occur.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from cachesync import index_schema
+from cachesync import api_keys_schema, index_schema
 from cachesync.exceptions import LocalStackError
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class LocalResources(BaseModel):
     bucket_name: str = "cachesync-documents"
     table_name: str = index_schema.TABLE_NAME_DEFAULT
     idempotency_table_name: str = index_schema.IDEMPOTENCY_TABLE_NAME_DEFAULT
+    api_keys_table_name: str = api_keys_schema.API_KEYS_TABLE_NAME_DEFAULT
     created_queue_name: str = "cachesync-object-created"
     removed_queue_name: str = "cachesync-object-removed"
     max_receive_count: int = Field(default=3, ge=1, le=1000)
@@ -116,6 +118,11 @@ def provision(
         index_schema.create_idempotency_table_request(resources.idempotency_table_name),
         index_schema.IDEMPOTENCY_TTL_ATTRIBUTE,
     )
+    _create_table(
+        dynamodb_client,
+        api_keys_schema.create_api_keys_table_request(resources.api_keys_table_name),
+        api_keys_schema.TTL_ATTRIBUTE,
+    )
     with _step(f"create bucket {resources.bucket_name}"):
         try:
             s3_client.create_bucket(Bucket=resources.bucket_name)
@@ -157,7 +164,12 @@ def provision(
 
     with _step("wait for the tables to become active"):
         waiter = dynamodb_client.get_waiter("table_exists")
-        for table in (resources.table_name, resources.idempotency_table_name):
+        tables = (
+            resources.table_name,
+            resources.idempotency_table_name,
+            resources.api_keys_table_name,
+        )
+        for table in tables:
             waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
     return ProvisionedResources(

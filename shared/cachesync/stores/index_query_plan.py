@@ -1,9 +1,11 @@
 """Query planning for the index: which GSI, which time periods, which filters; no I/O.
 
 A query by customer is served by ``CustomerTimeIndex`` (a status then filters), a query by status
-alone by ``StatusTimeIndex``, any other by ``TimeRangeIndex``. GSI partition keys carry a time
-period (``index_schema.py``), so a query walks the periods of its window in order, one DynamoDB
-Query per period (and per page of it). The store runs the requests; this module decides them.
+alone by ``StatusTimeIndex``, any other by ``TimeRangeIndex``; several statuses, a kind and a
+tenancy of several customers are filters; a tenancy of one customer is a query by that customer.
+GSI partition keys carry a time period (``index_schema.py``), so a query walks the periods of its
+window in order, one DynamoDB Query per period (and per page of it). The store runs the
+requests; this module decides them.
 """
 
 from __future__ import annotations
@@ -35,14 +37,30 @@ class Filter:
 
     attribute: str
     value: Any
+    """One value, or a tuple of values for ``any_of`` and ``names_any``."""
     not_expired: bool = False
     """``True``: the attribute is a TTL that must be absent or later than ``value`` (now)."""
+    any_of: bool = False
+    """``True``: the attribute equals one of the values."""
+    names_any: bool = False
+    """``True``: the attribute is a list holding at least one of the values."""
+
+    def placeholders(self, value: str) -> dict[str, Any]:
+        """The value placeholders of this filter, derived from ``value``, and their values."""
+        if isinstance(self.value, tuple):
+            return {f"{value}_{n}": item for n, item in enumerate(self.value)}
+        return {value: self.value}
 
     def expression(self, name: str, value: str) -> str:
         """This filter with the placeholders ``name`` and ``value``."""
         if self.not_expired:
             # DynamoDB deletes expired items only eventually: hide them until it does.
             return f"(attribute_not_exists({name}) OR {name} > {value})"
+        if self.any_of:
+            return f"{name} IN ({', '.join(self.placeholders(value))})"
+        if self.names_any:
+            named = " OR ".join(f"contains({name}, {v})" for v in self.placeholders(value))
+            return f"({named})"
         return f"{name} = {value}"
 
 
@@ -69,7 +87,7 @@ class QueryPlan:
         filters = []
         for number, condition in enumerate(self.filters):
             names[f"#f{number}"] = condition.attribute
-            values[f":f{number}"] = condition.value
+            values.update(condition.placeholders(f":f{number}"))
             filters.append(condition.expression(f"#f{number}", f":f{number}"))
         return {
             "IndexName": self.index.name,
@@ -95,9 +113,18 @@ def plan_query(query: IndexQuery, now: datetime, window: tuple[str, str] | None)
     filters = [Filter(Attr.EXPIRES_AT, int(now.timestamp()), not_expired=True)]
     if query.kind is not None:
         filters.append(Filter(Attr.KIND, DocumentKind(query.kind).value))
+    if query.statuses:
+        filters.append(Filter(Attr.STATUS, tuple(query.statuses), any_of=True))
+    customer = query.customer
+    tenancy = query.within_customers
+    if customer is None and tenancy is not None and len(tenancy) == 1:
+        # A key limited to one customer reads that customer's index partition directly.
+        customer = tenancy[0]
+    elif customer is None and tenancy is not None:
+        filters.append(Filter(Attr.CUSTOMERS, tuple(tenancy), names_any=True))
     index, value = TIME_RANGE_INDEX, None
-    if query.customer is not None:
-        index, value = CUSTOMER_TIME_INDEX, query.customer.strip().lower()
+    if customer is not None:
+        index, value = CUSTOMER_TIME_INDEX, customer.strip().lower()
         if query.status is not None:
             filters.append(Filter(Attr.STATUS, query.status))
     elif query.status is not None:

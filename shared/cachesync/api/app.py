@@ -1,0 +1,557 @@
+"""The query API: routes under ``/v1`` on Powertools' REST API resolver.
+
+The same resolver answers API Gateway (``functions/query_api``) and the local WSGI server
+(``local/api_server.py``). API Gateway's REST API (Lambda proxy, payload 1.0) is the target:
+it has per-route throttling and usage plans, WAF, access logs and stage variables, and its
+payload 1.0 carries repeated query parameters (``status=a&status=b``) as lists.
+
+Every response gets the security headers; every error is an RFC 9457 problem (``problems.py``).
+Routes check the caller's key and scope (a route middleware), then its tenancy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.types import EventHandlerInstance
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cachesync.api.cache import ApiCaches
+from cachesync.api.docs import DOCS_CSP, DOCS_PAGE, docs_asset
+from cachesync.api.keys import InvalidApiKeyError, Principal, Scope, split_key, verify
+from cachesync.api.models import (
+    CacheReport,
+    DocumentResult,
+    Health,
+    ProblemDetails,
+    QueryProgress,
+    QueryResult,
+    WriteResult,
+)
+from cachesync.api.parameters import (
+    etag_matches,
+    parse_projection,
+    parse_statuses,
+    parse_window,
+    project,
+)
+from cachesync.api.problems import (
+    PROBLEM_CONTENT_TYPE,
+    Problem,
+    forbidden,
+    not_found,
+    problem_for,
+    unauthorized,
+    validation_problem,
+)
+from cachesync.api.tokens import SigningSealer
+from cachesync.documents import DocumentKind, parse_document
+from cachesync.exceptions import DocumentNotFoundError, IndexStoreError
+from cachesync.index_models import IndexQuery
+from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+from cachesync.stores.index_query_plan import plan_query
+from cachesync.stores.page_tokens import PageTokens
+
+if TYPE_CHECKING:
+    from cachesync.fallback_reader import FallbackReader
+    from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
+    from cachesync.write_through import DocumentWriter
+
+PRINCIPAL: Final = "principal"
+# A document key is the rest of the path: it may hold "/" (the route's <key> is greedy).
+_GREEDY_KEY: Final = "<key>"
+HEALTH_PROBE_KEY: Final = ".cachesync/health-probe"
+X_CACHE: Final = "X-Cache"
+
+SECURITY_HEADERS: Final = {
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+}
+
+_PROBLEM_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
+    status: {
+        "description": description,
+        "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
+    }
+    for status, description in (
+        (400, "Invalid parameters or pagination token"),
+        (401, "Missing, unknown or revoked API key"),
+        (403, "The key lacks the scope or the customer"),
+        (503, "A backing store is unavailable"),
+    )
+}
+_WRITE_PROBLEM_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
+    **_PROBLEM_RESPONSES,
+    **{
+        status: {
+            "description": description,
+            "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
+        }
+        for status, description in (
+            (409, "A concurrent write to the same key, or a replay still running: retry"),
+            (422, "An Idempotency-Key reused with another request"),
+            (429, "The write rate limit was reached: retry after Retry-After"),
+            (502, "S3 refused the write (the index was restored)"),
+        )
+    },
+}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ApiDependencies:
+    """What the routes use: the stores and use cases, and the API's own settings."""
+
+    index_store_for: Callable[[PageTokens], DynamoDBIndexStore]
+    """An index store issuing and opening tokens with the given :class:`PageTokens`."""
+    bucket: str
+    reader: FallbackReader
+    writer: DocumentWriter
+    keys: DynamoDBApiKeyStore
+    token_secret: bytes
+    token_lifetime: timedelta
+    retention: timedelta
+    version: str
+    cors_origins: tuple[str, ...] = ()
+    caches: ApiCaches = field(
+        default_factory=lambda: ApiCaches.create(max_entries=0, ttl_seconds=0)
+    )
+    logger: Logger | None = None
+    clock: Callable[[], datetime] = _utc_now
+
+
+class CacheSyncResolver(APIGatewayRestResolver):
+    """The REST resolver with a greedy ``<key>`` and the security headers on every response."""
+
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "^{}/*$") -> re.Pattern[str]:
+        if _GREEDY_KEY in rule:
+            return re.compile("^" + rule.replace(_GREEDY_KEY, "(?P<key>.+)") + "$")
+        compiled: re.Pattern[str] = APIGatewayRestResolver._compile_regex(rule, base_regex)
+        return compiled
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Resolve ``event``, then add the security headers the route did not set itself."""
+        result: dict[str, Any] = super().resolve(event, context)
+        headers = result.setdefault("multiValueHeaders", {})
+        present = {name.lower() for name in headers}
+        for name, value in SECURITY_HEADERS.items():
+            if name.lower() not in present:
+                headers[name] = [value]
+        return result
+
+
+def create_app(deps: ApiDependencies) -> CacheSyncResolver:
+    """The query API's resolver, every route registered."""
+    cors = (
+        CORSConfig(
+            allow_origin=deps.cors_origins[0],
+            extra_origins=list(deps.cors_origins[1:]),
+            allow_headers=["Authorization", "X-Api-Key", "Idempotency-Key", "If-None-Match"],
+            expose_headers=["ETag", "X-Cache"],
+        )
+        if deps.cors_origins
+        else None
+    )
+    app = CacheSyncResolver(enable_validation=True, cors=cors)
+    logger = deps.logger or Logger(service="query_api")
+
+    def requires(
+        scope: Scope,
+    ) -> Callable[[EventHandlerInstance, Callable[..., Any]], Response[Any]]:
+        def authenticate(app: EventHandlerInstance, next_middleware: Callable[..., Any]) -> Any:
+            principal = _authenticate(app, deps.keys)
+            if scope not in principal.scopes:
+                raise forbidden(f"this API key lacks the {scope.value!r} scope")
+            app.context[PRINCIPAL] = principal
+            return next_middleware(app)
+
+        return authenticate
+
+    def principal() -> Principal:
+        caller: Principal = app.context[PRINCIPAL]
+        return caller
+
+    # ------------------------------------------------------------------ errors
+
+    def problem_response(problem: Problem) -> Response[Any]:
+        if problem.status >= 500:
+            logger.exception("request failed", extra={"problem": problem.slug})
+        return Response(
+            status_code=problem.status,
+            content_type=PROBLEM_CONTENT_TYPE,
+            body=json.dumps(problem.body(app.current_event.path)),
+            headers=dict(problem.headers),
+        )
+
+    @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+    def invalid_request(error: RequestValidationError) -> Response[Any]:
+        if any(tuple(e.get("loc", ()))[:1] == ("response",) for e in error.errors()):
+            # Our answer failed its own model: a server error, not the caller's.
+            return problem_response(problem_for(error))
+        return problem_response(validation_problem(error.errors()))
+
+    @app.not_found
+    def route_not_found(_: NotFoundError) -> Response[Any]:
+        return problem_response(not_found("no such route").problem)
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def any_error(error: Exception) -> Response[Any]:
+        return problem_response(problem_for(error))
+
+    # ------------------------------------------------------------------ routes
+
+    @app.get(
+        "/v1/documents",
+        middlewares=[requires(Scope.READ)],
+        summary="Query documents",
+        description=(
+            "Documents by any combination of customer, status, kind and time window, newest "
+            "first. A key limited to customers sees only documents naming one of them."
+        ),
+        responses={
+            200: {
+                "description": "One page of results",
+                "content": {"application/json": {"model": QueryResult}},
+            },
+            **_PROBLEM_RESPONSES,
+        },
+        tags=["documents"],
+    )
+    def query_documents(
+        customer: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+        status: Annotated[list[str] | None, Query(description="Repeatable: any of")] = None,
+        kind: Annotated[Literal["change", "announcement"] | None, Query()] = None,
+        since: Annotated[
+            str | None, Query(description="ISO 8601 date or date-time, inclusive")
+        ] = None,
+        until: Annotated[
+            str | None, Query(description="ISO 8601 date or date-time, exclusive")
+        ] = None,
+        order: Annotated[Literal["desc", "asc"], Query()] = "desc",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        fields: Annotated[str | None, Query(description="Comma list of summary fields")] = None,
+        next_token: Annotated[str | None, Query(min_length=1, max_length=8192)] = None,
+    ) -> Response[QueryResult]:
+        caller = principal()
+        code = customer.strip().lower() if customer is not None else None
+        if code is not None and caller.customers is not None and code not in caller.customers:
+            raise forbidden(f"this API key may not query customer {code!r}")
+        statuses = parse_statuses(status or [])
+        start, end = parse_window(since, until, deps.clock())
+        projection = parse_projection(fields)
+        query = IndexQuery(
+            customer=code,
+            status=statuses[0] if len(statuses) == 1 else None,
+            statuses=tuple(statuses) if len(statuses) > 1 else (),
+            within_customers=caller.customers,
+            kind=DocumentKind(kind) if kind else None,
+            since=start,
+            # The window is half-open; the index's BETWEEN is inclusive at both ends.
+            until=end - timedelta(microseconds=1) if end is not None else None,
+            limit=limit,
+            order=order,
+            next_token=next_token,
+        )
+        # The caller's key and customers are part of the key: a page (and its next_token,
+        # bound to the key) is never served to another caller.
+        cache_key = (caller.key_id, caller.customers, query.model_dump_json(), projection)
+        cached = deps.caches.queries.get(cache_key)
+        if cached is not None:
+            return _json_response(cached, {X_CACHE: "hit"})
+        sealer = SigningSealer(deps.token_secret, caller.key_id, lifetime=deps.token_lifetime)
+        page = deps.index_store_for(PageTokens(sealer)).query(query)
+        index = plan_query(query, deps.clock(), None).index
+        reached = page.items[-1].index_time if page.items else None
+        result = QueryResult(
+            items=[project(item, projection) for item in page.items],
+            count=len(page.items),
+            next_token=page.next_token,
+            progress=QueryProgress(
+                index=index.name,
+                period=index.period_of(reached) if reached else None,
+                reached=reached,
+            ),
+        )
+        deps.caches.queries.put(cache_key, result)
+        return _json_response(result, {X_CACHE: "miss"})
+
+    @app.get(
+        "/v1/documents/<key>",
+        middlewares=[requires(Scope.READ)],
+        summary="Read one document",
+        description="From the index, or from S3 when the index cannot answer. "
+        "Send If-None-Match with a known ETag to get 304 when it is unchanged.",
+        responses={
+            200: {
+                "description": "The document",
+                "content": {"application/json": {"model": DocumentResult}},
+            },
+            304: {"description": "Unchanged since the ETag in If-None-Match"},
+            404: {
+                "description": "No such document",
+                "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
+            },
+            **_PROBLEM_RESPONSES,
+        },
+        tags=["documents"],
+    )
+    def get_document(
+        key: str,
+        if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+    ) -> Response[Any]:
+        # Any, not DocumentResult: a 304 has no body (the 200's model is declared above).
+        caller = principal()
+        result = deps.caches.documents.get(key)
+        hit = result is not None
+        if result is None:
+            result = _read_document(deps, key)
+            deps.caches.documents.put(key, result)
+        if not caller.may_see(result.customers):
+            # Not 403: whether a document of another customer exists is not the caller's business.
+            raise not_found(f"no document at {key!r}")
+        etag = f'"{result.etag}"'
+        headers = {
+            "ETag": etag,
+            "Cache-Control": "private, no-cache",
+            X_CACHE: "hit" if hit else "miss",
+        }
+        if if_none_match is not None and etag_matches(if_none_match, etag):
+            return Response(status_code=304, headers=headers, body=None)
+        return _json_response(result, headers)
+
+    @app.put(
+        "/v1/documents/<key>",
+        middlewares=[requires(Scope.WRITE)],
+        summary="Write one document",
+        description="Through the write-through saga: index intent, S3, index commit. "
+        "A retried call with the same Idempotency-Key returns the first receipt.",
+        responses={
+            200: {
+                "description": "The receipt",
+                "content": {"application/json": {"model": WriteResult}},
+            },
+            **_WRITE_PROBLEM_RESPONSES,
+            422: {
+                "description": "Invalid document, or an Idempotency-Key reused with another body",
+                "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
+            },
+        },
+        tags=["documents"],
+    )
+    def put_document(
+        key: str,
+        document: Annotated[dict[str, Any], Body(description="The document's JSON")],
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+        ] = None,
+    ) -> WriteResult:
+        caller = principal()
+        if caller.customers is not None:
+            parsed = parse_document(
+                key, json.dumps(document), s3_last_modified=deps.clock(), retention=deps.retention
+            )
+            if not all(code in caller.customers for code in parsed.customers):
+                raise forbidden("this API key may only write documents naming its own customers")
+            _require_writable(deps, caller, key)
+        try:
+            receipt = deps.writer.write_document(
+                key, document, idempotency_key=_scoped(caller, idempotency_key)
+            )
+        finally:
+            # Even a failed write may have changed S3 or the index.
+            deps.caches.written(key)
+        return WriteResult.model_validate(receipt.model_dump(mode="json"))
+
+    @app.delete(
+        "/v1/documents/<key>",
+        middlewares=[requires(Scope.WRITE)],
+        summary="Delete one document",
+        description="Through the write-through saga: index intent, S3 delete, tombstone.",
+        responses={
+            200: {
+                "description": "The receipt",
+                "content": {"application/json": {"model": WriteResult}},
+            },
+            404: {
+                "description": "A document the key may not see",
+                "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
+            },
+            **_WRITE_PROBLEM_RESPONSES,
+        },
+        tags=["documents"],
+    )
+    def delete_document(
+        key: str,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+        ] = None,
+    ) -> WriteResult:
+        caller = principal()
+        if caller.customers is not None and not _visible_or_absent(deps, caller, key):
+            raise not_found(f"no document at {key!r}")
+        try:
+            receipt = deps.writer.delete_document(
+                key, idempotency_key=_scoped(caller, idempotency_key)
+            )
+        finally:
+            deps.caches.written(key)
+        return WriteResult.model_validate(receipt.model_dump(mode="json"))
+
+    @app.get(
+        "/v1/health",
+        summary="Health",
+        description="No key needed. 503 when the index cannot be reached (for load balancers).",
+        responses={
+            200: {"description": "Serving", "content": {"application/json": {"model": Health}}},
+            503: {"description": "Degraded", "content": {"application/json": {"model": Health}}},
+        },
+        tags=["service"],
+        security=[{}],
+    )
+    def health() -> Response[Any]:
+        try:
+            deps.index_store_for(PageTokens()).get_state(deps.bucket, HEALTH_PROBE_KEY)
+        except IndexStoreError:
+            reachable = False
+        else:
+            reachable = True
+        stats = deps.caches.stats()
+        report = Health(
+            status="ok" if reachable else "degraded",
+            version=deps.version,
+            index_reachable=reachable,
+            cache=CacheReport(hits=stats.hits, misses=stats.misses, hit_ratio=stats.hit_ratio),
+        )
+        return Response(
+            status_code=200 if reachable else 503, content_type="application/json", body=report
+        )
+
+    @app.get("/v1/openapi.json", include_in_schema=False)
+    def openapi() -> Response[Any]:
+        return Response(
+            status_code=200, content_type="application/json", body=openapi_json(app, deps.version)
+        )
+
+    @app.get("/v1/docs", include_in_schema=False)
+    def docs_page() -> Response[Any]:
+        return Response(
+            status_code=200,
+            content_type="text/html; charset=utf-8",
+            body=DOCS_PAGE,
+            headers={"Content-Security-Policy": DOCS_CSP},
+        )
+
+    @app.get("/v1/docs/<asset>", include_in_schema=False, compress=True)
+    def docs_assets(asset: str) -> Response[Any]:
+        found = docs_asset(asset)
+        if found is None:
+            raise not_found("no such asset")
+        text, content_type = found
+        return Response(
+            status_code=200,
+            content_type=f"{content_type}; charset=utf-8",
+            body=text,
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    return app
+
+
+def openapi_json(app: APIGatewayRestResolver, version: str) -> str:
+    """The OpenAPI document of ``app``, generated from its routes and models."""
+    return app.get_openapi_json_schema(
+        title="cachesync query API",
+        version=version,
+        summary="Query, read and write the documents cachesync indexes.",
+        security_schemes={
+            "bearer": HTTPBearer(description="Authorization: Bearer <API key>"),
+            "apiKey": APIKey(name="X-Api-Key", in_=APIKeyIn.header),
+        },
+        security=[{"bearer": []}, {"apiKey": []}],
+    )
+
+
+def _authenticate(app: EventHandlerInstance, keys: DynamoDBApiKeyStore) -> Principal:
+    """The caller of the current request, from ``Authorization: Bearer`` or ``X-Api-Key``."""
+    event = app.current_event
+    # Powertools' event headers are case-insensitive.
+    authorization = event.headers.get("Authorization")
+    presented = event.headers.get("X-Api-Key")
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise unauthorized("the Authorization header must be 'Bearer <API key>'")
+        presented = credentials.strip()
+    if not presented:
+        raise unauthorized("an API key is required (Authorization: Bearer, or X-Api-Key)")
+    try:
+        key_id, secret = split_key(presented)
+        return verify(keys.get(key_id), secret)
+    except InvalidApiKeyError as error:
+        raise unauthorized(str(error)) from error
+
+
+def _scoped(caller: Principal, idempotency_key: str | None) -> str | None:
+    """An idempotency key per API key: two callers choosing the same value never collide (nor
+    learn of each other's calls)."""
+    return None if idempotency_key is None else f"{caller.key_id}:{idempotency_key}"
+
+
+def _json_response(body: QueryResult | DocumentResult, headers: dict[str, str]) -> Response[Any]:
+    return Response(status_code=200, content_type="application/json", body=body, headers=headers)
+
+
+def _read_document(deps: ApiDependencies, key: str) -> DocumentResult:
+    """The document at ``key`` through the fallback reader; 404 when S3 has none."""
+    try:
+        read = deps.reader.get_document(key)
+    except DocumentNotFoundError as error:
+        raise not_found(f"no document at {key!r}") from error
+    parsed = parse_document(key, read.body, s3_last_modified=deps.clock(), retention=deps.retention)
+    return DocumentResult(
+        bucket=read.bucket,
+        key=read.key,
+        etag=read.etag,
+        version_id=read.version_id,
+        kind=parsed.kind.value,
+        doc_id=parsed.doc_id,
+        customers=list(parsed.customers),
+        source=read.source.value,
+        document=json.loads(read.body),
+    )
+
+
+def _visible_or_absent(deps: ApiDependencies, caller: Principal, key: str) -> bool:
+    """Whether ``key`` holds no document, or one ``caller`` may see."""
+    try:
+        read = deps.reader.get_document(key)
+    except DocumentNotFoundError:
+        return True
+    parsed = parse_document(key, read.body, s3_last_modified=deps.clock(), retention=deps.retention)
+    return caller.may_see(parsed.customers)
+
+
+def _require_writable(deps: ApiDependencies, caller: Principal, key: str) -> None:
+    """A restricted key may not overwrite a document of other customers."""
+    if not _visible_or_absent(deps, caller, key):
+        raise forbidden("the document at this key belongs to customers this API key may not see")

@@ -1,0 +1,155 @@
+"""API keys: their format, how a secret is hashed and checked, and what a key may do.
+
+A key reads ``csk_<key id>_<secret>``: the key id (public, 12 hex digits) finds the stored
+record in one read, the secret (256 random bits) proves possession. The store keeps a salted
+SHA-256 of the secret, never the secret; a slow password hash buys nothing for 256 random bits.
+Secrets are compared in constant time, and a key never appears in a log or an error message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict
+
+from cachesync.documents import normalise_customers
+from cachesync.exceptions import CacheSyncError, InvalidRequestError
+
+KEY_PREFIX: Final = "csk_"
+KEY_ID_LENGTH: Final = 12
+ALL_CUSTOMERS: Final = "*"
+# Compared against when the key id is unknown, so that an unknown id costs the same as a
+# wrong secret.
+_DUMMY_SALT: Final = "00" * 16
+_DUMMY_HASH: Final = "00" * 32
+
+
+class Scope(StrEnum):
+    """What a key may do."""
+
+    READ = "read"
+    """Query the index and read documents."""
+    WRITE = "write"
+    """Write and delete documents."""
+    ADMIN = "admin"
+    """Manage API keys (reserved for the key management routes)."""
+
+
+class InvalidApiKeyError(CacheSyncError):
+    """A presented API key is malformed, unknown, revoked or wrong (never says which key)."""
+
+
+class ApiKeyRecord(BaseModel):
+    """A stored API key: who it is, what it may do, and the hash of its secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str
+    name: str
+    salt: str
+    secret_hash: str
+    customers: tuple[str, ...]
+    """Customer codes the key may see; ``("*",)`` for every customer."""
+    scopes: tuple[Scope, ...]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class Principal(BaseModel):
+    """The caller of a request, once its key is verified."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str
+    name: str
+    scopes: frozenset[Scope]
+    customers: tuple[str, ...] | None
+    """The customers the caller may see; ``None``: every customer."""
+
+    def may_see(self, customers: Iterable[str]) -> bool:
+        """Whether a document naming ``customers`` is visible to this caller."""
+        if self.customers is None:
+            return True
+        return any(customer in self.customers for customer in customers)
+
+
+class NewApiKey(BaseModel):
+    """A key just created: its record to store and the full key, shown to its owner once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record: ApiKeyRecord
+    key: str
+
+
+def hash_secret(salt: str, secret: str) -> str:
+    """The stored form of ``secret``: SHA-256 over the key's salt and the secret, hex."""
+    return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
+
+
+def new_api_key(
+    name: str, customers: Iterable[str], scopes: Iterable[Scope], now: datetime
+) -> NewApiKey:
+    """A fresh key for ``name``: random key id, secret and salt."""
+    listed = list(customers)
+    codes = (ALL_CUSTOMERS,) if ALL_CUSTOMERS in listed else tuple(normalise_customers(listed))
+    if not codes:
+        raise InvalidRequestError("a key needs at least one customer, or '*' for all", "customers")
+    wanted = tuple(dict.fromkeys(scopes))
+    if not wanted:
+        raise InvalidRequestError("a key needs at least one scope", "scopes")
+    key_id = secrets.token_hex(KEY_ID_LENGTH // 2)
+    secret = secrets.token_urlsafe(32)
+    salt = secrets.token_hex(16)
+    record = ApiKeyRecord(
+        key_id=key_id,
+        name=name,
+        salt=salt,
+        secret_hash=hash_secret(salt, secret),
+        customers=codes,
+        scopes=wanted,
+        created_at=now,
+    )
+    return NewApiKey(record=record, key=f"{KEY_PREFIX}{key_id}_{secret}")
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """The key id and secret of a presented key; :class:`InvalidApiKeyError` if malformed."""
+    key_id = key[len(KEY_PREFIX) : len(KEY_PREFIX) + KEY_ID_LENGTH]
+    separator = len(KEY_PREFIX) + KEY_ID_LENGTH
+    secret = key[separator + 1 :]
+    well_formed = (
+        key.startswith(KEY_PREFIX)
+        and len(key) > separator + 1
+        and key[separator] == "_"
+        and all(c in "0123456789abcdef" for c in key_id)
+    )
+    if not well_formed:
+        raise InvalidApiKeyError("the API key is malformed")
+    return key_id, secret
+
+
+def verify(record: ApiKeyRecord | None, secret: str) -> Principal:
+    """The principal of a key whose stored record is ``record`` and presented secret ``secret``.
+
+    Raises :class:`InvalidApiKeyError` for an unknown (``None``), revoked or wrong key; the hash
+    comparison runs in constant time, and runs even for an unknown key.
+    """
+    salt, expected = (record.salt, record.secret_hash) if record else (_DUMMY_SALT, _DUMMY_HASH)
+    matches = hmac.compare_digest(hash_secret(salt, secret), expected)
+    if record is None or not matches:
+        raise InvalidApiKeyError("the API key is not valid")
+    if record.revoked_at is not None:
+        raise InvalidApiKeyError("the API key has been revoked")
+    return Principal(
+        key_id=record.key_id,
+        name=record.name,
+        scopes=frozenset(record.scopes),
+        customers=None if ALL_CUSTOMERS in record.customers else record.customers,
+    )

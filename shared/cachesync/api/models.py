@@ -1,0 +1,131 @@
+"""What the query API returns: response models (request parameters are declared on the routes).
+
+Index and store models never leak into a response: routes map them to these.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# The fields of a query result item, in the order they are returned; `fields` projects them.
+SUMMARY_FIELDS: Final = (
+    "bucket",
+    "key",
+    "kind",
+    "doc_id",
+    "title",
+    "status",
+    "customers",
+    "index_time",
+    "etag",
+    "version_id",
+    "size",
+    "s3_last_modified",
+    "expires_at",
+)
+
+
+class QueryProgress(BaseModel):
+    """How far a walk through a query's time window has come (for a progress display)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: Literal["TimeRangeIndex", "CustomerTimeIndex", "StatusTimeIndex"]
+    """The index that answers the query."""
+    period: str | None
+    """The index time period (``2026-03`` or ``2026``) of the last item of this page."""
+    reached: datetime | None
+    """The index time of the last item of this page (``None``: the page is empty)."""
+
+
+class QueryResult(BaseModel):
+    """One page of a document query."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[dict[str, Any]] = Field(
+        description=(
+            "Document summaries, newest first unless order=asc. Each holds the fields asked for "
+            f"with `fields` (default: all of {', '.join(SUMMARY_FIELDS)})."
+        )
+    )
+    count: int = Field(description="The number of items on this page.")
+    next_token: str | None = Field(
+        default=None,
+        description="Pass as `next_token` (with the same parameters) for the next page; "
+        "absent on the last page.",
+    )
+    progress: QueryProgress
+
+
+class DocumentResult(BaseModel):
+    """One document, with where it was read from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    etag: str
+    version_id: str | None
+    kind: str
+    doc_id: str
+    customers: list[str]
+    source: Literal["index", "s3"]
+    """``index``: answered by the index; ``s3``: read from S3 (and backfilled into the index)."""
+    document: dict[str, Any]
+    """The document's JSON."""
+
+
+class WriteResult(BaseModel):
+    """The receipt of a write or delete through the write-through saga."""
+
+    model_config = ConfigDict(frozen=True)
+
+    operation: Literal["put", "delete"]
+    bucket: str
+    key: str
+    etag: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+    index: Literal["committed", "superseded", "pending", "dry_run"]
+    """``committed``: the index holds this write; ``superseded``: another writer got in between
+    (the index follows S3); ``pending``: S3 holds it and the index follows shortly."""
+    kind: str | None = None
+    doc_id: str | None = None
+    customers: list[str] = Field(default_factory=list)
+
+
+class CacheReport(BaseModel):
+    """This process's memory cache since it started."""
+
+    model_config = ConfigDict(frozen=True)
+
+    hits: int
+    misses: int
+    hit_ratio: float | None
+
+
+class Health(BaseModel):
+    """Whether this API instance can serve."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["ok", "degraded"]
+    version: str
+    index_reachable: bool
+    cache: CacheReport
+
+
+class ProblemDetails(BaseModel):
+    """An error (RFC 9457), sent as ``application/problem+json``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None

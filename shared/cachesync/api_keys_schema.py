@@ -1,0 +1,45 @@
+"""The API keys table's layout: the single source of truth for its names and keys.
+
+One item per key, ``key_id`` the partition key (the public part of a key, never the secret).
+The secret itself is never stored: only a salted SHA-256 of it (``api/keys.py``). A revoked key
+keeps its item (so ``keys list`` shows it and it can never authenticate again) until its TTL,
+set at revocation, lets DynamoDB remove it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Final
+
+API_KEYS_TABLE_NAME_DEFAULT: Final = "cachesync-api-keys"
+
+PARTITION_KEY: Final = "key_id"
+# TTL: epoch seconds; only revoked keys have it.
+TTL_ATTRIBUTE: Final = "expires_at"
+# How long a revoked key's item is kept, for audits, before DynamoDB may delete it.
+REVOKED_KEY_RETENTION: Final = timedelta(days=90)
+
+
+class KeyAttr:
+    """Attribute names of API key items."""
+
+    KEY_ID: Final = PARTITION_KEY
+    NAME: Final = "name"
+    SALT: Final = "salt"
+    SECRET_HASH: Final = "secret_hash"  # noqa: S105 (an attribute name, not a secret)
+    CUSTOMERS: Final = "customers"
+    """Customer codes the key may see; ``["*"]`` for every customer."""
+    SCOPES: Final = "scopes"
+    CREATED_AT: Final = "created_at"
+    REVOKED_AT: Final = "revoked_at"
+    EXPIRES_AT: Final = TTL_ATTRIBUTE
+
+
+def create_api_keys_table_request(table_name: str) -> dict[str, Any]:
+    """The ``CreateTable`` arguments of the API keys table (on-demand, no index)."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": PARTITION_KEY, "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+    }

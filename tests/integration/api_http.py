@@ -1,0 +1,225 @@
+"""The query API over real HTTP: ``cachesync api serve`` (gunicorn) against the local stack.
+
+Imported by the ``test_api_*`` modules: one server per module, on a free port, with its own
+index, API keys and idempotency tables and its own bucket.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from cachesync.api.keys import Scope, new_api_key
+from cachesync.api_keys_schema import create_api_keys_table_request
+from cachesync.documents import parse_document
+from cachesync.index_models import IndexEntry, ObjectVersion, WriteSource
+from cachesync.index_schema import create_idempotency_table_request, create_table_request
+from cachesync.local import LocalStack
+from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
+from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+CLI = str(Path(sys.executable).parent / "cachesync")
+TOKEN_SECRET = "integration-secret-" + "x" * 40
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP response."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class ApiWorld:
+    """A running API server and the stores behind it."""
+
+    host: str
+    port: int
+    bucket: str
+    index: DynamoDBIndexStore
+    keys: DynamoDBApiKeyStore
+    s3: S3Client
+    environment: dict[str, str]
+    created_keys: dict[str, str] = field(default_factory=dict)
+
+    def key(self, customers: tuple[str, ...] = ("*",), scopes: tuple[Scope, ...] = ()) -> str:
+        """A new API key (full secret form) with ``customers`` and ``scopes`` (default: read)."""
+        created = new_api_key(
+            f"test-{len(self.created_keys)}",
+            customers,
+            scopes or (Scope.READ,),
+            datetime.now(UTC),
+        )
+        assert self.keys.create(created.record)
+        self.created_keys[created.key] = created.record.key_id
+        return created.key
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> Reply:
+        """Send one request; ``path`` goes on the wire exactly as given."""
+        sent = dict(headers or {})
+        if key is not None:
+            sent.setdefault("Authorization", f"Bearer {key}")
+        payload = None
+        if isinstance(body, str):
+            payload = body.encode()  # sent as is, valid JSON or not
+        elif body is not None:
+            payload = json.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            connection.request(method, path, body=payload, headers=sent)
+            response = connection.getresponse()
+            return Reply(
+                response.status,
+                {name.lower(): value for name, value in response.getheaders()},
+                response.read(),
+            )
+        finally:
+            connection.close()
+
+    def get(self, path: str, key: str | None = None, **headers: str) -> Reply:
+        """GET ``path`` with ``key``."""
+        return self.request("GET", path, key=key, headers=headers)
+
+
+def change(
+    doc_id: str,
+    *,
+    customers: tuple[str, ...] = ("acme",),
+    status: str = "approved",
+    modified: datetime,
+    kind: str = "change",
+) -> dict[str, Any]:
+    """A valid document body."""
+    body: dict[str, Any] = {
+        "object_type": kind,
+        "title": f"document {doc_id}",
+        "customers": list(customers),
+        "status": status,
+        "modified_at": modified.isoformat(),
+    }
+    body["change_id" if kind == "change" else "announcement_id"] = doc_id
+    return body
+
+
+def index_document(world: ApiWorld, key: str, body: Mapping[str, Any]) -> None:
+    """Put ``body`` at ``key`` straight into the index (queries read only the index)."""
+    raw = json.dumps(body)
+    now = datetime.now(UTC)
+    version = ObjectVersion(
+        bucket=world.bucket, key=key, etag=uuid.uuid4().hex, size=len(raw), last_modified=now
+    )
+    parsed = parse_document(key, raw, s3_last_modified=now, retention=timedelta(days=3650))
+    world.index.put_document(IndexEntry(version=version, document=parsed, source=WriteSource.EVENT))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_until_serving(world: ApiWorld, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the API server exited with {process.returncode}")
+        try:
+            if world.get("/v1/health").status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the API server did not answer within 60 s")
+
+
+@pytest.fixture(scope="module")
+def api_world(
+    local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiWorld]:
+    """``cachesync api serve`` on a free port, on fresh tables and a fresh bucket."""
+    dynamodb, s3 = local_stack.client("dynamodb"), local_stack.client("s3")
+    suffix = uuid.uuid4().hex[:8]
+    table, keys_table, idempotency = f"api-{suffix}", f"keys-{suffix}", f"idem-{suffix}"
+    bucket = f"api-{suffix}"
+    dynamodb.create_table(**create_table_request(table))
+    dynamodb.create_table(**create_api_keys_table_request(keys_table))
+    dynamodb.create_table(**create_idempotency_table_request(idempotency))
+    s3.create_bucket(Bucket=bucket)
+    environment = {
+        **{n: v for n, v in os.environ.items() if not n.startswith(("AWS_", "CACHESYNC_"))},
+        **local_stack.environment(),
+        "CACHESYNC_TABLE_NAME": table,
+        "CACHESYNC_BUCKET_NAME": bucket,
+        "CACHESYNC_IDEMPOTENCY_TABLE_NAME": idempotency,
+        "CACHESYNC_API_KEYS_TABLE_NAME": keys_table,
+        "CACHESYNC_API_TOKEN_SECRET": TOKEN_SECRET,
+        "CACHESYNC_RETENTION_DAYS": "3650",
+        "CACHESYNC_WRITE_RATE_PER_SECOND": "1000",
+        "CACHESYNC_WRITE_BURST": "1000",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    }
+    port = _free_port()
+    # A folder without a local stack's env file: the server sees only this environment.
+    cwd = tmp_path_factory.mktemp("api")
+    world = ApiWorld(
+        host="127.0.0.1",
+        port=port,
+        bucket=bucket,
+        index=DynamoDBIndexStore(dynamodb, table),
+        keys=DynamoDBApiKeyStore(dynamodb, keys_table),
+        s3=s3,
+        environment=environment,
+    )
+    # One worker: its memory cache sees every write of the tests (another worker's cache would
+    # serve what it holds until its TTL, as in production).
+    command = [CLI, "api", "serve", "--port", str(port), "--workers", "1"]
+    log = (cwd / "server.log").open("wb")
+    with (
+        log,
+        subprocess.Popen(
+            command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT
+        ) as process,
+    ):
+        try:
+            _wait_until_serving(world, process)
+            yield world
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    for name in (table, keys_table, idempotency):
+        dynamodb.delete_table(TableName=name)
