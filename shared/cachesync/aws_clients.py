@@ -11,16 +11,37 @@ botocore makes one attempt per call: :mod:`cachesync.retry_policies` owns retrie
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, overload
+import threading
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.loaders import create_loader
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+
+
+# Every client gets a new session, so that it reads the environment (credentials, region,
+# endpoints) as it is now. Parsing a service's model costs about a quarter of a second, and a new
+# session would parse it again: the sessions share one loader, whose cache holds only AWS's
+# static service models.
+_SERVICE_MODELS: Final = create_loader()
+_SESSION_LOCK: Final = threading.Lock()
+
+
+def _new_session() -> boto3.session.Session:
+    with _SESSION_LOCK:
+        core = botocore.session.Session()
+        core.register_component("data_loader", _SERVICE_MODELS)
+        session = boto3.session.Session(botocore_session=core)
+        # boto3 appends its own data folder to the loader's search paths on every new session.
+        _SERVICE_MODELS.search_paths[:] = list(dict.fromkeys(_SERVICE_MODELS.search_paths))
+        return session
 
 
 def botocore_config(*, max_pool_connections: int = 20) -> Config:
@@ -58,4 +79,4 @@ def client(service: str, *, endpoint_url: str | None = None, **kwargs: Any) -> A
         kwargs["endpoint_url"] = endpoint_url
         # Emulators on loopback serve buckets by path, not by virtual host.
         config = config.merge(Config(s3={"addressing_style": "path"}))
-    return boto3.session.Session().client(service, config=config, **kwargs)  # type: ignore[call-overload]
+    return _new_session().client(service, config=config, **kwargs)  # type: ignore[call-overload]

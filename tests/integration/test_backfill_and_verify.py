@@ -34,12 +34,12 @@ PAGE = 250
 # Most tests work on a part of the corpus (a few hundred objects) to keep the suite quick.
 PART = ("changes/3/", "announcements/")
 # A bounded run (make test) keeps one document in PART_SAMPLE of the part and one in
-# OUTSIDE_SAMPLE of the rest (about 350 in all); make soak keeps all 2,000.
-PART_SAMPLE = scaled(2, 1)
+# OUTSIDE_SAMPLE of the rest (about 280 in all); make soak keeps all 2,000.
+PART_SAMPLE = scaled(3, 1)
 OUTSIDE_SAMPLE = scaled(20, 1)
 # Checkpoints within a page: every so many objects, or every so many seconds.
 EVERY_OBJECTS = scaled(25, 100)
-EVERY_SECONDS = scaled(5, 10)
+EVERY_SECONDS = scaled(3, 10)
 
 
 @dataclass(frozen=True)

@@ -140,11 +140,11 @@ def test_a_variable_set_in_the_shell_wins_over_the_local_stacks(
 def test_ctrl_c_during_a_backfill_says_how_far_and_the_resume_command_completes_it(
     local_stack: LocalStack, index_table: str, tmp_path: Path
 ) -> None:
-    # Given 300 documents in S3 that the index does not hold (fewer than one listing page)
+    # Given 150 documents in S3 that the index does not hold (fewer than one listing page)
     s3 = local_stack.client("s3")
     bucket = f"cli-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
-    for number in range(300):
+    for number in range(150):
         s3.put_object(
             Bucket=bucket, Key=f"changes/{number:03d}.json", Body=change_document(f"C{number}")
         )
@@ -186,10 +186,10 @@ def test_ctrl_c_during_a_backfill_says_how_far_and_the_resume_command_completes_
     ]
     saved = json.loads(checkpoint.read_text(encoding="utf-8"))
     assert not saved["done"]
-    assert 0 < saved["summary"]["scanned"] < 300
+    assert 0 < saved["summary"]["scanned"] < 150
     # When that command runs, then the index has every document: verify finds no drift
     resumed = run_cli(*words[1:], cwd=tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr
     clean = run_cli("verify", "--json", cwd=tmp_path, env=env)
     assert clean.returncode == 0, clean.stdout
-    assert json.loads(clean.stdout)["objects"] == 300
+    assert json.loads(clean.stdout)["objects"] == 150

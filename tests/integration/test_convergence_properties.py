@@ -25,7 +25,7 @@ from tests.support.scale import scaled
 
 KEYS = 2
 PROPERTY_SETTINGS = settings(
-    max_examples=scaled(30, 500),
+    max_examples=scaled(20, 500),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

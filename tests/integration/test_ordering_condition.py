@@ -51,7 +51,7 @@ BUCKET = "docs"
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 19, 8, 0, 0, tzinfo=UTC)  # whole seconds, as S3's LastModified
 TOMBSTONE_TTL = timedelta(days=30)
-EXAMPLES = scaled(150, 1000)
+EXAMPLES = scaled(100, 1000)
 PROPERTY_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
