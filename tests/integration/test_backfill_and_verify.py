@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from cachesync.backfill import Backfill, BackfillCheckpoint, BackfillFilters, ObjectIndexer
 from cachesync.changes import Operation, changes_from_message
@@ -24,6 +22,7 @@ from cachesync.retry_policies import RetryPolicy
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.s3_objects import S3ObjectStore
 from cachesync.sync import S3EventSync
+from tests.support.faults import ThrottleEachRequest
 from tests.support.s3_events import s3_notification, s3_record
 from tests.support.scale import scaled
 
@@ -328,41 +327,11 @@ def test_cancelled_within_a_page_then_resumed_equals_an_uninterrupted_run(
     dynamodb_client.delete_table(TableName=reference_table)
 
 
-class Throttle:
-    """Answers the first two attempts of every distinct write with ThrottlingException."""
-
-    def __init__(self) -> None:
-        self.attempts: dict[bytes, int] = {}
-        self.throttled = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
-        with self._lock:
-            seen = self.attempts.get(request.body, 0)
-            self.attempts[request.body] = seen + 1
-            if seen >= 2:
-                return None
-            self.throttled += 1
-        body = json.dumps({"__type": "x#ThrottlingException", "message": "slow down"}).encode()
-        return AWSResponse(request.url, 400, {}, _Raw(body))
-
-
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._data
-
-    def read(self) -> bytes:
-        return self._data
-
-
 def test_injected_throttling_is_absorbed_without_losing_objects(
     local_stack: LocalStack, corpus: Corpus, index_table: str
 ) -> None:
     client = local_stack.client("dynamodb")
-    throttle = Throttle()
+    throttle = ThrottleEachRequest(times=2)
     client.meta.events.register("before-send.dynamodb.PutItem", throttle)
     store = DynamoDBIndexStore(
         client, index_table, retry_policy=RetryPolicy(attempts=6, initial_wait_seconds=0.001)

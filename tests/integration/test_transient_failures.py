@@ -2,50 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from cachesync.exceptions import IndexRequestError, IndexUnavailableError
 from cachesync.index_models import IndexQuery
 from cachesync.retry_policies import RetryPolicy
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from tests.integration.test_index_store import entry
-
-
-class FailFirst:
-    """Answers the first ``count`` matching requests with an AWS error, then lets them through."""
-
-    def __init__(self, count: int, code: str, status: int) -> None:
-        self.remaining = count
-        self.code = code
-        self.status = status
-        self.failed = 0
-
-    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
-        if self.remaining <= 0:
-            return None
-        self.remaining -= 1
-        self.failed += 1
-        body = json.dumps(
-            {"__type": f"com.amazonaws.dynamodb.v20120810#{self.code}", "message": "injected"}
-        )
-        return AWSResponse(
-            request.url, self.status, {"x-amzn-requestid": "injected"}, _Raw(body.encode())
-        )
-
-
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Any:
-        yield self._data
-
-    def read(self) -> bytes:
-        return self._data
+from tests.support.faults import Fail
 
 
 def fast_store(client: Any, table: str, attempts: int = 5) -> DynamoDBIndexStore:
@@ -69,7 +35,7 @@ def test_throttling_is_absorbed_by_bounded_retries(
     dynamodb_client: Any, index_table: str, code: str, status: int, operation: str
 ) -> None:
     # Given DynamoDB answers the first three calls of an operation with a transient error
-    fail = FailFirst(3, code, status)
+    fail = Fail(status, code, times=3)
     dynamodb_client.meta.events.register(f"before-send.dynamodb.{operation}", fail)
     store = fast_store(dynamodb_client, index_table)
     # When the store writes (a two-customer document is a transaction) and queries
@@ -84,7 +50,7 @@ def test_throttling_is_absorbed_by_bounded_retries(
 def test_retries_are_bounded_and_surface_as_index_unavailable(
     dynamodb_client: Any, index_table: str
 ) -> None:
-    fail = FailFirst(100, "ThrottlingException", 400)
+    fail = Fail(400, "ThrottlingException", times=100)
     dynamodb_client.meta.events.register("before-send.dynamodb.GetItem", fail)
     store = fast_store(dynamodb_client, index_table, attempts=4)
     with pytest.raises(IndexUnavailableError) as caught:

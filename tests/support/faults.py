@@ -10,6 +10,7 @@ botocore parses the code the real service would send, whatever port the emulator
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -39,8 +40,9 @@ def error_body(service: str, code: str, message: str = "injected") -> bytes:
 class Fail:
     """A before-send hook answering matching requests with an AWS error while ``remaining > 0``.
 
-    ``calls`` counts every request the hook saw (also after it stopped failing), ``then`` runs
-    just before each injected failure (to make something happen "meanwhile").
+    ``calls`` counts every request the hook saw (also after it stopped failing), ``failed`` the
+    failures it injected; ``then`` runs just before each injected failure (to make something
+    happen "meanwhile").
     """
 
     def __init__(
@@ -53,16 +55,47 @@ class Fail:
     ) -> None:
         self.status, self.code, self.remaining, self.then = status, code, times, then
         self.calls = 0
+        self.failed = 0
 
     def __call__(self, request: Any, event_name: str, **_: Any) -> AWSResponse | None:
         self.calls += 1
         if self.remaining <= 0:
             return None
         self.remaining -= 1
+        self.failed += 1
         if self.then is not None:
             self.then()
-        body = error_body(service_of(event_name), self.code)
-        return AWSResponse(request.url, self.status, {}, _Raw(body))
+        return error_response(request, event_name, self.status, self.code)
+
+
+class ThrottleEachRequest:
+    """A before-send hook throttling the first ``times`` attempts of every distinct request.
+
+    Requests are told apart by their body, so each write is throttled on its own and then let
+    through on its retry: the hook shows that retries absorb throttling without losing a write.
+    Thread-safe (backfill workers share the client).
+    """
+
+    def __init__(self, times: int = 2, code: str = "ThrottlingException") -> None:
+        self.times, self.code = times, code
+        self.attempts: dict[bytes, int] = {}
+        self.throttled = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Any, event_name: str, **_: Any) -> AWSResponse | None:
+        with self._lock:
+            seen = self.attempts.get(request.body, 0)
+            self.attempts[request.body] = seen + 1
+            if seen >= self.times:
+                return None
+            self.throttled += 1
+        return error_response(request, event_name, 400, self.code)
+
+
+def error_response(request: Any, event_name: str, status: int, code: str) -> AWSResponse:
+    """The response an injected ``code`` gets, shaped like the service of ``event_name``."""
+    body = error_body(service_of(event_name), code)
+    return AWSResponse(request.url, status, {"x-amzn-requestid": "injected"}, _Raw(body))
 
 
 class _Raw:
