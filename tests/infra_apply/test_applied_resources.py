@@ -336,15 +336,20 @@ def test_each_role_allows_exactly_its_matrix(
         assert consume["Resource"] == [queue_arn(aws, outputs["queue_urls"][folder])]
 
 
-def test_idempotency_updates_reach_only_the_idempotency_table(
+def test_updates_reach_only_the_idempotency_table_and_the_claims_index_table(
     aws: Any, outputs: dict[str, Any]
 ) -> None:
     # Given write_through's access policy
     document = role_documents(aws, f"{function_name('write_through')}-role")["cachesync-access"]
-    # When the statement allowing UpdateItem is found
-    (update,) = [s for s in allow_statements(document) if "dynamodb:UpdateItem" in s["Action"]]
-    # Then it names the idempotency table and nothing else
-    assert update["Resource"] == [outputs["idempotency_table_arn"]]
+    # When the statements allowing UpdateItem are found
+    updates = [s for s in allow_statements(document) if "dynamodb:UpdateItem" in s["Action"]]
+    # Then one names the idempotency table (Powertools' records) and the other the index table
+    # alone, for UpdateItem alone (the write-through's claim); nothing else may be updated
+    assert sorted(tuple(u["Resource"]) for u in updates) == sorted(
+        [(outputs["idempotency_table_arn"],), (outputs["table_arn"],)]
+    )
+    (claim,) = [u for u in updates if u["Resource"] == [outputs["table_arn"]]]
+    assert claim["Action"] == ["dynamodb:UpdateItem"]
 
 
 # ---------------------------------------------------------------------- CloudWatch
