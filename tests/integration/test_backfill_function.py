@@ -30,7 +30,7 @@ from cachesync.retry_policies import RetryPolicy
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.lambda_invoker import FunctionRequestError, FunctionUnavailableError
 from cachesync.stores.s3_objects import S3ObjectStore
-from tests.integration.test_transient_failures import FailFirst
+from tests.support.faults import Fail
 from tests.support.s3_events import EVENTS_DIR, load_event
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ def test_batch_operations_throttled_index_is_a_temporary_failure(
         dynamodb, world.table, retry_policy=RetryPolicy(attempts=2, initial_wait_seconds=0.01)
     )
     indexer = ObjectIndexer(store, S3ObjectStore(world.s3))
-    throttle = FailFirst(4, "ProvisionedThroughputExceededException", 400)
+    throttle = Fail(400, "ProvisionedThroughputExceededException", times=4)
     for operation in ("PutItem", "TransactWriteItems"):
         dynamodb.meta.events.register(f"before-send.dynamodb.{operation}", throttle)
     # One customer (a PutItem) and two customers (a transaction)
