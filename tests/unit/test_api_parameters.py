@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cachesync.api.models import SUMMARY_FIELDS
 from cachesync.api.parameters import (
     MAX_WINDOW,
     etag_matches,
@@ -15,6 +16,7 @@ from cachesync.api.parameters import (
     parse_window,
 )
 from cachesync.api.problems import ApiProblemError
+from cachesync.index_models import DocumentSummary
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -80,3 +82,11 @@ def test_projections_keep_the_order_given_and_refuse_unknown_fields() -> None:
 def test_if_none_match_uses_weak_comparison(header: str, matches: bool) -> None:
     # Given / When / Then
     assert etag_matches(header, '"abc"') is matches
+
+
+def test_every_projectable_field_is_a_field_of_the_index_summary() -> None:
+    # Given the API's public list of result fields and the index's summary model
+    # When they are compared
+    missing = [name for name in SUMMARY_FIELDS if name not in DocumentSummary.model_fields]
+    # Then the API promises nothing the index cannot give (projection would fail on it)
+    assert missing == []
