@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -106,6 +107,15 @@ def index(local_stack: LocalStack, index_table: str) -> DynamoDBIndexStore:
     return DynamoDBIndexStore(local_stack.client("dynamodb"), index_table)
 
 
+@pytest.fixture
+def reference(dynamodb_client: Any) -> Iterator[DynamoDBIndexStore]:
+    """A second index, for the result of an uninterrupted run to compare with."""
+    table = f"reference-{uuid.uuid4().hex[:8]}"
+    dynamodb_client.create_table(**create_table_request(table))
+    yield DynamoDBIndexStore(dynamodb_client, table)
+    dynamodb_client.delete_table(TableName=table)
+
+
 def job(
     local_stack: LocalStack,
     store: DynamoDBIndexStore,
@@ -191,12 +201,12 @@ def test_dry_run_writes_nothing(
 
 
 def test_an_interrupted_run_resumed_equals_an_uninterrupted_one(
-    local_stack: LocalStack, corpus: Corpus, index: DynamoDBIndexStore, dynamodb_client: Any
+    local_stack: LocalStack,
+    corpus: Corpus,
+    index: DynamoDBIndexStore,
+    reference: DynamoDBIndexStore,
 ) -> None:
-    # Given an uninterrupted run into one table
-    reference_table = f"reference-{uuid.uuid4().hex[:8]}"
-    dynamodb_client.create_table(**create_table_request(reference_table))
-    reference = DynamoDBIndexStore(dynamodb_client, reference_table)
+    # Given an uninterrupted run into another table
     filters = BackfillFilters(prefixes=PART)
     expected = sum(1 for key in corpus.documents if key.startswith(PART))
     small_pages = scaled(50, 100)
@@ -220,7 +230,6 @@ def test_an_interrupted_run_resumed_equals_an_uninterrupted_one(
     assert resumed.summary.scanned == expected
     assert resumed.summary.indexed == expected
     assert indexed(index, corpus.bucket) == indexed(reference, corpus.bucket)
-    dynamodb_client.delete_table(TableName=reference_table)
 
 
 def counted_keys(corpus: Corpus, filters: BackfillFilters, checkpoint: BackfillCheckpoint) -> int:
@@ -285,12 +294,12 @@ def test_a_page_is_checkpointed_every_so_many_seconds(
 
 
 def test_cancelled_within_a_page_then_resumed_equals_an_uninterrupted_run(
-    local_stack: LocalStack, corpus: Corpus, index: DynamoDBIndexStore, dynamodb_client: Any
+    local_stack: LocalStack,
+    corpus: Corpus,
+    index: DynamoDBIndexStore,
+    reference: DynamoDBIndexStore,
 ) -> None:
-    # Given an uninterrupted run into one table
-    reference_table = f"reference-{uuid.uuid4().hex[:8]}"
-    dynamodb_client.create_table(**create_table_request(reference_table))
-    reference = DynamoDBIndexStore(dynamodb_client, reference_table)
+    # Given an uninterrupted run into another table
     filters = BackfillFilters(prefixes=PART)
     expected = sum(1 for key in corpus.documents if key.startswith(PART))
     job(local_stack, reference, corpus.bucket, page_size=1000).run(filters)
@@ -324,7 +333,6 @@ def test_cancelled_within_a_page_then_resumed_equals_an_uninterrupted_run(
     assert resumed.summary.scanned == expected
     assert resumed.summary.indexed + resumed.summary.unchanged == expected
     assert indexed(index, corpus.bucket) == indexed(reference, corpus.bucket)
-    dynamodb_client.delete_table(TableName=reference_table)
 
 
 def test_injected_throttling_is_absorbed_without_losing_objects(
