@@ -81,6 +81,15 @@ FUNCTIONS: Final = (
     "backfill",
 )
 DESTROY_GRACE_SECONDS: Final = 240  # destroy after a timeout gets this much more time
+APPLY_ATTEMPTS: Final = 2  # a second, fresh attempt only after duplicate_create()
+# How the provider reports a create that met an existing resource of the same name.
+DUPLICATE_MARKS: Final = (
+    "EntityAlreadyExists",
+    "ResourceConflictException",
+    "ResourceInUseException",
+    "QueueAlreadyExists",
+    "already exists",
+)
 
 
 class InfraRunError(Exception):
@@ -413,6 +422,30 @@ def apply_local(binary: str, timeout: float, architecture: str) -> None:
     ]
     timings: dict[str, float] = {}
     initialise(terraform)
+    for attempt in range(1, APPLY_ATTEMPTS + 1):
+        try:
+            apply_on_fresh_moto(terraform, deadline, variables, timings)
+        except InfraRunError as error:
+            if attempt == APPLY_ATTEMPTS or not duplicate_create(workdir / "apply.log"):
+                raise
+            kept = keep_attempt_logs(workdir, attempt)
+            say(
+                "apply failed on a create that found its own resource already there: a request "
+                "the provider's SDK sent again after moto dropped or delayed the first answer "
+                f"({error.args[0].splitlines()[0]}). The logs of attempt {attempt} are kept as "
+                f"{', '.join(kept)}; trying once more on a fresh moto server."
+            )
+            for stale in workdir.glob("*.tfstate*"):
+                stale.unlink()
+        else:
+            return
+
+
+def apply_on_fresh_moto(
+    terraform: Terraform, deadline: Deadline, variables: Sequence[str], timings: dict[str, float]
+) -> None:
+    """One apply / check / plan / destroy cycle on a moto server of its own."""
+    workdir = terraform.workdir
     with moto_server(workdir / "moto.log") as endpoint:
         create_documents_bucket(endpoint)
         variables = [*common_variables(endpoint), *variables]
@@ -423,6 +456,7 @@ def apply_local(binary: str, timeout: float, architecture: str) -> None:
             failure = error
         # Also after a failure or a timeout: the destroy is part of what is checked, and it
         # gets DESTROY_GRACE_SECONDS beyond the run's budget.
+        saved_deadline = terraform.deadline
         terraform.deadline = Deadline(deadline.remaining() + DESTROY_GRACE_SECONDS)
         try:
             timed(
@@ -433,9 +467,59 @@ def apply_local(binary: str, timeout: float, architecture: str) -> None:
                 failure = error
             else:
                 say(f"destroy failed too: {error}")
+        finally:
+            terraform.deadline = saved_deadline
         say("times: " + ", ".join(f"{step} {seconds:.0f} s" for step, seconds in timings.items()))
         if failure is not None:
+            server_errors = moto_server_errors(workdir / "moto.log")
+            if server_errors:
+                say("moto answered with server errors:\n" + "\n".join(server_errors))
             raise failure
+
+
+def duplicate_create(apply_log: Path) -> bool:
+    """Whether apply failed only because a create met the very resource it was creating.
+
+    Seen once in CI (``CreatePolicy`` answered 409 ``EntityAlreadyExists`` on a fresh moto): the
+    SDK resends a request whose answer it did not get, and moto had already carried out the
+    first. Nothing in infra/ creates one name twice (a real duplicate fails ``plan`` and the
+    python-hcl2 tests), so this symptom is the emulator's, and one fresh attempt is fair.
+    """
+    if not apply_log.is_file():
+        return False
+    errors = [
+        line
+        for line in apply_log.read_text(encoding="utf-8").splitlines()
+        if line.startswith("Error: ")
+    ]
+    return bool(errors) and all(
+        line.startswith("Error: creating ") and any(mark in line for mark in DUPLICATE_MARKS)
+        for line in errors
+    )
+
+
+def keep_attempt_logs(workdir: Path, attempt: int) -> list[str]:
+    """Rename this attempt's logs to ``<name>-attempt<N>.log``; returns the new paths."""
+    kept = []
+    for name in ("apply", "destroy", "moto"):
+        log = workdir / f"{name}.log"
+        if log.is_file():
+            target = log.with_name(f"{name}-attempt{attempt}.log")
+            log.replace(target)
+            kept.append(relative(target))
+    return kept
+
+
+def moto_server_errors(moto_log: Path, limit: int = 20) -> list[str]:
+    """The access-log lines of moto's 5xx answers and its tracebacks' last lines, at most
+    ``limit``: what explains an apply that failed on the emulator's side."""
+    if not moto_log.is_file():
+        return []
+    found = []
+    for line in moto_log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if '" 5' in line or line.startswith(("Traceback", "Exception")):
+            found.append(line)
+    return found[:limit]
 
 
 def apply_check_and_plan_again(
