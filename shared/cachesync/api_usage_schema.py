@@ -1,9 +1,12 @@
-"""The API usage table's layout: per-key request counters (rate limits) that expire by TTL.
+"""The API usage table's layout: per-key request counters and signing nonces, expiring by TTL.
 
 One item per key and minute, ``counter_id`` = ``rate#<key id>#<epoch minute>`` the partition key:
 ``n`` counts the minute's admitted requests, ``s<second>`` each second's (the burst). Items
 expire (TTL ``expires_at``) a few minutes after their minute: the table holds only recent
 counters. Every API instance counts in the same items, so a limit holds in total.
+
+A signed request's nonce is an item ``nonce#<key id>#<nonce>``, written only if absent, that
+expires after the signature's validity window: a replay within the window finds it.
 """
 
 from __future__ import annotations
@@ -40,3 +43,11 @@ def create_api_usage_table_request(table_name: str) -> dict[str, Any]:
         "AttributeDefinitions": [{"AttributeName": PARTITION_KEY, "AttributeType": "S"}],
         "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
     }
+
+
+NONCE_PREFIX: Final = "nonce#"
+
+
+def nonce_item_id(key_id: str, nonce: str) -> str:
+    """The item recording that ``key_id`` used ``nonce`` in a signed request."""
+    return f"{NONCE_PREFIX}{key_id}#{nonce}"

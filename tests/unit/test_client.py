@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -12,6 +13,7 @@ import pytest
 import urllib3
 
 from cachesync.api.models import SUMMARY_FIELDS
+from cachesync.api.request_signing import SignatureVerifier, signing_secret
 from cachesync.client import (
     ApiAuthenticationError,
     ApiConnectionError,
@@ -242,3 +244,36 @@ def test_query_parameters_repeat_statuses_and_join_fields() -> None:
     assert "status=draft&status=approved" in url
     assert "fields=key%2Ctitle" in url
     assert "limit=5" in url
+
+
+def test_a_signing_client_signs_every_attempt_afresh() -> None:
+    # Given a key's signing secret, and a server that is unavailable once
+    master = b"m" * 32
+    secret = signing_secret(master, "k1")
+    pool = ScriptedPool(answer(503, problem(503)), answer(200, RECEIPT))
+    policy = RetryPolicy(attempts=2, base_delay=0.01, sleep=lambda _: None)
+    api = CacheSyncClient(
+        "http://api.test", "csk_k1_x", retry=policy, pool=pool, signing_secret=secret
+    )  # type: ignore[arg-type]
+    # When it writes with an idempotency key (so the 503 is retried)
+    api.put("changes/a b.json", {"a": 1}, idempotency_key="i-1")
+    # Then each attempt verifies on the server's side, with its own nonce
+    nonces: set[str] = set()
+    for sent in pool.sent:
+        headers = {name.lower(): value for name, value in sent["headers"].items()}
+        url = urllib3.util.parse_url(sent["url"])
+        verifier = SignatureVerifier(master, Remembered(), clock=time.time)
+        verifier.verify("k1", sent["method"], url.path or "", [], headers, sent["body"])
+        nonces.add(headers["x-cachesync-nonce"])
+    assert len(nonces) == 2
+
+
+class Remembered:
+    """A nonce store that has seen nothing (each attempt is checked by a verifier of its own)."""
+
+    def __init__(self) -> None:
+        self.nonces: list[tuple[str, str, int]] = []
+
+    def remember(self, key_id: str, nonce: str, expires_at: int) -> bool:
+        self.nonces.append((key_id, nonce, expires_at))
+        return True

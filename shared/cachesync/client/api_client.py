@@ -14,6 +14,8 @@ document is generated from. Errors are :mod:`cachesync.client.errors`; retries f
 from __future__ import annotations
 
 import json
+import secrets
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
@@ -21,12 +23,13 @@ from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any, Final, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import urllib3
 from pydantic import BaseModel, ConfigDict
 
 from cachesync.api.models import DocumentResult, Health, QueryResult, WriteResult
+from cachesync.api.request_signing import sign_headers
 from cachesync.client.errors import ApiConnectionError, error_for_status
 from cachesync.client.retries import RequestSafety, RetryPolicy
 from cachesync.clock import utc_now
@@ -77,8 +80,12 @@ class CacheSyncClient:
         timeout: float | tuple[float, float] = (3.0, 30.0),
         retry: RetryPolicy | None = None,
         pool: urllib3.PoolManager | None = None,
+        signing_secret: str | None = None,
     ) -> None:
+        """``signing_secret``: the key's signing secret (``css_...``), for a key created with
+        ``--require-signing``: every request (every attempt) is then signed afresh."""
         self._base = base_url.rstrip("/")
+        self._signing_secret = signing_secret
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         self._timeout = urllib3.Timeout(connect=connect, read=read)
         self._retry = retry or RetryPolicy()
@@ -220,12 +227,27 @@ class CacheSyncClient:
         self, method: str, path: str, headers: Mapping[str, str] | None, body: bytes | None
     ) -> urllib3.BaseHTTPResponse:
         what = f"{method} {path.split('?', 1)[0]}"
+        sent = {**self._headers, **(headers or {})}
+        if self._signing_secret is not None:
+            # A fresh timestamp and nonce per attempt: a retry is a new request, not a replay.
+            route, _, query = path.partition("?")
+            sent.update(
+                sign_headers(
+                    self._signing_secret,
+                    method,
+                    route,
+                    parse_qsl(query, keep_blank_values=True),
+                    body or b"",
+                    timestamp=int(time.time()),
+                    nonce=secrets.token_urlsafe(18),
+                )
+            )
         try:
             reply = self._pool.request(
                 method,
                 self._base + path,
                 body=body,
-                headers={**self._headers, **(headers or {})},
+                headers=sent,
                 timeout=self._timeout,
                 redirect=False,
             )

@@ -1,4 +1,5 @@
-"""Rate-limit counters in DynamoDB Local: the limit holds in total across instances."""
+"""The API usage table in DynamoDB Local: rate counters hold in total across instances, and
+signed-request nonces are used once."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from cachesync.api_usage_schema import create_api_usage_table_request, rate_coun
 from cachesync.exceptions import UsageStoreError
 from cachesync.local import LocalStack
 from cachesync.retry_policies import RetryPolicy
+from cachesync.stores.dynamodb_nonces import DynamoDBNonceStore
 from cachesync.stores.dynamodb_rate_limits import DynamoDBRateLimitStore
 
 if TYPE_CHECKING:
@@ -82,3 +84,18 @@ def test_a_missing_table_is_a_usage_store_error(local_stack: LocalStack) -> None
     # When it counts / Then it raises the usage store's error, naming the operation
     with pytest.raises(UsageStoreError, match="UpdateItem"):
         store.count("key-c", int(time.time()), per_minute=1, per_second=1)
+
+
+def test_a_nonce_is_used_once_per_key(local_stack: LocalStack, usage_table: str) -> None:
+    # Given two API instances sharing the usage table
+    first, second = (
+        DynamoDBNonceStore(local_stack.client("dynamodb"), usage_table) for _ in range(2)
+    )
+    expires = int(time.time()) + 600
+    # When a nonce is used by one instance, then replayed through the other, then used by
+    # another key
+    used = first.remember("key-a", "nonce-0123456789ab", expires)
+    replayed = second.remember("key-a", "nonce-0123456789ab", expires)
+    other_key = second.remember("key-b", "nonce-0123456789ab", expires)
+    # Then only the replay is refused
+    assert (used, replayed, other_key) == (True, False, True)
