@@ -12,10 +12,12 @@ import { randomUUID } from "node:crypto";
 
 import { ApiConnectionError, errorForStatus, type Problem } from "./errors.js";
 import { DEFAULT_RETRY, withRetries, type RetryHooks, type RetryPolicy } from "./retries.js";
+import { signHeaders } from "./signing.js";
 import type { components, operations } from "./schema.js";
 
 export * from "./errors.js";
 export { DEFAULT_RETRY, isTransient, type RetryPolicy } from "./retries.js";
+export { canonicalRequest, signHeaders, signature } from "./signing.js";
 
 type Schemas = components["schemas"];
 export type QueryResult = Schemas["QueryResult"];
@@ -67,6 +69,8 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
+  /** The key's signing secret (css_...), for a key that requires signed requests. */
+  signingSecret?: string;
 }
 
 export interface WriteOptions {
@@ -84,6 +88,7 @@ export class CacheSyncClient {
   private readonly retry: RetryPolicy;
   private readonly hooks: RetryHooks;
   private readonly fetcher: typeof fetch;
+  private readonly signingSecret: string | undefined;
 
   constructor(baseUrl: string, apiKey: string, options: ClientOptions = {}) {
     this.base = baseUrl.replace(/\/+$/, "");
@@ -98,6 +103,7 @@ export class CacheSyncClient {
       random: options.random ?? Math.random,
     };
     this.fetcher = options.fetch ?? fetch;
+    this.signingSecret = options.signingSecret;
   }
 
   /** GET /v1/health (no key needed). */
@@ -186,9 +192,12 @@ export class CacheSyncClient {
 
   private async send(method: string, path: string, options: RequestOptions): Promise<Response> {
     const what = `${method} ${path.split("?")[0]}`;
+    // A fresh timestamp and nonce per attempt: a retry is a new request, not a replay.
+    const signed =
+      this.signingSecret === undefined ? {} : signHeaders(this.signingSecret, method, path, options.body ?? "");
     const init: RequestInit = {
       method,
-      headers: { ...this.headers, ...options.headers },
+      headers: { ...this.headers, ...options.headers, ...signed },
       redirect: "manual",
       signal: AbortSignal.timeout(this.timeoutMs),
     };

@@ -142,3 +142,38 @@ test("query parameters repeat statuses and join fields", async () => {
   assert.ok(url.includes("fields=key%2Ctitle"), url);
   assert.ok(url.includes("limit=5"), url);
 });
+
+test("signing: the worked example of docs/API.md, byte for byte as the server computes it", async () => {
+  const { canonicalRequest, signature } = await import("../src/signing.js");
+  const query: [string, string][] = [["status", "draft"], ["customer", "acme"], ["status", "approved"], ["limit", "10"]];
+  const canonical = canonicalRequest("GET", "/v1/documents", query, "1780000000", "3f2b8c1d9e7a4b6f", "");
+  assert.equal(
+    canonical,
+    "CACHESYNC-HMAC-SHA256\nGET\n/v1/documents\ncustomer=acme&limit=10&status=approved&status=draft\n1780000000\n3f2b8c1d9e7a4b6f\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+  );
+  const secret = "css_427eae70f6e9572ecdf965569825db77d139967c42459fff07399850dd053bc6";
+  assert.equal(signature(secret, canonical), "v1=40793a969ad4773fa1d9fafa2a0fca1541758e4fce93f41c862b7b67d283a6a2");
+  // A path written two ways is one canonical request; "+" in a path stays a plus.
+  assert.equal(
+    canonicalRequest("PUT", "/v1/documents/a%20b+c.json", [], "1", "n", ""),
+    canonicalRequest("PUT", "/v1/documents/a b%2Bc.json", [], "1", "n", ""),
+  );
+  assert.ok(canonicalRequest("PUT", "/v1/documents/a b+c(1).json", [], "1", "n", "").includes("/v1/documents/a%20b%2Bc%281%29.json"));
+});
+
+test("a signing client signs every attempt with a fresh nonce", async () => {
+  const sent: Record<string, string>[] = [];
+  const answers = [problem(503), json(200, HEALTH)];
+  const client = new CacheSyncClient("http://api.test", "csk_k_s", {
+    signingSecret: "css_secret",
+    fetch: async (_url, init) => {
+      sent.push(init?.headers as Record<string, string>);
+      return answers.shift()!;
+    },
+    sleep: async () => {},
+  });
+  await client.health();
+  assert.equal(sent.length, 2);
+  assert.notEqual(sent[0]!["X-Cachesync-Nonce"], sent[1]!["X-Cachesync-Nonce"]);
+  assert.match(sent[0]!["X-Cachesync-Signature"]!, /^v1=[0-9a-f]{64}$/);
+});
