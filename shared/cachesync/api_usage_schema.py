@@ -28,6 +28,8 @@ class UsageAttr:
     SECOND_COUNT_PREFIX: Final = "s"
     """``s0`` .. ``s59``: the admitted requests of that second of the minute."""
     EXPIRES_AT: Final = TTL_ATTRIBUTE
+    CLAIM: Final = "claim"
+    """On a nonce item: a token of the call that wrote it (its own retry is no replay)."""
 
 
 def rate_counter_id(key_id: str, epoch_minute: int) -> str:

@@ -108,7 +108,10 @@ class BulkWriter:
                 outcome = self._run_one(position, operations[position], dry_run, deadline)
                 outcomes[position] = outcome
                 if on_outcome is not None:
-                    on_outcome(outcome)
+                    try:
+                        on_outcome(outcome)
+                    except Exception:  # a listener (a progress bar) never costs an outcome
+                        self._logger.exception("bulk outcome listener failed")
 
         with ThreadPoolExecutor(
             max_workers=min(self._workers, max(1, len(by_key))), thread_name_prefix="cachesync-bulk"

@@ -138,7 +138,7 @@ class DirectS3DocumentStore:
         return ReadResult(
             bucket=self._bucket,
             key=key,
-            body=stored.body.decode("utf-8"),
+            body=document_text(key, stored.body),
             etag=stored.etag,
             version_id=stored.version_id,
             source=ReadSource.S3,
@@ -184,7 +184,8 @@ class DirectS3DocumentStore:
 
         Same answers as the index: the same window (inclusive, default a year back to a day
         ahead), filters, order and page size; documents past their TTL and objects that are not
-        valid documents are left out. Ties in index time are ordered by key.
+        valid documents are left out. Among documents with the same index time the order is
+        unspecified (here: by key; the index: as DynamoDB stores them).
         """
         now = self._clock()
         fingerprint = query_fingerprint(query)
@@ -265,7 +266,8 @@ def summary_of(entry: IndexEntry) -> DocumentSummary:
         version_id=version.version_id,
         size=version.size,
         s3_last_modified=version.last_modified,
-        expires_at=document.expires_at,
+        # The index keeps a TTL in whole epoch seconds (DynamoDB's TTL format).
+        expires_at=document.expires_at.replace(microsecond=0) if document.expires_at else None,
     )
 
 

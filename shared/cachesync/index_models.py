@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cachesync.documents import DocumentKind, ParsedDocument
 from cachesync.exceptions import InvalidQueryError
@@ -171,8 +171,8 @@ class IndexQuery(BaseModel):
     customer: str | None = None
     status: str | None = None
     statuses: tuple[str, ...] = ()
-    """Any of these statuses (two or more; one goes in ``status``): one lane of the status index
-    per status, merged in time order (with a customer: a filter on the customer index)."""
+    """Any of these statuses (kept sorted and without repeats): one lane of the status index per
+    status, merged in time order (with a customer: a filter on the customer index)."""
     within_customers: tuple[str, ...] | None = None
     """Only documents naming one of these customers (an API key's tenancy; ``None``: any)."""
     kind: DocumentKind | None = None
@@ -181,6 +181,13 @@ class IndexQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=1000)
     order: SortOrder = "desc"
     next_token: str | None = None
+
+    @field_validator("statuses")
+    @classmethod
+    def _distinct_statuses(cls, statuses: tuple[str, ...]) -> tuple[str, ...]:
+        # A repeated status would be a second lane holding the same documents; the order of
+        # the statuses does not change the query (nor, so, its page tokens' fingerprint).
+        return tuple(sorted(set(statuses)))
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> IndexQuery:

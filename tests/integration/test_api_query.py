@@ -318,9 +318,10 @@ def test_several_statuses_merge_their_lanes_across_ties_and_churn(
             raise
 
     def churn_until_stopped() -> None:
-        # Documents of the asked statuses (and one that is not asked) come and go meanwhile.
+        # Documents of the asked statuses (and one that is not asked) come and go meanwhile;
+        # at most 60, so that a walk a page at a time always overtakes them.
         number = 0
-        while not stop.is_set():
+        while not stop.is_set() and number < 60:
             doc_key = f"lanes/{customer}/churn-{number:03d}.json"
             when = start + timedelta(days=(number * 7) % 80, minutes=1)
             index_document(

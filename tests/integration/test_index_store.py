@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -307,3 +308,39 @@ def test_sequencer_less_writes_are_ordered_by_s3_time(index_store: DynamoDBIndex
     same = index_store.put_document(entry("changes/a.json", seq=None, etag="v2", lm=NOW))
     assert older.outcome is WriteOutcome.STALE
     assert same.outcome is WriteOutcome.DUPLICATE
+
+
+def test_page_tokens_carry_only_keys_of_items_the_caller_was_shown(
+    index_store: DynamoDBIndexStore,
+) -> None:
+    # Given documents of acme and globex between many of initech's, and statuses the query
+    # leaves out between the asked ones
+    for number in range(40):
+        customers = ["acme"] if number % 8 == 0 else ["globex"] if number % 8 == 4 else ["initech"]
+        status = "draft" if number % 3 else "approved"
+        index_store.put_document(
+            entry(
+                f"leak/{number:02d}.json",
+                customers=customers,
+                status=status,
+                modified=NOW - timedelta(hours=number + 1),
+            )
+        )
+    shown: set[str] = set()
+    queries = [
+        IndexQuery(within_customers=("acme", "globex"), limit=2),
+        IndexQuery(statuses=("approved", "completed"), kind="change", limit=2),
+    ]
+    for query in queries:
+        token: str | None = None
+        while True:
+            # When a caller limited to acme and globex (or to some statuses) walks two a page
+            page = index_store.query(query.model_copy(update={"next_token": token}))
+            shown |= {document_pk(BUCKET, item.key) for item in page.items}
+            token = page.next_token
+            if token is None:
+                break
+            # Then the (readable, unsigned) token names only documents already shown
+            payload = json.loads(base64.urlsafe_b64decode(token))
+            named = {lane[PARTITION_KEY] for lane in payload["k"] if isinstance(lane, dict)}
+            assert named <= shown, named - shown

@@ -137,3 +137,44 @@ def test_a_failed_verification_does_not_use_up_the_nonce() -> None:
         verifier(nonces).verify("k7Hq2", "PUT", "/v1/documents/x.json", [], headers, b"wrong")
     # When / Then its nonce was not recorded
     assert nonces.seen == {}
+
+
+# Shared with clients/typescript/test/unit.test.ts: both must compute these bytes.
+VECTOR_CANONICAL = (
+    "CACHESYNC-HMAC-SHA256\nGET\n/v1/documents/caf%C3%A9/a~b%2Ac.json\n"
+    "a%20b=1&name=~%2A%C3%A9&q=x%20y%2Bz\n1780000000\nvector-nonce-0001\n"
+    "3c48591d8d098a4538f5e013dfcf406e948eac4d3277b10bf614e295d6068179"
+)
+VECTOR_SIGNATURE = "v1=2a31973549c31cf92172c195a4ff16d3a4175fab53512421af2a1e5cc2f0a4b8"
+
+
+def test_the_shared_vector_of_awkward_characters() -> None:
+    # Given a path with UTF-8 and "~*", a query with spaces, "+", "~", "*" and UTF-8, a UTF-8 body
+    canonical = canonical_request(
+        "GET",
+        "/v1/documents/caf%C3%A9/a~b*c.json",
+        [("q", "x y+z"), ("name", "~*é"), ("a b", "1")],
+        "1780000000",
+        "vector-nonce-0001",
+        "héllo".encode(),
+    )
+    # When / Then the canonical bytes and signature are the ones the TypeScript client computes
+    assert canonical == VECTOR_CANONICAL
+    assert signature("css_vector", canonical) == VECTOR_SIGNATURE
+
+
+@pytest.mark.parametrize("timestamp", ["²", "1" * 5000, "-5", " 1780000000"])
+def test_a_timestamp_that_is_not_plain_seconds_is_a_401_reason_not_a_crash(timestamp: str) -> None:
+    # Given a signed request whose timestamp header is not ASCII digits (or absurdly long)
+    headers = signed() | {"x-cachesync-timestamp": timestamp}
+    # When / Then it is refused as a signature error (a 401), not a ValueError (a 500)
+    with pytest.raises(SignatureError, match="Unix seconds"):
+        verifier().verify("k7Hq2", "GET", "/v1/documents", QUERY, headers, b"")
+
+
+def test_a_percent_that_starts_no_escape_is_refused() -> None:
+    # Given a raw path with a "%" that is not an escape (clients would decode it differently)
+    headers = signed(path="/v1/documents/100%zz.json", query=[])
+    # When / Then it is refused, saying why
+    with pytest.raises(SignatureError, match="starts no escape"):
+        verifier().verify("k7Hq2", "GET", "/v1/documents/100%zz.json", [], headers, b"")

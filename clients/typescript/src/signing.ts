@@ -58,7 +58,9 @@ export function signHeaders(
   body: string,
   now: { timestamp?: number; nonce?: string } = {},
 ): Record<string, string> {
-  const [path = "", search = ""] = pathAndQuery.split("?", 2);
+  const mark = pathAndQuery.indexOf("?");
+  const path = mark < 0 ? pathAndQuery : pathAndQuery.slice(0, mark);
+  const search = mark < 0 ? "" : pathAndQuery.slice(mark + 1);
   const query = [...new URLSearchParams(search).entries()];
   const timestamp = String(now.timestamp ?? Math.floor(Date.now() / 1000));
   const nonce = now.nonce ?? randomBytes(18).toString("base64url");

@@ -177,3 +177,20 @@ test("a signing client signs every attempt with a fresh nonce", async () => {
   assert.notEqual(sent[0]!["X-Cachesync-Nonce"], sent[1]!["X-Cachesync-Nonce"]);
   assert.match(sent[0]!["X-Cachesync-Signature"]!, /^v1=[0-9a-f]{64}$/);
 });
+
+test("signing: the shared vector of awkward characters (same bytes as the Python tests)", async () => {
+  const { canonicalRequest, signature } = await import("../src/signing.js");
+  const canonical = canonicalRequest(
+    "GET",
+    "/v1/documents/caf%C3%A9/a~b*c.json",
+    [["q", "x y+z"], ["name", "~*é"], ["a b", "1"]],
+    "1780000000",
+    "vector-nonce-0001",
+    "héllo",
+  );
+  assert.equal(
+    canonical,
+    "CACHESYNC-HMAC-SHA256\nGET\n/v1/documents/caf%C3%A9/a~b%2Ac.json\na%20b=1&name=~%2A%C3%A9&q=x%20y%2Bz\n1780000000\nvector-nonce-0001\n3c48591d8d098a4538f5e013dfcf406e948eac4d3277b10bf614e295d6068179",
+  );
+  assert.equal(signature("css_vector", canonical), "v1=2a31973549c31cf92172c195a4ff16d3a4175fab53512421af2a1e5cc2f0a4b8");
+});

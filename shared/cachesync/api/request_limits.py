@@ -1,10 +1,13 @@
 """Per-key request rate limits for the query API, enforced across every API instance.
 
-A key gets ``per_minute`` requests a minute, at most ``burst`` of them in any one second; the
-counters live in the API usage table (``stores/dynamodb_rate_limits.py``), one conditional
-update per request, so the limit holds in total however many instances serve. Every answer
-carries the limit: ``RateLimit-Policy`` and ``RateLimit`` (IETF httpapi rate-limit headers) and
-the widespread ``X-RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` (epoch seconds).
+A key gets ``per_minute`` requests in each calendar minute (a fixed window: up to twice that
+across a minute's end) and at most ``burst`` of them in any one second. The counters live in the
+API usage table (``stores/dynamodb_rate_limits.py``), one conditional update per request, so the
+limit holds in total however many instances serve; one key's requests update one item, which
+DynamoDB takes about 1,000 times a second, hence the caps on the limits. Every answer carries
+the limit: ``RateLimit-Policy`` and ``RateLimit`` (IETF httpapi rate-limit headers: a "default"
+policy of the minute and a "burst" policy of the second) and the widespread
+``X-RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` (epoch seconds) of the minute.
 
 When the counters cannot be reached the limiter fails open (serves, unlimited, logs and counts
 it) or closed (refuses with 503), as ``CACHESYNC_API_RATE_LIMIT_FAILURE_MODE`` says: open keeps
@@ -29,6 +32,7 @@ from cachesync.exceptions import (
 from cachesync.stores.dynamodb_rate_limits import RateCount
 
 POLICY_NAME: Final = "default"
+BURST_POLICY_NAME: Final = "burst"
 WINDOW_SECONDS: Final = 60
 
 
@@ -54,8 +58,8 @@ class LimitPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    per_minute: int = Field(ge=1, le=1_000_000)
-    burst: int = Field(ge=1, le=100_000)
+    per_minute: int = Field(ge=1, le=60_000)
+    burst: int = Field(ge=1, le=1_000)
     """At most this many requests in any one second."""
 
 
@@ -73,15 +77,27 @@ class LimitVerdict(BaseModel):
     """Seconds until this minute's window ends."""
     reset_at: int
     """The epoch second the window ends."""
+    burst_spent: bool = False
+    """The request was refused for the second's burst (the minute still has room)."""
 
     def headers(self) -> dict[str, str]:
         """The rate-limit headers of the answer."""
+        policy = self.policy
         headers = {
-            "RateLimit-Policy": f'"{POLICY_NAME}";q={self.policy.per_minute};w={WINDOW_SECONDS}',
-            "X-RateLimit-Limit": str(self.policy.per_minute),
+            "RateLimit-Policy": (
+                f'"{POLICY_NAME}";q={policy.per_minute};w={WINDOW_SECONDS}, '
+                f'"{BURST_POLICY_NAME}";q={policy.burst};w=1'
+            ),
+            "X-RateLimit-Limit": str(policy.per_minute),
         }
         if self.remaining is not None:
-            headers["RateLimit"] = f'"{POLICY_NAME}";r={self.remaining};t={self.reset_seconds}'
+            # The draft's RateLimit names the policy closest to refusing: the spent burst
+            # (none left for a second), else the minute.
+            headers["RateLimit"] = (
+                f'"{BURST_POLICY_NAME}";r=0;t=1'
+                if self.burst_spent
+                else f'"{POLICY_NAME}";r={self.remaining};t={self.reset_seconds}'
+            )
             headers["X-RateLimit-Remaining"] = str(self.remaining)
             headers["X-RateLimit-Reset"] = str(self.reset_at)
         return headers
@@ -138,5 +154,6 @@ class RequestLimiter:
             else:
                 # The second's burst is spent: the next second has a fresh one.
                 limit, retry_after = "burst per second", 1
+                verdict = verdict.model_copy(update={"burst_spent": True})
             raise RateLimitExceededError(key_id, limit, retry_after, verdict.headers())
         return verdict

@@ -33,6 +33,10 @@ SIGNATURE_HEADER: Final = "X-Cachesync-Signature"
 SIGNATURE_VERSION: Final = "v1"
 ALLOWED_SKEW_SECONDS: Final = 300
 NONCE_PATTERN: Final = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+# ASCII digits only ("²" is a digit to str.isdigit), and few enough for int() to take.
+TIMESTAMP_PATTERN: Final = re.compile(r"^[0-9]{1,12}$")
+# A "%" must start an escape: decoding a malformed one would differ between clients.
+_MALFORMED_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # RFC 3986 unreserved characters stay as they are; everything else is percent-encoded.
 _UNRESERVED: Final = "-_.~"
 
@@ -136,7 +140,8 @@ class SignatureVerifier:
         body: bytes,
     ) -> None:
         """Return if the request is signed by ``key_id``'s secret, fresh and not replayed;
-        raise :class:`SignatureError` saying why not. ``headers``: names in lower case."""
+        raise :class:`SignatureError` saying why not. ``path``: as sent, still percent-encoded
+        (API Gateway's ``path``, gunicorn's ``RAW_URI``); ``headers``: names in lower case."""
         timestamp = headers.get(TIMESTAMP_HEADER.lower())
         nonce = headers.get(NONCE_HEADER.lower())
         sent = headers.get(SIGNATURE_HEADER.lower())
@@ -145,7 +150,7 @@ class SignatureVerifier:
                 f"this API key requires signed requests: send {TIMESTAMP_HEADER}, "
                 f"{NONCE_HEADER} and {SIGNATURE_HEADER}"
             )
-        if not timestamp.isdigit():
+        if not TIMESTAMP_PATTERN.match(timestamp):
             raise SignatureError(f"{TIMESTAMP_HEADER} must be Unix seconds")
         if abs(self._clock() - int(timestamp)) > ALLOWED_SKEW_SECONDS:
             raise SignatureError(
@@ -153,6 +158,8 @@ class SignatureVerifier:
             )
         if not NONCE_PATTERN.match(nonce):
             raise SignatureError(f"{NONCE_HEADER} must be 16-64 of A-Z a-z 0-9 _ -")
+        if _MALFORMED_ESCAPE.search(path):
+            raise SignatureError("the path has a '%' that starts no escape")
         canonical = canonical_request(method, path, query, timestamp, nonce, body)
         expected = signature(signing_secret(self._master, key_id), canonical)
         if not hmac.compare_digest(expected.encode(), sent.encode()):

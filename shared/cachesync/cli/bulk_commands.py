@@ -56,7 +56,11 @@ def operations_from_dir(folder: Path, prefix: str) -> Iterator[tuple[str, BulkOp
         if not isinstance(document, dict):
             yield source, "not a JSON object"
             continue
-        yield source, BulkOperation(operation="put", key=key, document=document)
+        try:
+            yield source, BulkOperation(operation="put", key=key, document=document)
+        except ValidationError as error:
+            first = first_validation_error(error)
+            yield source, f"{first.field}: {first.message}" if first.field else first.message
 
 
 def operations_from_jsonl(file: Path) -> Iterator[tuple[str, BulkOperation | str]]:

@@ -509,13 +509,15 @@ class DynamoDBIndexStore:
             used[lane] += 1
         resumes: list[LaneResume] = []
         for lane, read in enumerate(lanes):
-            if used[lane] == len(read.entries):
-                resumes.append(read.end)
+            if used[lane] == len(read.entries) and read.end == LANE_DONE:
+                resumes.append(LANE_DONE)
             elif used[lane] == 0:
                 resumes.append(resume[lane])
             else:
-                # A merged page can stop inside what a lane returned: resume after the last entry
-                # taken from it (a real item's keys are a valid ExclusiveStartKey).
+                # Resume after the last entry taken from the lane (a real item's keys are a valid
+                # ExclusiveStartKey). Read limits make DynamoDB's last evaluated key that same
+                # entry today; taking the entry's own keys keeps it so if they change: a key the
+                # filters dropped may be another tenant's, and a token must never name it.
                 resumes.append(gsi_position(plan.index, read.entries[used[lane] - 1][1]))
         summaries = [lanes[lane].entries[n][0] for _, lane, n in taken]
         return summaries, tuple(resumes)

@@ -6,8 +6,9 @@ function, :func:`_translate`.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -22,7 +23,11 @@ T = TypeVar("T")
 
 
 class _SeenError(CacheSyncError):
-    """Internal: the nonce's item already exists."""
+    """Internal: the nonce's item already exists; ``claim`` is the call that wrote it."""
+
+    def __init__(self, claim: str | None) -> None:
+        self.claim = claim
+        super().__init__("nonce already used")
 
 
 class DynamoDBNonceStore:
@@ -42,9 +47,10 @@ class DynamoDBNonceStore:
     def remember(self, key_id: str, nonce: str, expires_at: int) -> bool:
         """Record ``nonce`` of ``key_id`` until ``expires_at``; ``False`` if already recorded.
 
-        A put retried after a lost answer finds its own item and reads as a replay: the request
-        is refused and the client's retry, with a new nonce, goes through.
+        Each call writes a claim of its own: a put retried after a lost answer finds its own
+        claim and is not taken for a replay.
         """
+        claim = secrets.token_hex(8)
         try:
             self._call(
                 "PutItem",
@@ -52,15 +58,17 @@ class DynamoDBNonceStore:
                     TableName=self._table,
                     Item={
                         UsageAttr.COUNTER_ID: {"S": nonce_item_id(key_id, nonce)},
+                        UsageAttr.CLAIM: {"S": claim},
                         UsageAttr.EXPIRES_AT: {"N": str(expires_at)},
                     },
                     # A nonce is used once: a replay within its window finds the item.
                     ConditionExpression="attribute_not_exists(#id)",
                     ExpressionAttributeNames={"#id": UsageAttr.COUNTER_ID},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 ),
             )
-        except _SeenError:
-            return False
+        except _SeenError as seen:
+            return seen.claim == claim
         return True
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
@@ -76,5 +84,8 @@ def _translate(operation: str, error: ClientError) -> CacheSyncError:
     """The one place DynamoDB error codes of the nonce items become cachesync errors."""
     code = error_code(error)
     if code == "ConditionalCheckFailedException":
-        return _SeenError("nonce already used")
+        # botocore adds the modelled Item (ReturnValuesOnConditionCheckFailure) to the response.
+        response: dict[str, Any] = dict(error.response)
+        claim = (response.get("Item") or {}).get(UsageAttr.CLAIM, {}).get("S")
+        return _SeenError(claim)
     return UsageStoreError(operation, code, str(error.response.get("Error", {}).get("Message")))

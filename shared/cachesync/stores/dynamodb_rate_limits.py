@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cachesync.api_usage_schema import UsageAttr, rate_counter_id
 from cachesync.exceptions import CacheSyncError, UsageStoreError
-from cachesync.retry_policies import DEFAULT_RETRY_POLICY, RetryPolicy, error_code
+from cachesync.retry_policies import RetryPolicy, error_code
 from cachesync.stores.index_items import deserialize
 
 if TYPE_CHECKING:
@@ -25,6 +25,9 @@ T = TypeVar("T")
 # Counters outlive their minute by this much: long enough for a clock a little off, short
 # enough to keep the table small (DynamoDB's TTL deletes them eventually).
 COUNTER_TTL_SECONDS: Final = 300
+# One attempt: a counter update retried after a lost answer would count the request twice, and
+# the request it gates must not wait; a failure goes to the limiter's failure mode instead.
+COUNTER_RETRY_POLICY: Final = RetryPolicy(attempts=1)
 
 
 class RateCount(BaseModel):
@@ -55,7 +58,7 @@ class DynamoDBRateLimitStore:
         client: DynamoDBClient,
         table_name: str,
         *,
-        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        retry_policy: RetryPolicy = COUNTER_RETRY_POLICY,
     ) -> None:
         self._client = client
         self._table = table_name
