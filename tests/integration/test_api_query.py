@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -99,6 +99,69 @@ def walk(
         if not token:
             return items, pages
     raise AssertionError("the walk did not end")
+
+
+class Churn:
+    """Documents of one customer that come and go in a thread while a walk runs: each one
+    written, every second one replaced by a tombstone again. At most ``limit`` (a walk a page at
+    a time must overtake them); a failure in the thread fails the test, not just warns."""
+
+    def __init__(
+        self,
+        world: ApiWorld,
+        prefix: str,
+        customer: str,
+        moment: Callable[[int], datetime],
+        status: Callable[[int], str] = lambda _: "approved",
+        *,
+        limit: int = 1_000,
+        pause: float = 0.0,
+    ) -> None:
+        self.world, self.prefix, self.customer = world, prefix, customer
+        self.moment, self.status, self.limit, self.pause = moment, status, limit, pause
+        self.written: list[str] = []
+        self.failures: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def __enter__(self) -> Churn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            for number in range(self.limit):
+                if self._stop.is_set():
+                    return
+                self._churn_one(number)
+                self._stop.wait(self.pause)
+        except BaseException as error:
+            self.failures.append(error)
+            raise
+
+    def _churn_one(self, number: int) -> None:
+        doc_key = f"{self.prefix}/churn-{number:03d}.json"
+        body = change(
+            f"C{number}",
+            customers=(self.customer,),
+            status=self.status(number),
+            modified=self.moment(number),
+        )
+        index_document(self.world, doc_key, body)
+        self.written.append(doc_key)
+        if number % 2:
+            self.world.index.put_tombstone(
+                Tombstone(
+                    bucket=self.world.bucket,
+                    key=self.written[number - 1],
+                    deleted_at=datetime.now(UTC),
+                    source=WriteSource.EVENT,
+                )
+            )
 
 
 def expected(
@@ -241,43 +304,21 @@ def test_a_walk_returns_each_stable_item_once_while_others_come_and_go(
         )
         stable.append(doc_key)
     key = api_world.key()
-    stop = threading.Event()
-    churned: list[str] = []
-
-    def churn() -> None:
-        number = 0
-        while not stop.is_set():
-            doc_key = f"walk/{customer}/churn-{number:03d}.json"
-            when = start + timedelta(days=(number * 11) % 280, seconds=30)
-            index_document(
-                api_world, doc_key, change(f"C{number}", customers=(customer,), modified=when)
-            )
-            churned.append(doc_key)
-            if number % 2:
-                # Remove an earlier one: a tombstone replaces it.
-                api_world.index.put_tombstone(
-                    Tombstone(
-                        bucket=api_world.bucket,
-                        key=churned[number - 1],
-                        deleted_at=datetime.now(UTC),
-                        source=WriteSource.EVENT,
-                    )
-                )
-            number += 1
-
-    writer = threading.Thread(target=churn)
-    writer.start()
-    try:
+    churn = Churn(
+        api_world,
+        f"walk/{customer}",
+        customer,
+        lambda number: start + timedelta(days=(number * 11) % 280, seconds=30),
+    )
+    with churn:
         # When the customer's documents are walked five a page, in both orders, meanwhile
         walks = [
             walk(api_world, key, {"customer": customer, "since": "2025-12-01", "order": o}, 5)
             for o in ("desc", "asc")
         ]
-    finally:
-        stop.set()
-        writer.join()
     # Then each stable document appears exactly once, and nothing appears twice
-    assert churned
+    assert not churn.failures
+    assert churn.written
     for items, _ in walks:
         keys = [item["key"] for item in items]
         assert len(keys) == len(set(keys))
@@ -306,60 +347,24 @@ def test_several_statuses_merge_their_lanes_across_ties_and_churn(
         stable[doc_key] = (when, status)
     # (an unrestricted key: a key of one customer would read that customer's partition)
     key = api_world.key()
-    stop = threading.Event()
-    churned: list[str] = []
-    failures: list[BaseException] = []
-
-    def churn() -> None:
-        try:
-            churn_until_stopped()
-        except BaseException as error:  # the test fails on it below, not as a thread warning
-            failures.append(error)
-            raise
-
-    def churn_until_stopped() -> None:
-        # Documents of the asked statuses (and one that is not asked) come and go meanwhile;
-        # at most 60, so that a walk a page at a time always overtakes them.
-        number = 0
-        while not stop.is_set() and number < 60:
-            doc_key = f"lanes/{customer}/churn-{number:03d}.json"
-            when = start + timedelta(days=(number * 7) % 80, minutes=1)
-            index_document(
-                api_world,
-                doc_key,
-                change(
-                    f"C{number}",
-                    customers=(customer,),
-                    status=(*statuses, "completed")[number % 4],
-                    modified=when,
-                ),
-            )
-            churned.append(doc_key)
-            if number % 2:
-                api_world.index.put_tombstone(
-                    Tombstone(
-                        bucket=api_world.bucket,
-                        key=churned[number - 1],
-                        deleted_at=datetime.now(UTC),
-                        source=WriteSource.EVENT,
-                    )
-                )
-            number += 1
-            stop.wait(0.02)  # a steady churn, not one that outruns the walk
-
-    writer = threading.Thread(target=churn)
-    writer.start()
-    try:
+    # Documents of the asked statuses (and one that is not asked) come and go meanwhile.
+    churn = Churn(
+        api_world,
+        f"lanes/{customer}",
+        customer,
+        lambda number: start + timedelta(days=(number * 7) % 80, minutes=1),
+        lambda number: (*statuses, "completed")[number % 4],
+        limit=60,
+        pause=0.02,
+    )
+    with churn:
         # When any of two statuses is walked `limit` items a page, while others change
         params = {"status": ["draft", "approved"], "since": "2026-02-01", "order": order}
         items, pages = walk(api_world, key, params, limit)
-    finally:
-        stop.set()
-        writer.join()
     # Then the status index served it, each stable match came exactly once, in time order,
     # and nothing came twice or with another status
-    assert not failures
-    assert churned
+    assert not churn.failures
+    assert churn.written
     assert {page["progress"]["index"] for page in pages} == {"StatusTimeIndex"}
     keys = [item["key"] for item in items]
     assert len(keys) == len(set(keys))

@@ -15,8 +15,7 @@ from cachesync.api_usage_schema import create_api_usage_table_request, rate_coun
 from cachesync.exceptions import UsageStoreError
 from cachesync.local import LocalStack
 from cachesync.retry_policies import RetryPolicy
-from cachesync.stores.dynamodb_nonces import DynamoDBNonceStore
-from cachesync.stores.dynamodb_rate_limits import DynamoDBRateLimitStore
+from cachesync.stores.dynamodb_api_usage import DynamoDBApiUsageStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,7 +35,7 @@ def test_two_instances_admit_exactly_the_limit_in_total(
     local_stack: LocalStack, usage_table: str
 ) -> None:
     # Given two API instances, each with its own client, counting in one table
-    stores = [DynamoDBRateLimitStore(local_stack.client("dynamodb"), usage_table) for _ in range(2)]
+    stores = [DynamoDBApiUsageStore(local_stack.client("dynamodb"), usage_table) for _ in range(2)]
     second = int(time.time()) // 60 * 60 + 5
     # When 60 requests of one key arrive at once, 30 through each, in one second of a minute
     # whose limit is 25 (burst 40)
@@ -57,7 +56,7 @@ def test_the_burst_limits_each_second_and_the_item_expires(
     local_stack: LocalStack, dynamodb_client: DynamoDBClient, usage_table: str
 ) -> None:
     # Given a key with a burst of 3 and a generous minute
-    store = DynamoDBRateLimitStore(dynamodb_client, usage_table)
+    store = DynamoDBApiUsageStore(dynamodb_client, usage_table)
     minute_start = int(time.time()) // 60 * 60
     # When it makes 5 requests in its first second, then 2 in the next
     first = [store.count("key-b", minute_start, per_minute=100, per_second=3) for _ in range(5)]
@@ -78,7 +77,7 @@ def test_the_burst_limits_each_second_and_the_item_expires(
 
 def test_a_missing_table_is_a_usage_store_error(local_stack: LocalStack) -> None:
     # Given a store on a table that does not exist
-    store = DynamoDBRateLimitStore(
+    store = DynamoDBApiUsageStore(
         local_stack.client("dynamodb"), "no-such-usage", retry_policy=FAST
     )
     # When it counts / Then it raises the usage store's error, naming the operation
@@ -89,7 +88,7 @@ def test_a_missing_table_is_a_usage_store_error(local_stack: LocalStack) -> None
 def test_a_nonce_is_used_once_per_key(local_stack: LocalStack, usage_table: str) -> None:
     # Given two API instances sharing the usage table
     first, second = (
-        DynamoDBNonceStore(local_stack.client("dynamodb"), usage_table) for _ in range(2)
+        DynamoDBApiUsageStore(local_stack.client("dynamodb"), usage_table) for _ in range(2)
     )
     expires = int(time.time()) + 600
     # When a nonce is used by one instance, then replayed through the other, then used by

@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cachesync.retry_policies import RetryPolicy
-from cachesync.stores.dynamodb_nonces import DynamoDBNonceStore
+from cachesync.stores.dynamodb_api_usage import DynamoDBApiUsageStore
 
 
 class LostAnswerClient:
@@ -39,7 +39,7 @@ class LostAnswerClient:
 def test_a_retried_put_of_a_nonce_is_not_taken_for_a_replay() -> None:
     # Given a client whose first PutItem is applied but answered with a 500
     client = LostAnswerClient()
-    store = DynamoDBNonceStore(
+    store = DynamoDBApiUsageStore(
         client, "usage", retry_policy=RetryPolicy(attempts=2, initial_wait_seconds=0.001)
     )  # type: ignore[arg-type]
     # When a nonce is remembered (the store retries) / Then it is the call's own claim: no replay

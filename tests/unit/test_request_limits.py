@@ -10,7 +10,7 @@ from cachesync.exceptions import (
     RateLimitExceededError,
     UsageStoreError,
 )
-from cachesync.stores.dynamodb_rate_limits import RateCount
+from cachesync.stores.dynamodb_api_usage import RateCount
 
 POLICY = LimitPolicy(per_minute=100, burst=10)
 # 42.25 s into a minute.

@@ -2,7 +2,7 @@
 
 A key gets ``per_minute`` requests in each calendar minute (a fixed window: up to twice that
 across a minute's end) and at most ``burst`` of them in any one second. The counters live in the
-API usage table (``stores/dynamodb_rate_limits.py``), one conditional update per request, so the
+API usage table (``stores/dynamodb_api_usage.py``), one conditional update per request, so the
 limit holds in total however many instances serve; one key's requests update one item, which
 DynamoDB takes about 1,000 times a second, hence the caps on the limits. Every answer carries
 the limit: ``RateLimit-Policy`` and ``RateLimit`` (IETF httpapi rate-limit headers: a "default"
@@ -29,7 +29,7 @@ from cachesync.exceptions import (
     RateLimitExceededError,
     UsageStoreError,
 )
-from cachesync.stores.dynamodb_rate_limits import RateCount
+from cachesync.stores.dynamodb_api_usage import RateCount
 
 POLICY_NAME: Final = "default"
 BURST_POLICY_NAME: Final = "burst"
@@ -37,7 +37,7 @@ WINDOW_SECONDS: Final = 60
 
 
 class RateCounter(Protocol):
-    """Where requests are counted (``DynamoDBRateLimitStore``)."""
+    """Where requests are counted (``DynamoDBApiUsageStore``)."""
 
     def count(
         self, key_id: str, epoch_second: int, *, per_minute: int, per_second: int

@@ -46,7 +46,7 @@ class SignatureError(CacheSyncError):
 
 
 class NonceStore(Protocol):
-    """Remembers nonces for a while (``DynamoDBNonceStore``)."""
+    """Remembers nonces for a while (``DynamoDBApiUsageStore``)."""
 
     def remember(self, key_id: str, nonce: str, expires_at: int) -> bool:
         """Record ``nonce`` of ``key_id`` until ``expires_at``; ``False`` if already seen."""

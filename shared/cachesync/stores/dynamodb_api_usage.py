@@ -1,4 +1,4 @@
-"""Rate-limit counters in the API usage table: one conditional UpdateItem per request.
+"""The API usage table: rate-limit counters and signed-request nonces, each a conditional write.
 
 Layout: ``api_usage_schema.py``. DynamoDB error codes become cachesync errors in exactly one
 function, :func:`_translate`.
@@ -6,15 +6,16 @@ function, :func:`_translate`.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
-from cachesync.api_usage_schema import UsageAttr, rate_counter_id
+from cachesync.api_usage_schema import UsageAttr, nonce_item_id, rate_counter_id
 from cachesync.exceptions import CacheSyncError, UsageStoreError
-from cachesync.retry_policies import RetryPolicy, error_code
+from cachesync.retry_policies import DEFAULT_RETRY_POLICY, RetryPolicy, error_code
 from cachesync.stores.index_items import deserialize
 
 if TYPE_CHECKING:
@@ -42,27 +43,31 @@ class RateCount(BaseModel):
     """Admitted requests of the second, this one included if admitted."""
 
 
-class _LimitReachedError(CacheSyncError):
-    """Internal: the condition refused the increment; carries the counter item as it was."""
+class _ConditionRefusedError(CacheSyncError):
+    """Internal: a write's condition failed; carries the item as it was."""
 
     def __init__(self, item: dict[str, Any]) -> None:
         self.item = item
-        super().__init__("limit reached")
+        super().__init__("condition refused")
 
 
-class DynamoDBRateLimitStore:
-    """Counts requests per key, minute and second in one DynamoDB table."""
+class DynamoDBApiUsageStore:
+    """Counts requests and remembers nonces in one DynamoDB table, for every API instance."""
 
     def __init__(
         self,
         client: DynamoDBClient,
         table_name: str,
         *,
-        retry_policy: RetryPolicy = COUNTER_RETRY_POLICY,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        counter_retry_policy: RetryPolicy = COUNTER_RETRY_POLICY,
     ) -> None:
+        """``retry_policy``: nonce writes (a retry recognises its own claim);
+        ``counter_retry_policy``: counter updates (see :data:`COUNTER_RETRY_POLICY`)."""
         self._client = client
         self._table = table_name
         self._retry = retry_policy
+        self._counter_retry = counter_retry_policy
 
     def count(
         self, key_id: str, epoch_second: int, *, per_minute: int, per_second: int
@@ -73,6 +78,7 @@ class DynamoDBRateLimitStore:
         second_attribute = f"{UsageAttr.SECOND_COUNT_PREFIX}{second}"
         try:
             response = self._call(
+                self._counter_retry,
                 "UpdateItem",
                 lambda: self._client.update_item(
                     TableName=self._table,
@@ -99,11 +105,11 @@ class DynamoDBRateLimitStore:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 ),
             )
-        except _LimitReachedError as reached:
+        except _ConditionRefusedError as refused:
             return RateCount(
                 admitted=False,
-                minute_count=int(reached.item.get(UsageAttr.MINUTE_COUNT, 0)),
-                second_count=int(reached.item.get(second_attribute, 0)),
+                minute_count=int(refused.item.get(UsageAttr.MINUTE_COUNT, 0)),
+                second_count=int(refused.item.get(second_attribute, 0)),
             )
         counted = deserialize(response.get("Attributes", {}))
         return RateCount(
@@ -112,9 +118,37 @@ class DynamoDBRateLimitStore:
             second_count=int(counted.get(second_attribute, 1)),
         )
 
-    def _call(self, operation: str, fn: Callable[[], T]) -> T:
+    def remember(self, key_id: str, nonce: str, expires_at: int) -> bool:
+        """Record ``nonce`` of ``key_id`` until ``expires_at``; ``False`` if already recorded.
+
+        Each call writes a claim of its own: a put retried after a lost answer finds its own
+        claim and is not taken for a replay.
+        """
+        claim = secrets.token_hex(8)
         try:
-            return self._retry.call(operation, fn)
+            self._call(
+                self._retry,
+                "PutItem",
+                lambda: self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        UsageAttr.COUNTER_ID: {"S": nonce_item_id(key_id, nonce)},
+                        UsageAttr.CLAIM: {"S": claim},
+                        UsageAttr.EXPIRES_AT: {"N": str(expires_at)},
+                    },
+                    # A nonce is used once: a replay within its window finds the item.
+                    ConditionExpression="attribute_not_exists(#id)",
+                    ExpressionAttributeNames={"#id": UsageAttr.COUNTER_ID},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ),
+            )
+        except _ConditionRefusedError as seen:
+            return seen.item.get(UsageAttr.CLAIM) == claim
+        return True
+
+    def _call(self, retry: RetryPolicy, operation: str, fn: Callable[[], T]) -> T:
+        try:
+            return retry.call(operation, fn)
         except ClientError as error:
             raise _translate(operation, error) from error
         except BotoCoreError as error:
@@ -127,5 +161,5 @@ def _translate(operation: str, error: ClientError) -> CacheSyncError:
     if code == "ConditionalCheckFailedException":
         # botocore adds the modelled Item (ReturnValuesOnConditionCheckFailure) to the response.
         response: dict[str, Any] = dict(error.response)
-        return _LimitReachedError(deserialize(response.get("Item") or {}))
+        return _ConditionRefusedError(deserialize(response.get("Item") or {}))
     return UsageStoreError(operation, code, str(error.response.get("Error", {}).get("Message")))
