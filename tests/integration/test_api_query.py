@@ -371,5 +371,8 @@ def test_several_statuses_merge_their_lanes_across_ties_and_churn(
     assert all(item["status"] in ("draft", "approved") for item in items)
     wanted = {k for k, (_, status) in stable.items() if status in ("draft", "approved")}
     assert {k for k in keys if k.startswith(f"lanes/{customer}/stable-")} == wanted
-    times = [item["index_time"] for item in items]
+    # Documents present for the whole walk come in time order. (One written meanwhile may come
+    # out of order: each lane resumes from its own place, and an item written in one lane
+    # behind the page's last time but ahead of that lane's place is still ahead of the lane.)
+    times = [item["index_time"] for item in items if "/stable-" in item["key"]]
     assert times == sorted(times, reverse=order == "desc")
