@@ -24,8 +24,8 @@
 #   write_through      GetObject, PutObject, DeleteObject ListBucket   Get/Put/Update/DeleteItem Get/Put/Update/DeleteItem   -
 #   fallback_read      GetObject                          ListBucket   Get/Put/DeleteItem -                           -
 #   backfill           GetObject                          ListBucket   Get/Put/DeleteItem -                           InvokeFunction on itself, SendMessage to backfill-failures
-#   query_api          GetObject, PutObject, DeleteObject ListBucket   Get/Put/Update/DeleteItem, Get/Put/Update/DeleteItem   keys table GetItem, GetSecretValue on the token secret
-#                                                                      Query on the GSIs only
+#   query_api          GetObject, PutObject, DeleteObject ListBucket   Get/Put/Update/DeleteItem Get/Put/Update/DeleteItem   GetItem on the API keys table,
+#                                                                      + Query on index/*                                    GetSecretValue on the token secret
 # query_api is the one function that queries: GET /v1/documents pages through the GSIs
 # (Query with IndexName: index/* resources only, never the base table; no Scan). Its writes go
 # through the write-through saga (write_through's permissions). API keys: GetItem only

@@ -21,7 +21,7 @@ import pytest
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 PACKAGE: Final = ROOT / "shared" / "cachesync"
-DEVELOPMENT_ONLY: Final = {"typer", "rich", "moto", "pytest", "hypothesis"}
+DEVELOPMENT_ONLY: Final = {"typer", "rich", "moto", "pytest", "hypothesis", "gunicorn"}
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +189,14 @@ def test_wheels_are_chosen_for_the_lambda_platform(
     assert tag in platforms
     machine = "aarch64" if architecture == "arm64" else "x86_64"
     assert all(platform.endswith(f"_{machine}") for platform in platforms)
+
+
+def test_the_local_http_server_is_never_a_lambda_dependency(packager: ModuleType) -> None:
+    # Given the runtime requirements the layer is built from
+    shipped = {packager.distribution_name(r) for r in packager.runtime_requirements(True)}
+    # Then gunicorn (the local WSGI server of the query API) is not among them, and the build
+    # refuses every development-only distribution, gunicorn included
+    assert "gunicorn" not in shipped
+    assert DEVELOPMENT_ONLY <= packager.FORBIDDEN_DISTRIBUTIONS
+    # And query_api has its folder, so make package builds its zip
+    assert "query_api" in {folder.name for folder in packager.function_folders()}
