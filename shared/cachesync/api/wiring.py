@@ -45,8 +45,9 @@ def token_secret(
     if settings.api_token_secret is not None:
         return settings.api_token_secret.get_secret_value().encode()
     secret_id = settings.api_token_secret_id
-    assert secret_id is not None  # ApiSettings requires exactly one of the two
     variable = variable_name("api_token_secret_id")
+    if secret_id is None:  # ApiSettings already requires one of the two: say so if bypassed
+        raise ConfigurationError(variable, "neither the token secret nor its id is set")
     if secret_store is None:
         options = (client_options or {}).get("secretsmanager", {})
         secret_store = SecretsManagerSecretStore(aws_clients.client("secretsmanager", **options))
