@@ -8,7 +8,10 @@ are validated and the secret read at this "cold start".
 from __future__ import annotations
 
 import copy
+import inspect
+import io
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -169,3 +172,30 @@ def test_a_missing_token_secret_stops_the_cold_start(
         load_handler(FUNCTION)
     assert caught.value.variable == "CACHESYNC_API_TOKEN_SECRET_ID"
     assert "ResourceNotFoundException" in caught.value.reason
+
+
+def test_logs_carry_the_request_id_and_never_the_key(
+    api_environment: dict[str, str], api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a function told to log everything, the event included (POWERTOOLS_LOGGER_LOG_EVENT)
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    handler = load_handler(FUNCTION)
+    # ... whose log lines are collected (Powertools' logger is named after the service)
+    written = io.StringIO()
+    for log_handler in logging.getLogger(FUNCTION).handlers:
+        if isinstance(log_handler, logging.StreamHandler):
+            monkeypatch.setattr(log_handler, "stream", written)
+    event = with_key(load_event("query_api_get_document.json"), api_key)
+    # When a request is answered (a 404: nothing was written)
+    response = invoke(handler, event)
+    assert response["statusCode"] == 404
+    # Then the logger's correlation id is API Gateway's request id
+    # (the module's own logger: the innermost function's globals, under the decorators)
+    logger = inspect.unwrap(handler).__globals__["logger"]  # type: ignore[attr-defined]
+    assert logger.get_correlation_id() == event["requestContext"]["requestId"]
+    # And the key (nor its secret part) appears nowhere in what was logged: the handler refuses
+    # to log the event whatever the environment says
+    secret = api_key.rsplit("_", 1)[1]
+    assert secret not in written.getvalue()
+    assert "Authorization" not in written.getvalue()
