@@ -8,9 +8,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
+TS_CLIENT := clients/typescript
+STAMP_TS := $(TS_CLIENT)/node_modules/.installed
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: help setup check-java run test lint format unit integration e2e soak bench clean
+.PHONY: help setup check-java run test lint format unit integration e2e soak bench clean openapi
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,10 +30,16 @@ $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The TypeScript client's own packages (TypeScript, openapi-typescript, Node types).
+$(STAMP_TS): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 18+ (apt-get install -y nodejs npm)"; exit 1; }
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 check-java:
 	@command -v java >/dev/null || { echo "java not found: install a Java 17 runtime, e.g. 'apt-get install -y openjdk-17-jre-headless'"; exit 1; }
 
-setup: check-java $(STAMP_PY) $(STAMP_NPM) ## Install everything (idempotent)
+setup: check-java $(STAMP_PY) $(STAMP_NPM) $(STAMP_TS) ## Install everything (idempotent)
 
 run: setup ## Start the local stack, load demo data, pump S3 events (Ctrl-C stops)
 	$(BIN)/cachesync local up
@@ -43,6 +51,9 @@ lint: $(STAMP_PY) ## ruff (lint, format check) and mypy
 	$(BIN)/mypy --strict tools/*.py
 	@# Every function folder holds a module named `handler`: check each on its own.
 	@for handler in functions/*/handler.py; do $(BIN)/mypy --no-error-summary "$$handler" || exit 1; done
+
+openapi: $(STAMP_PY) ## Regenerate clients/typescript/openapi.json from the API's routes and models
+	$(BIN)/python tools/export_openapi.py
 
 format: $(STAMP_PY) ## Apply ruff's formatting and fixes
 	$(BIN)/ruff format shared functions tests tools
@@ -103,4 +114,4 @@ bench: setup ## Benchmarks: side-by-side ratios against a raw floor (writes buil
 	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s -q
 
 clean: ## Remove the venv, node_modules and build output
-	rm -rf $(VENV) node_modules build .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist build .mypy_cache .ruff_cache .hypothesis

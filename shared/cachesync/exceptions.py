@@ -262,6 +262,33 @@ class ApiKeyNotFoundError(CacheSyncError):
         super().__init__(f"no API key {key_id!r}")
 
 
+class UsageStoreError(CacheSyncError):
+    """The API usage table (rate-limit counters) could not be read or written."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        super().__init__(f"{operation} on the API usage table failed ({code}): {message}")
+
+
+class RateLimitExceededError(CacheSyncError):
+    """An API key went over its request rate; ``retry_after`` seconds until it may again."""
+
+    def __init__(
+        self, key_id: str, limit: str, retry_after: int, headers: dict[str, str] | None = None
+    ) -> None:
+        self.key_id = key_id
+        self.limit = limit
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+        """The rate-limit headers the 429 answer carries."""
+        super().__init__(f"API key {key_id} is over its {limit}: retry in {retry_after} s")
+
+
+class RateLimiterUnavailableError(CacheSyncError):
+    """The rate limiter's counters cannot be reached and it is set to fail closed."""
+
+
 class SecretStoreError(CacheSyncError):
     """Base of the errors of one Secrets Manager call: the secret, the AWS error code, why."""
 

@@ -171,8 +171,8 @@ class IndexQuery(BaseModel):
     customer: str | None = None
     status: str | None = None
     statuses: tuple[str, ...] = ()
-    """Any of these statuses (two or more; one goes in ``status``): a filter on the time index
-    (or the customer index with a customer), since a status index serves one status only."""
+    """Any of these statuses (two or more; one goes in ``status``): one lane of the status index
+    per status, merged in time order (with a customer: a filter on the customer index)."""
     within_customers: tuple[str, ...] | None = None
     """Only documents naming one of these customers (an API key's tenancy; ``None``: any)."""
     kind: DocumentKind | None = None

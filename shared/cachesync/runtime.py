@@ -13,6 +13,7 @@ from botocore.exceptions import NoRegionError, ProfileNotFound
 
 from cachesync import aws_clients
 from cachesync.backfill import Backfill, ObjectIndexer
+from cachesync.document_store import CachedDocumentStore, DirectS3DocumentStore, DocumentStore
 from cachesync.exceptions import ConfigurationError
 from cachesync.fallback_reader import FallbackReader
 from cachesync.rate_limit import rate_limiter
@@ -22,9 +23,11 @@ from cachesync.settings import (
     BackfillSettings,
     BaseSettings,
     CliSettings,
+    DocumentStoreSettings,
     FallbackReadSettings,
     SyncSettings,
     WriteThroughSettings,
+    load_settings,
 )
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.lambda_invoker import LambdaInvoker
@@ -80,7 +83,7 @@ def build_event_sync(settings: SyncSettings) -> S3EventSync:
 
 
 def build_writer(
-    settings: WriteThroughSettings | CliSettings | ApiSettings,
+    settings: WriteThroughSettings | CliSettings | ApiSettings | DocumentStoreSettings,
     client_options: ClientOptions | None = None,
 ) -> DocumentWriter:
     """The write-through use case, with its idempotency store and shared rate limiter."""
@@ -105,7 +108,7 @@ def build_writer(
 
 
 def build_reader(
-    settings: FallbackReadSettings | CliSettings | ApiSettings,
+    settings: FallbackReadSettings | CliSettings | ApiSettings | DocumentStoreSettings,
     *,
     logger: Logger | None = None,
     metrics: Metrics | None = None,
@@ -203,3 +206,25 @@ def build_lambda_invoker() -> LambdaInvoker:
     """Asynchronous Lambda invocations (a backfill continuing in a new invocation)."""
     with _configuration_errors():
         return LambdaInvoker(aws_clients.client("lambda"))
+
+
+def open_document_store(
+    settings: DocumentStoreSettings | None = None,
+    *,
+    logger: Logger | None = None,
+    client_options: ClientOptions | None = None,
+) -> DocumentStore:
+    """An application's documents, through the cache or straight from S3 as
+    ``CACHESYNC_CACHE_ENABLED`` says (``settings`` default: read from the environment)."""
+    settings = settings or load_settings(DocumentStoreSettings)
+    if not settings.cache_enabled:
+        _, objects = build_stores(settings, client_options)
+        return DirectS3DocumentStore(
+            objects, bucket=settings.bucket_name, retention=settings.retention, logger=logger
+        )
+    index, _ = build_stores(settings, client_options)
+    return CachedDocumentStore(
+        build_reader(settings, logger=logger, client_options=client_options),
+        build_writer(settings, client_options),
+        index,
+    )

@@ -85,6 +85,16 @@ class FallbackReadSettings(BaseSettings, _ReaderSettings):
     """Settings of the ``fallback_read`` function."""
 
 
+class DocumentStoreSettings(BaseSettings, _IdempotencySettings, _ReaderSettings):
+    """Settings of an application's :func:`~cachesync.runtime.open_document_store`."""
+
+    cache_enabled: bool = True
+    """``false``: read and write S3 directly and answer queries by listing the bucket (the index
+    is neither read nor written); the same code works either way."""
+    idempotency_table_name: str | None = None
+    """With the cache on: where idempotency keys are kept (without it, they are refused)."""
+
+
 class CliSettings(BaseSettings, _IdempotencySettings, _ReaderSettings):
     """Settings of the ``cachesync`` command line."""
 

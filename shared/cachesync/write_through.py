@@ -85,6 +85,9 @@ class IndexCommit(StrEnum):
     """S3 holds the write, the index could not be committed now: the marker stays invisible
     until the object's event, the next read or a reconcile resolves it."""
     DRY_RUN = "dry_run"
+    BYPASSED = "bypassed"
+    """The cache is off (``CACHESYNC_CACHE_ENABLED=false``): S3 alone was written; the index
+    learns of it from the object's event, if event sync runs (``document_store.py``)."""
 
 
 class WriteReceipt(BaseModel):
@@ -207,7 +210,7 @@ class DocumentWriter:
         :class:`WriteFailedError` when S3 refused (the index was rolled back),
         :class:`IdempotencyConflictError` for a reused key with another payload.
         """
-        body = _body_text(key, document)
+        body = document_text(key, document)
         parse_document(
             validate_key(key), body, s3_last_modified=self._clock(), retention=self._retention
         )
@@ -411,7 +414,8 @@ class DocumentWriter:
         return WriteFailedError(self._bucket, pending.key, operation.value, restored, str(error))
 
 
-def _body_text(key: str, document: Mapping[str, Any] | bytes | str) -> str:
+def document_text(key: str, document: Mapping[str, Any] | bytes | str) -> str:
+    """``document`` as the JSON text to store (a mapping is serialised; bytes must be UTF-8)."""
     if isinstance(document, bytes):
         try:
             return document.decode("utf-8")

@@ -180,3 +180,63 @@ def test_backfill_resume_and_verify_exit_codes(
     assert resume.exit_code == 1
     assert "already done" in resume.output
     assert clean.exit_code == 0, clean.output
+
+
+def test_put_from_a_folder_writes_each_file_and_reports_the_bad_ones(
+    cli_app_env: str, tmp_path: Path
+) -> None:
+    # Given a folder of five valid documents, one invalid and one that is not JSON
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    valid = json.loads((EVENTS_DIR / "documents" / "change.json").read_bytes())
+    for number in range(5):
+        body = {**valid, "change_id": f"CHG-DIR-{number}"}
+        (folder / "sub" / f"c{number}.json").write_text(json.dumps(body))
+    (folder / "bad.json").write_bytes(
+        (EVENTS_DIR / "documents" / "invalid_status.json").read_bytes()
+    )
+    (folder / "broken.json").write_text("{not json")
+    # When the folder is put under a prefix, with a JSON summary
+    result = runner.invoke(
+        app, ["put", "--from-dir", str(folder), "--prefix", "bulk/", "--json", "--workers", "3"]
+    )
+    # Then the five are written, the two bad files are named with their reasons, exit 1
+    summary = json.loads(result.stdout)
+    assert result.exit_code == 1
+    assert (summary["operations"], summary["succeeded"], summary["failed"]) == (7, 5, 2)
+    reasons = {Path(f["source"]).name: f["error"] for f in summary["failures"]}
+    assert "status" in reasons["bad.json"]
+    assert "JSON" in reasons["broken.json"]
+    read = runner.invoke(app, ["get", "bulk/sub/c3.json", "--json"])
+    assert json.loads(read.stdout)["source"] == "index"
+
+
+def test_put_from_json_lines_runs_puts_and_deletes_in_order(
+    cli_app_env: str, tmp_path: Path
+) -> None:
+    # Given a JSON Lines file: two puts, a delete of the first, and a malformed line
+    valid = json.loads((EVENTS_DIR / "documents" / "change.json").read_bytes())
+    lines = [
+        {"operation": "put", "key": "jl/a.json", "document": valid, "idempotency_key": "jl-a"},
+        {"operation": "put", "key": "jl/b.json", "document": valid},
+        {"operation": "delete", "key": "jl/a.json"},
+        {"operation": "put", "key": "jl/c.json"},
+    ]
+    file = tmp_path / "ops.jsonl"
+    file.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
+    # When it runs
+    result = runner.invoke(app, ["put", "--from-jsonl", str(file), "--json"])
+    # Then a is gone, b is there, and the malformed line is reported by its line number
+    summary = json.loads(result.stdout)
+    assert result.exit_code == 1
+    assert (summary["succeeded"], summary["failed"]) == (3, 1)
+    assert summary["failures"][0]["source"].endswith("ops.jsonl:4")
+    assert "a put needs a document" in summary["failures"][0]["error"]
+    assert runner.invoke(app, ["get", "jl/a.json"]).exit_code == 3
+    assert runner.invoke(app, ["get", "jl/b.json"]).exit_code == 0
+
+
+def test_put_refuses_a_key_with_from_dir(cli_app_env: str, tmp_path: Path) -> None:
+    # Given / When a key and --from-dir are both given / Then it is a usage error
+    result = runner.invoke(app, ["put", "k.json", "--from-dir", str(tmp_path)])
+    assert result.exit_code == 2

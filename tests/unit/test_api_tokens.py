@@ -17,7 +17,7 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 CURSOR = PageCursor(
     fingerprint=query_fingerprint(IndexQuery(customer="acme")),
     position=1,
-    last_key={"pk": "docs/a.json", "sk": "doc"},
+    lanes=({"pk": "docs/a.json", "sk": "doc"},),
     window=("2026-01-01T00:00:00.000000Z", "2026-02-01T00:00:00.000000Z"),
 )
 

@@ -78,19 +78,36 @@ def test_the_next_page_starts_in_the_same_period_or_the_next() -> None:
     plan = plan_query(IndexQuery(since=JAN, until=NOW), NOW, None)
     # When / Then a page cut inside a period resumes there, an exhausted period at the next,
     # and the last exhausted period ends the query
-    assert next_position(plan, 1, {"pk": "x"}) == 1
-    assert next_position(plan, 1, None) == 2
-    assert next_position(plan, 2, None) is None
+    assert next_position(plan, 1, period_done=False) == 1
+    assert next_position(plan, 1, period_done=True) == 2
+    assert next_position(plan, 2, period_done=True) is None
 
 
-def test_several_statuses_filter_the_time_index() -> None:
-    # Given a query for any of two statuses
+def test_several_statuses_are_lanes_of_the_status_index() -> None:
+    # Given a query for any of two statuses, without a customer
     query = IndexQuery(statuses=("approved", "draft"), since=JAN, until=NOW)
     # When it is planned
     plan = plan_query(query, NOW, None)
+    # Then the status index serves it, one lane per status in every period, newest period first
+    assert plan.index.name == "StatusTimeIndex"
+    assert plan.lanes == ("approved", "draft")
+    assert plan.partitions[:2] == ("approved#2026-03", "draft#2026-03")
+    assert plan.period_request(0, lane=1)["ExpressionAttributeValues"][":p"] == {
+        "S": "draft#2026-03"
+    }
+    # and no filter on the status is needed
+    assert all(condition.attribute != "status" for condition in plan.filters)
+
+
+def test_several_statuses_with_a_customer_filter_the_customer_index() -> None:
+    # Given a query for any of two statuses of one customer
+    query = IndexQuery(customer="acme", statuses=("approved", "draft"), since=JAN, until=NOW)
+    # When it is planned
+    plan = plan_query(query, NOW, None)
     request = plan.period_request(0)
-    # Then the time index serves it and an IN filter keeps either status
-    assert plan.index.name == "TimeRangeIndex"
+    # Then the customer index serves it and an IN filter keeps either status
+    assert plan.index.name == "CustomerTimeIndex"
+    assert plan.lanes == ("acme",)
     assert "#f1 IN (:f1_0, :f1_1)" in request["FilterExpression"]
     assert request["ExpressionAttributeValues"][":f1_1"] == {"S": "draft"}
 

@@ -9,12 +9,12 @@ import pytest
 
 from cachesync.exceptions import InvalidQueryError
 from cachesync.index_models import IndexQuery
-from cachesync.stores.page_tokens import PageCursor, PageTokens, query_fingerprint
+from cachesync.stores.page_tokens import LANE_DONE, PageCursor, PageTokens, query_fingerprint
 
 CURSOR = PageCursor(
     fingerprint=query_fingerprint(IndexQuery(customer="acme")),
     position=2,
-    last_key={"pk": "docs/a.json", "sk": "doc"},
+    lanes=({"pk": "docs/a.json", "sk": "doc"},),
     window=("2026-01-01T00:00:00.000000Z", "2026-02-01T00:00:00.000000Z"),
 )
 
@@ -98,3 +98,27 @@ def test_a_sealer_sees_every_token_both_ways() -> None:
     assert base64.urlsafe_b64decode(token).startswith(b"sealed:")
     with pytest.raises(InvalidQueryError, match="not sealed"):
         sealed.open(PageTokens().issue(CURSOR), CURSOR.fingerprint)
+
+
+def test_a_token_carries_where_each_lane_resumes() -> None:
+    # Given a cursor of a merged query: one lane mid-way, one at its start, one exhausted
+    cursor = PageCursor(
+        fingerprint=CURSOR.fingerprint,
+        position=0,
+        lanes=({"pk": "docs/b.json", "sk": "doc"}, None, LANE_DONE),
+        window=CURSOR.window,
+    )
+    tokens = PageTokens()
+    # When it is issued and opened / Then every lane's resume point survives
+    assert tokens.open(tokens.issue(cursor), cursor.fingerprint) == cursor
+
+
+@pytest.mark.parametrize("lanes", [[], [7], ["later"], [None, ["pk"]]])
+def test_a_token_with_a_lane_that_is_no_resume_point_is_refused(lanes: list[object]) -> None:
+    # Given a plain token whose lanes were edited into something no query issues
+    payload = json.loads(base64.urlsafe_b64decode(PageTokens().issue(CURSOR)))
+    payload["k"] = lanes
+    token = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
+    # When it is opened / Then it is refused
+    with pytest.raises(InvalidQueryError, match="not a token"):
+        PageTokens().open(token, CURSOR.fingerprint)

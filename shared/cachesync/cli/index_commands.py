@@ -10,6 +10,7 @@ from typing import Annotated, Final
 import typer
 from aws_lambda_powertools import Logger
 
+from cachesync.cli.bulk_commands import operations_from_dir, operations_from_jsonl, run_bulk
 from cachesync.cli.configuration import load_configuration
 from cachesync.cli.output import EXIT_NOT_FOUND, command_output, errors, print_summaries
 from cachesync.documents import AnnouncementStatus, ChangeStatus, DocumentKind
@@ -112,15 +113,53 @@ def get(
 
 
 def put(
-    key: Annotated[str, typer.Argument(help="The document's S3 key.")],
-    file: Annotated[Path, typer.Argument(help="A JSON document; '-' reads standard input.")],
+    key: Annotated[
+        str | None, typer.Argument(help="The document's S3 key (not with --from-dir/--from-jsonl).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Argument(help="A JSON document; '-' reads standard input.")
+    ] = None,
     idempotency_key: Annotated[
         str | None, typer.Option(help="Replays return the first result.")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Validate and report; write nothing.")] = False,
+    from_dir: Annotated[
+        Path | None,
+        typer.Option(help="Put every *.json file under this folder (key: --prefix + its path)."),
+    ] = None,
+    from_jsonl: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run a JSON Lines file: one {operation, key, document, idempotency_key} a line."
+        ),
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="With --from-dir: prepended to every key.")] = "",
+    workers: Annotated[
+        int, typer.Option(min=1, max=32, help="With --from-dir/--from-jsonl: writes at once.")
+    ] = 8,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --from-dir/--from-jsonl: a JSON summary.")
+    ] = False,
 ) -> None:
-    """Write a document: index intent, S3, commit (rolled back if S3 fails)."""
+    """Write a document: index intent, S3, commit (rolled back if S3 fails). With --from-dir or
+    --from-jsonl, many: each its own write, a failed one never undoes another (exit 1 if any
+    failed)."""
     with command_output() as results:
+        if from_dir is not None or from_jsonl is not None:
+            if key is not None or file is not None or idempotency_key is not None:
+                raise typer.BadParameter(
+                    "KEY, FILE and --idempotency-key go without --from-dir/--from-jsonl"
+                )
+            if from_dir is not None and from_jsonl is not None:
+                raise typer.BadParameter("give --from-dir or --from-jsonl, not both")
+            if from_dir is not None:
+                loaded = list(operations_from_dir(from_dir, prefix))
+            elif from_jsonl is not None:
+                loaded = list(operations_from_jsonl(from_jsonl))
+            run_bulk(results, loaded, workers=workers, dry_run=dry_run, as_json=as_json)
+            return
+        if key is None or file is None:
+            raise typer.BadParameter("give KEY and FILE (or --from-dir / --from-jsonl)")
         try:
             body = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
         except OSError as error:

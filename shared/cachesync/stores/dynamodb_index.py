@@ -11,7 +11,10 @@ customer the document no longer names.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -24,6 +27,7 @@ from cachesync.exceptions import (
     IndexRequestError,
     IndexStoreError,
     IndexUnavailableError,
+    InvalidQueryError,
 )
 from cachesync.index_models import (
     DocumentSummary,
@@ -63,6 +67,7 @@ from cachesync.stores.index_items import (
     document_from_item,
     document_items,
     document_key,
+    gsi_position,
     is_live_document,
     link_key,
     linked_customers,
@@ -75,7 +80,13 @@ from cachesync.stores.index_items import (
     with_revision,
 )
 from cachesync.stores.index_query_plan import QueryPlan, next_position, plan_query
-from cachesync.stores.page_tokens import PageCursor, PageTokens, query_fingerprint
+from cachesync.stores.page_tokens import (
+    LANE_DONE,
+    LaneResume,
+    PageCursor,
+    PageTokens,
+    query_fingerprint,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -87,6 +98,14 @@ T = TypeVar("T")
 # customers and our next attempt (another writer got in between); each loop is one more writer.
 MAX_WRITE_ATTEMPTS: Final = 5
 DEFAULT_TOMBSTONE_TTL: Final = timedelta(days=30)
+
+
+@dataclass(slots=True)
+class _LaneRead:
+    """What one lane of a period returned: entries in index-time order, and where it resumes."""
+
+    entries: list[tuple[DocumentSummary, Item]]
+    end: LaneResume
 
 
 class _ConditionRefusedError(IndexStoreError):
@@ -435,61 +454,102 @@ class DynamoDBIndexStore:
     def query(self, query: IndexQuery) -> QueryPage:
         """One page of documents matching ``query``, in index-time order.
 
-        Walks the time periods of the window in order, querying each until the page is full.
+        Walks the time periods of the window in order until the page is full; in each period the
+        plan's lanes (one per status when several are asked for) are merged in index-time order.
         Expired entries are filtered out (DynamoDB deletes them only eventually).
         """
         fingerprint = query_fingerprint(query)
         cursor = self._tokens.open(query.next_token, fingerprint) if query.next_token else None
         plan = plan_query(query, self._clock(), cursor.window if cursor else None)
-        start_key = cursor.last_key if cursor else None
+        if cursor is not None and len(cursor.lanes) != len(plan.lanes):
+            raise InvalidQueryError("next_token is not a token this index issued")
+        fresh: tuple[LaneResume, ...] = (None,) * len(plan.lanes)
         items: list[DocumentSummary] = []
-        for position in range(cursor.position if cursor else 0, len(plan.partitions)):
-            for page, last_key in self._query_period(plan, query, position, start_key, len(items)):
-                items += page
-                if len(items) >= query.limit:
-                    return QueryPage(
-                        items=items,
-                        next_token=self._next_token(plan, fingerprint, position, last_key),
-                    )
-            start_key = None
+        for position in range(cursor.position if cursor else 0, len(plan.periods)):
+            resume = cursor.lanes if cursor and position == cursor.position else fresh
+            taken, lanes = self._read_period(plan, position, resume, query.limit - len(items))
+            items += taken
+            if len(items) >= query.limit:
+                return QueryPage(
+                    items=items, next_token=self._next_token(plan, fingerprint, position, lanes)
+                )
         return QueryPage(items=items, next_token=None)
 
     def _next_token(
-        self, plan: QueryPlan, fingerprint: str, position: int, last_key: Item | None
+        self, plan: QueryPlan, fingerprint: str, position: int, lanes: tuple[LaneResume, ...]
     ) -> str | None:
-        resume_at = next_position(plan, position, last_key)
+        resume_at = next_position(plan, position, all(lane == LANE_DONE for lane in lanes))
         if resume_at is None:
             return None
-        cursor = PageCursor(fingerprint, resume_at, last_key, (plan.since, plan.until))
+        if resume_at != position:
+            lanes = (None,) * len(plan.lanes)
+        cursor = PageCursor(fingerprint, resume_at, lanes, (plan.since, plan.until))
         return self._tokens.issue(cursor)
 
-    def _query_period(
-        self,
-        plan: QueryPlan,
-        query: IndexQuery,
-        position: int,
-        start_key: Item | None,
-        already: int,
-    ) -> Iterator[tuple[list[DocumentSummary], Item | None]]:
-        collected = already
+    def _read_period(
+        self, plan: QueryPlan, position: int, resume: tuple[LaneResume, ...], wanted: int
+    ) -> tuple[list[DocumentSummary], tuple[LaneResume, ...]]:
+        """Up to ``wanted`` entries of one period, its lanes merged in index-time order, and
+        where each lane resumes after them."""
+        lanes = [
+            self._read_lane(plan, position, lane, start, wanted)
+            for lane, start in enumerate(resume)
+        ]
+        sort_key = plan.index.sort_key
+        merged = heapq.merge(
+            *(
+                [(item[sort_key], lane, n) for n, (_, item) in enumerate(read.entries)]
+                for lane, read in enumerate(lanes)
+            ),
+            reverse=not plan.ascending,
+        )
+        taken = list(itertools.islice(merged, wanted))
+        used = [0] * len(lanes)
+        for _, lane, _ in taken:
+            used[lane] += 1
+        resumes: list[LaneResume] = []
+        for lane, read in enumerate(lanes):
+            if used[lane] == len(read.entries):
+                resumes.append(read.end)
+            elif used[lane] == 0:
+                resumes.append(resume[lane])
+            else:
+                # A merged page can stop inside what a lane returned: resume after the last entry
+                # taken from it (a real item's keys are a valid ExclusiveStartKey).
+                resumes.append(gsi_position(plan.index, read.entries[used[lane] - 1][1]))
+        summaries = [lanes[lane].entries[n][0] for _, lane, n in taken]
+        return summaries, tuple(resumes)
+
+    def _read_lane(
+        self, plan: QueryPlan, position: int, lane: int, start: LaneResume, wanted: int
+    ) -> _LaneRead:
+        """At least ``wanted`` entries of one lane of a period from ``start`` (fewer: the lane
+        ends), and where it resumes after them."""
+        read = _LaneRead(entries=[], end=LANE_DONE)
+        if start == LANE_DONE:
+            return read
+        start_key = start if isinstance(start, dict) else None
         while True:
             request: dict[str, Any] = {
                 "TableName": self._table,
-                **plan.period_request(position),
-                # Limit counts items read before the filter: never read past a full page, so the
-                # last evaluated key is exactly where the next page starts.
-                "Limit": query.limit - collected,
+                **plan.period_request(position, lane),
+                # Limit counts items read before the filter: never read past what the page may
+                # need, so that the last evaluated key is where this lane resumes.
+                "Limit": wanted - len(read.entries),
             }
             if start_key:
                 request["ExclusiveStartKey"] = serialize(start_key)
             response = self._call("Query", lambda r=request: self._client.query(**r))  # type: ignore[misc]
-            page = [summary_from_item(deserialize(raw)) for raw in response.get("Items", [])]
+            for raw in response.get("Items", []):
+                item = deserialize(raw)
+                read.entries.append((summary_from_item(item), item))
             last_raw = response.get("LastEvaluatedKey")
-            start_key = deserialize(last_raw) if last_raw else None
-            collected += len(page)
-            yield page, start_key
-            if start_key is None:
-                return
+            if not last_raw:
+                return read
+            start_key = deserialize(last_raw)
+            read.end = start_key
+            if len(read.entries) >= wanted:
+                return read
 
     # ------------------------------------------------------------------ plumbing
 

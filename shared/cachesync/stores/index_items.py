@@ -293,6 +293,14 @@ def gsi_keys(index: GlobalIndex, value: str | None, index_time: datetime) -> dic
     }
 
 
+def gsi_position(index: GlobalIndex, item: Item) -> Item:
+    """Where ``item`` sits in ``index``: its table and index keys, an ``ExclusiveStartKey`` that
+    resumes a query of ``index`` right after it."""
+    return {
+        name: item[name] for name in (PARTITION_KEY, SORT_KEY, index.partition_key, index.sort_key)
+    }
+
+
 def primary_customer(customers: Sequence[str]) -> str | None:
     """The customer whose CustomerTimeIndex entry is the document item itself.
 

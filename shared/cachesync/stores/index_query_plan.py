@@ -1,11 +1,16 @@
 """Query planning for the index: which GSI, which time periods, which filters; no I/O.
 
-A query by customer is served by ``CustomerTimeIndex`` (a status then filters), a query by status
-alone by ``StatusTimeIndex``, any other by ``TimeRangeIndex``; several statuses, a kind and a
-tenancy of several customers are filters; a tenancy of one customer is a query by that customer.
-GSI partition keys carry a time period (``index_schema.py``), so a query walks the periods of its
-window in order, one DynamoDB Query per period (and per page of it). The store runs the
-requests; this module decides them.
+A query by customer is served by ``CustomerTimeIndex`` (statuses then filter), a query by
+status(es) without a customer by ``StatusTimeIndex``, any other by ``TimeRangeIndex``; a kind and
+a tenancy of several customers are filters; a tenancy of one customer is a query by that
+customer. GSI partition keys carry a time period (``index_schema.py``), so a query walks the
+periods of its window in order, one DynamoDB Query per period (and per page of it).
+
+Several statuses without a customer are several *lanes*: one ``StatusTimeIndex`` partition per
+status in each period, merged in index-time order by the store. A document has one status, so
+the lanes never hold the same document twice, and each lane resumes from its own key. (A tenancy
+of several customers stays a filter: a document naming two of them would sit in two lanes.)
+The store runs the requests; this module decides them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from cachesync.index_schema import (
     GlobalIndex,
 )
 from cachesync.ordering import format_time, parse_time
-from cachesync.stores.index_items import Item, serialize
+from cachesync.stores.index_items import serialize
 
 # One day of slack past now in a default window: an index time a little ahead of our clock is
 # still found.
@@ -69,18 +74,34 @@ class QueryPlan:
     """How one :class:`IndexQuery` is answered: a GSI, its partitions in order, a window."""
 
     index: GlobalIndex
-    partitions: tuple[str, ...]
-    """GSI partition key values, one per time period of the window, in query order."""
+    lanes: tuple[str | None, ...]
+    """What precedes the period in the GSI partition key: the customer, each status, or nothing
+    (``None``, the time index); more than one only for several statuses."""
+    periods: tuple[str, ...]
+    """The time periods of the window, in query order."""
     since: str
     until: str
     filters: tuple[Filter, ...]
     ascending: bool
 
-    def period_request(self, position: int) -> dict[str, Any]:
-        """The Query arguments (without table, limit and start key) for ``partitions[position]``."""
+    @property
+    def partitions(self) -> tuple[str, ...]:
+        """Every GSI partition key value the plan reads, period by period (lanes within)."""
+        return tuple(
+            self.partition(position, lane)
+            for position in range(len(self.periods))
+            for lane in range(len(self.lanes))
+        )
+
+    def partition(self, position: int, lane: int = 0) -> str:
+        """The GSI partition key value of ``lane`` in the period at ``position``."""
+        return self.index.partition_value(self.lanes[lane], self.periods[position])
+
+    def period_request(self, position: int, lane: int = 0) -> dict[str, Any]:
+        """The Query arguments (without table, limit and start key) for one lane of a period."""
         names = {"#p": self.index.partition_key, "#s": self.index.sort_key}
         values: dict[str, Any] = {
-            ":p": self.partitions[position],
+            ":p": self.partition(position, lane),
             ":since": self.since,
             ":until": self.until,
         }
@@ -113,8 +134,7 @@ def plan_query(query: IndexQuery, now: datetime, window: tuple[str, str] | None)
     filters = [Filter(Attr.EXPIRES_AT, int(now.timestamp()), not_expired=True)]
     if query.kind is not None:
         filters.append(Filter(Attr.KIND, DocumentKind(query.kind).value))
-    if query.statuses:
-        filters.append(Filter(Attr.STATUS, tuple(query.statuses), any_of=True))
+    statuses = (query.status,) if query.status is not None else tuple(query.statuses)
     customer = query.customer
     tenancy = query.within_customers
     if customer is None and tenancy is not None and len(tenancy) == 1:
@@ -122,19 +142,23 @@ def plan_query(query: IndexQuery, now: datetime, window: tuple[str, str] | None)
         customer = tenancy[0]
     elif customer is None and tenancy is not None:
         filters.append(Filter(Attr.CUSTOMERS, tuple(tenancy), names_any=True))
-    index, value = TIME_RANGE_INDEX, None
+    index: GlobalIndex = TIME_RANGE_INDEX
+    lanes: tuple[str | None, ...] = (None,)
     if customer is not None:
-        index, value = CUSTOMER_TIME_INDEX, customer.strip().lower()
-        if query.status is not None:
-            filters.append(Filter(Attr.STATUS, query.status))
-    elif query.status is not None:
-        index, value = STATUS_TIME_INDEX, query.status
+        index, lanes = CUSTOMER_TIME_INDEX, (customer.strip().lower(),)
+        if len(statuses) == 1:
+            filters.append(Filter(Attr.STATUS, statuses[0]))
+        elif statuses:
+            filters.append(Filter(Attr.STATUS, statuses, any_of=True))
+    elif statuses:
+        index, lanes = STATUS_TIME_INDEX, statuses
     periods = index.periods_between(parse_time(since), parse_time(until))
     if query.order == "desc":
         periods.reverse()
     return QueryPlan(
         index=index,
-        partitions=tuple(index.partition_value(value, period) for period in periods),
+        lanes=lanes,
+        periods=tuple(periods),
         since=since,
         until=until,
         filters=tuple(filters),
@@ -142,12 +166,9 @@ def plan_query(query: IndexQuery, now: datetime, window: tuple[str, str] | None)
     )
 
 
-def next_position(plan: QueryPlan, position: int, last_key: Item | None) -> int | None:
-    """Where the page after one that ended at ``position``/``last_key`` starts (``None``: done).
-
-    ``last_key`` ``None`` means the period at ``position`` is exhausted: the next page starts at
-    the following period, if there is one.
-    """
-    if last_key is not None:
+def next_position(plan: QueryPlan, position: int, period_done: bool) -> int | None:
+    """Where the page after one that ended in the period at ``position`` starts (``None``: the
+    query is done): the same period while any of its lanes has more, else the next period."""
+    if not period_done:
         return position
-    return position + 1 if position + 1 < len(plan.partitions) else None
+    return position + 1 if position + 1 < len(plan.periods) else None

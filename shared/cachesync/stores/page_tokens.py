@@ -1,8 +1,8 @@
 """Continuation tokens of index queries: where the next page starts, as an opaque string.
 
-A token carries a :class:`PageCursor` (the period position, DynamoDB's last evaluated key, the
-window of the first page) and the fingerprint of the query that issued it; a token is refused by
-any other query. The bytes of a token pass through one :class:`TokenSealer`: today's
+A token carries a :class:`PageCursor` (the period position, where each lane of that period
+resumes, the window of the first page) and the fingerprint of the query that issued it; a token
+is refused by any other query. The bytes of a token pass through one :class:`TokenSealer`: today's
 :class:`PlainSealer` leaves them readable (and editable) base64 JSON; a signing sealer (HMAC bound
 to the caller, with an expiry) plugs in there without touching the store or the query plan.
 """
@@ -19,8 +19,13 @@ from typing import Any, Final, Protocol
 from cachesync.exceptions import InvalidQueryError
 from cachesync.index_models import IndexQuery
 
-# Version 2: the period position is "p" (version 1 called it "b").
-TOKEN_VERSION: Final = 2
+# Version 3: "k" lists one resume point per lane (version 2 held one key; 1 called "p" "b").
+TOKEN_VERSION: Final = 3
+LANE_DONE: Final = "done"
+"""A lane's resume point once it is exhausted in the cursor's period."""
+
+LaneResume = dict[str, Any] | str | None
+"""Where one lane resumes: ``None`` its start, a key (read after it), or :data:`LANE_DONE`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +35,9 @@ class PageCursor:
     fingerprint: str
     """:func:`query_fingerprint` of the query the page belongs to."""
     position: int
-    """Index of the GSI partition (time period) in the query plan."""
-    last_key: dict[str, Any] | None
-    """DynamoDB's last evaluated key within that partition (``None``: its start)."""
+    """Index of the time period in the query plan."""
+    lanes: tuple[LaneResume, ...]
+    """Where each lane of that period resumes (one lane unless the plan merges several)."""
     window: tuple[str, str]
     """The first page's ``since``/``until`` (formatted times)."""
 
@@ -79,7 +84,7 @@ class PageTokens:
             "v": TOKEN_VERSION,
             "f": cursor.fingerprint,
             "p": cursor.position,
-            "k": cursor.last_key,
+            "k": list(cursor.lanes),
             "w": list(cursor.window),
         }
         sealed = self._sealer.seal(json.dumps(payload, separators=(",", ":")).encode())
@@ -99,12 +104,16 @@ class PageTokens:
         if version != TOKEN_VERSION:
             raise InvalidQueryError("next_token is not a token this index issued")
         try:
-            owner, position, last_key = payload["f"], int(payload["p"]), payload["k"]
+            owner, position, lanes = payload["f"], int(payload["p"]), tuple(payload["k"])
             since, until = (str(part) for part in payload["w"])
         except (ValueError, KeyError, TypeError) as error:
             raise InvalidQueryError("next_token is not a token this index issued") from error
         if owner != fingerprint:
             raise InvalidQueryError("next_token belongs to another query")
-        if position < 0 or (last_key is not None and not isinstance(last_key, dict)):
+        if position < 0 or not lanes or not all(_is_resume_point(lane) for lane in lanes):
             raise InvalidQueryError("next_token is not a token this index issued")
-        return PageCursor(fingerprint, position, last_key, (since, until))
+        return PageCursor(fingerprint, position, lanes, (since, until))
+
+
+def _is_resume_point(lane: object) -> bool:
+    return lane is None or lane == LANE_DONE or isinstance(lane, dict)

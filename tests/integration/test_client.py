@@ -1,0 +1,104 @@
+"""The Python client against the real query API server (gunicorn, DynamoDB Local, moto)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cachesync.api.keys import Scope
+from cachesync.client import (
+    ApiAuthenticationError,
+    ApiConnectionError,
+    ApiForbiddenError,
+    ApiNotFoundError,
+    ApiRequestError,
+    CacheSyncClient,
+    RetryPolicy,
+)
+from tests.integration.api_http import ApiWorld, api_world, change, index_document
+
+__all__ = ["api_world"]
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def connect(world: ApiWorld, key: str) -> CacheSyncClient:
+    return CacheSyncClient(f"http://{world.host}:{world.port}", key, timeout=10)
+
+
+def test_a_document_round_trips_through_put_get_and_delete(api_world: ApiWorld) -> None:
+    # Given a writer's client and a key with a slash, a space and a plus
+    api = connect(api_world, api_world.key(scopes=(Scope.READ, Scope.WRITE)))
+    key = f"changes/{uuid.uuid4().hex[:6]} b+c.json"
+    body = change("CHG-CLIENT-1", modified=NOW)
+    # When the document is put with an idempotency key, then put again with the same key
+    idempotency_key = api.new_idempotency_key()
+    first = api.put(key, body, idempotency_key=idempotency_key)
+    replay = api.put(key, body, idempotency_key=idempotency_key)
+    # Then the replay is the first receipt, and the document reads back as written
+    assert first.index == "committed"
+    assert replay == first
+    read = api.get(key)
+    assert read is not None
+    assert (read.key, read.document["change_id"], read.etag) == (key, "CHG-CLIENT-1", first.etag)
+    # and a read with its ETag says unchanged; after a delete it is gone
+    assert api.get(key, if_none_match=read.etag) is None
+    assert api.delete(key).operation == "delete"
+    with pytest.raises(ApiNotFoundError):
+        api.get(key)
+
+
+def test_documents_walks_every_page_once_in_order(api_world: ApiWorld) -> None:
+    # Given 23 documents of one customer, a day apart
+    customer = f"cl{uuid.uuid4().hex[:6]}"
+    keys = []
+    for number in range(23):
+        key = f"client/{customer}/{number:02d}.json"
+        index_document(
+            api_world,
+            key,
+            change(f"C{number}", customers=(customer,), modified=NOW + timedelta(days=number)),
+        )
+        keys.append(key)
+    api = connect(api_world, api_world.key())
+    # When they are walked five a page, newest first
+    items = list(api.documents(customer=customer, since="2026-01-01", limit=5))
+    pages = list(api.pages(customer=customer, since="2026-01-01", limit=5))
+    # Then each comes once, in order, over five pages, the last without a token
+    assert [item.key for item in items] == list(reversed(keys))
+    assert [page.count for page in pages] == [5, 5, 5, 5, 3]
+    assert pages[-1].next_token is None
+    assert items[0].index_time == NOW + timedelta(days=22)
+
+
+def test_refusals_raise_errors_carrying_the_servers_reason(api_world: ApiWorld) -> None:
+    # Given a key limited to one customer, and a key that does not exist
+    restricted = connect(api_world, api_world.key(customers=("acme",)))
+    unknown = connect(api_world, "csk_nosuchkey_" + "x" * 40)
+    # When / Then each refusal is its own error, with the problem's detail
+    with pytest.raises(ApiForbiddenError, match="globex"):
+        restricted.query(customer="globex")
+    with pytest.raises(ApiAuthenticationError) as raised:
+        unknown.query()
+    assert raised.value.status == 401
+    with pytest.raises(ApiRequestError) as invalid:
+        restricted.query(fields=["body"])
+    assert invalid.value.detail is not None
+    assert "body" in invalid.value.detail
+
+
+def test_an_unreachable_server_is_a_connection_error_after_bounded_retries() -> None:
+    # Given a client of a port nobody listens on, allowed three quick attempts
+    slept: list[float] = []
+    api = CacheSyncClient(
+        "http://127.0.0.1:9",
+        "csk_a_b",
+        timeout=2,
+        retry=RetryPolicy(attempts=3, base_delay=0.01, sleep=slept.append),
+    )
+    # When it reads / Then it tried three times and says it could not connect
+    with pytest.raises(ApiConnectionError, match="cannot connect"):
+        api.health()
+    assert len(slept) == 2
