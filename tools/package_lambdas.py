@@ -440,7 +440,7 @@ def smoke_test(output: Path, interpreter: str) -> None:
                 "assert callable(handler.lambda_handler)\n"
                 "leaked = sorted(m for m in sys.modules if m.split('.')[0] in "
                 "{'typer', 'rich', 'moto', 'gunicorn'} "
-                "or m.startswith(('cachesync.cli', 'cachesync.local')))\n"
+                "or m.split('.')[:2] in (['cachesync', 'cli'], ['cachesync', 'local']))\n"
                 "assert not leaked, leaked\n"
                 "print(handler.__file__)\n"
             )
