@@ -190,6 +190,118 @@ resource "aws_cloudwatch_metric_alarm" "queue_age" {
   ok_actions          = local.alarm_actions
 }
 
+# ------------------------------------------------------------------ query API alarms
+
+locals {
+  # API Gateway publishes REST API metrics per API name and stage.
+  api_dimensions = {
+    ApiName = aws_api_gateway_rest_api.query.name
+    Stage   = aws_api_gateway_stage.query.stage_name
+  }
+}
+
+# Share of requests answered 5xx (the function's errors, Lambda throttles and timeouts as 502/503/504).
+resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
+  alarm_name          = "${var.name_prefix}-api-5xx-rate"
+  alarm_description   = "The query API answers more than ${var.api_5xx_rate_threshold_percent}% of requests with 5xx. Runbook: docs/RUNBOOK.md#api-5xx-rate"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.api_5xx_rate_threshold_percent
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "rate"
+    label       = "5xx rate (%)"
+    expression  = "IF(FILL(requests, 0) >= ${var.api_alarm_min_requests}, 100 * FILL(errors, 0) / requests, 0)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "5XXError"
+      dimensions  = local.api_dimensions
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id = "requests"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "Count"
+      dimensions  = local.api_dimensions
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+}
+
+# A spike of 4xx: a client broken by a release, a revoked key still in use, someone guessing keys.
+resource "aws_cloudwatch_metric_alarm" "api_4xx_rate" {
+  alarm_name          = "${var.name_prefix}-api-4xx-rate"
+  alarm_description   = "More than ${var.api_4xx_rate_threshold_percent}% of the query API's requests answer 4xx. Runbook: docs/RUNBOOK.md#api-4xx-rate"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.api_4xx_rate_threshold_percent
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "rate"
+    label       = "4xx rate (%)"
+    expression  = "IF(FILL(requests, 0) >= ${var.api_alarm_min_requests}, 100 * FILL(errors, 0) / requests, 0)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "4XXError"
+      dimensions  = local.api_dimensions
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id = "requests"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "Count"
+      dimensions  = local.api_dimensions
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+}
+
+# p95 of API Gateway's Latency: request received to response sent, the function included.
+resource "aws_cloudwatch_metric_alarm" "api_latency_p95" {
+  alarm_name          = "${var.name_prefix}-api-latency-p95"
+  alarm_description   = "The query API's p95 latency is above ${var.api_latency_p95_threshold_ms} ms. Runbook: docs/RUNBOOK.md#api-latency-p95"
+  namespace           = "AWS/ApiGateway"
+  metric_name         = "Latency"
+  dimensions          = local.api_dimensions
+  extended_statistic  = "p95"
+  period              = var.alarm_period_seconds
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.api_latency_p95_threshold_ms
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
 # ------------------------------------------------------------------ dashboard
 
 locals {
@@ -300,6 +412,69 @@ locals {
         stat    = "Sum"
         period  = var.alarm_period_seconds
         metrics = [for name in local.function_list : ["AWS/Lambda", "Throttles", "FunctionName", local.function_names[name], { label = name }]]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 24, width = 12, height = 6
+      properties = {
+        title  = "Query API requests and errors (count)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = [
+          for name in ["Count", "4XXError", "5XXError"] :
+          ["AWS/ApiGateway", name, "ApiName", local.api_dimensions.ApiName, "Stage", local.api_dimensions.Stage, { label = name }]
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 24, width = 12, height = 6
+      properties = {
+        title  = "Query API latency (ms)"
+        region = local.region
+        view   = "timeSeries"
+        period = var.alarm_period_seconds
+        metrics = concat(
+          [for stat in ["p50", "p95", "p99"] : ["AWS/ApiGateway", "Latency", "ApiName", local.api_dimensions.ApiName, "Stage", local.api_dimensions.Stage, { stat = stat, label = "latency ${stat}" }]],
+          [["AWS/ApiGateway", "IntegrationLatency", "ApiName", local.api_dimensions.ApiName, "Stage", local.api_dimensions.Stage, { stat = "p95", label = "function (integration) p95" }]],
+        )
+        annotations = { horizontal = [{ label = "alarm (p95)", value = var.api_latency_p95_threshold_ms }] }
+      }
+    },
+    {
+      # ApiCacheHits / ApiCacheMisses: one point per cached lookup (shared/cachesync/api/cache_metrics.py).
+      type = "metric", x = 0, y = 30, width = 12, height = 6
+      properties = {
+        title  = "Query API cache hit ratio (%)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        yAxis  = { left = { min = 0, max = 100 } }
+        metrics = [
+          [{ expression = "100 * (FILL(hq, 0) + FILL(hd, 0)) / (FILL(hq, 0) + FILL(hd, 0) + FILL(mq, 0) + FILL(md, 0))", label = "all lookups", id = "all" }],
+          [{ expression = "100 * FILL(hq, 0) / (FILL(hq, 0) + FILL(mq, 0))", label = "query pages", id = "queries" }],
+          [{ expression = "100 * FILL(hd, 0) / (FILL(hd, 0) + FILL(md, 0))", label = "documents", id = "documents" }],
+          ["cachesync", "ApiCacheHits", "service", "query_api", "cache", "query", { id = "hq", visible = false }],
+          ["cachesync", "ApiCacheMisses", "service", "query_api", "cache", "query", { id = "mq", visible = false }],
+          ["cachesync", "ApiCacheHits", "service", "query_api", "cache", "document", { id = "hd", visible = false }],
+          ["cachesync", "ApiCacheMisses", "service", "query_api", "cache", "document", { id = "md", visible = false }],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 30, width = 12, height = 6
+      properties = {
+        title  = "query_api function"
+        region = local.region
+        view   = "timeSeries"
+        period = var.alarm_period_seconds
+        metrics = [
+          ["AWS/Lambda", "Duration", "FunctionName", local.function_names["query_api"], { stat = "p95", label = "duration p95 (ms)" }],
+          ["AWS/Lambda", "ConcurrentExecutions", "FunctionName", local.function_names["query_api"], { stat = "Maximum", label = "concurrent executions" }],
+          ["AWS/Lambda", "Throttles", "FunctionName", local.function_names["query_api"], { stat = "Sum", label = "throttles" }],
+        ]
       }
     },
   ]

@@ -1,6 +1,6 @@
-# The index table and the idempotency table. Names, keys, GSIs, projection and TTL come from
-# shared/cachesync/index_schema.py, the single source of truth; tests/unit/test_infra.py checks
-# that this file says the same.
+# The index table, the idempotency table and the API keys table. Names, keys, GSIs, projection
+# and TTL come from shared/cachesync/index_schema.py and api_keys_schema.py, the single sources of
+# truth; tests/unit/test_infra.py checks that this file says the same.
 
 locals {
   # index_schema.SUMMARY_ATTRIBUTES: what the GSIs project (never the body).
@@ -126,6 +126,35 @@ resource "aws_dynamodb_table" "idempotency" {
 
   ttl {
     attribute_name = "expiration"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+}
+
+# The query API's keys (shared/cachesync/api_keys_schema.py): one item per key, partition key
+# "key_id"; only a salted hash of each secret is stored. TTL "expires_at" is set on revoked keys
+# only (kept 90 days for audits). Written by `cachesync keys`, read by query_api.
+resource "aws_dynamodb_table" "api_keys" {
+  name                        = var.api_keys_table_name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "key_id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "key_id"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
     enabled        = true
   }
 

@@ -24,6 +24,12 @@
 #   write_through      GetObject, PutObject, DeleteObject ListBucket   Get/Put/Update/DeleteItem Get/Put/Update/DeleteItem   -
 #   fallback_read      GetObject                          ListBucket   Get/Put/DeleteItem -                           -
 #   backfill           GetObject                          ListBucket   Get/Put/DeleteItem -                           InvokeFunction on itself, SendMessage to backfill-failures
+#   query_api          GetObject, PutObject, DeleteObject ListBucket   Get/Put/Update/DeleteItem Get/Put/Update/DeleteItem   GetItem on the API keys table,
+#                                                                      + Query on index/*                                    GetSecretValue on the token secret
+# query_api is the one function that queries: GET /v1/documents pages through the GSIs
+# (Query with IndexName: index/* resources only, never the base table; no Scan). Its writes go
+# through the write-through saga (write_through's permissions). API keys: GetItem only
+# (consistent read of one key; `cachesync keys` creates, lists and revokes).
 # Every role also writes its own log group and sends X-Ray traces. tests/unit/test_infra.py
 # pins this matrix.
 
@@ -95,6 +101,7 @@ locals {
     write_through     = data.aws_iam_policy_document.write_through.json
     fallback_read     = data.aws_iam_policy_document.fallback_read.json
     backfill          = data.aws_iam_policy_document.backfill.json
+    query_api         = data.aws_iam_policy_document.query_api.json
   }
 }
 
@@ -215,6 +222,26 @@ data "aws_iam_policy_document" "cachesync_key_via_sqs" {
         test     = "StringEquals"
         variable = "kms:ViaService"
         values   = ["sqs.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+# The token secret is encrypted with var.kms_key_arn when one is given: Secrets Manager decrypts
+# it on query_api's behalf. Empty without a key.
+data "aws_iam_policy_document" "cachesync_key_via_secretsmanager" {
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "UseCachesyncKeyViaSecretsManager"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${local.region}.amazonaws.com"]
       }
     }
   }
@@ -353,6 +380,77 @@ data "aws_iam_policy_document" "backfill" {
   }
 }
 
+# query_api: read, write and delete the documents (write-through); list the bucket; read/write
+# the index, claim entries, query the GSIs; its idempotency records; read API keys; read the
+# token secret; the documents key via S3; the cachesync key via DynamoDB and Secrets Manager.
+data "aws_iam_policy_document" "query_api" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.list_documents_bucket.json,
+    data.aws_iam_policy_document.index_read_write.json,
+    data.aws_iam_policy_document.idempotency_records.json,
+    data.aws_iam_policy_document.documents_key_decrypt_via_s3.json,
+    data.aws_iam_policy_document.cachesync_key_via_dynamodb.json,
+    data.aws_iam_policy_document.cachesync_key_via_secretsmanager.json,
+  ]
+
+  # The write-through's claim (as write_through's ClaimIndexEntries).
+  statement {
+    sid       = "ClaimIndexEntries"
+    effect    = "Allow"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [local.table_arn]
+  }
+
+  # GET /v1/documents: CustomerTimeIndex, StatusTimeIndex or TimeRangeIndex, never the table.
+  statement {
+    sid       = "QueryIndexes"
+    effect    = "Allow"
+    actions   = ["dynamodb:Query"]
+    resources = ["${local.table_arn}/index/*"]
+  }
+
+  # Every authenticated request: one consistent GetItem of the presented key's record.
+  statement {
+    sid       = "ReadApiKeys"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.api_keys.arn]
+  }
+
+  # GET (reads, If-Match guards), PUT and DELETE of documents through the write-through saga.
+  statement {
+    sid       = "ReadWriteDocuments"
+    effect    = "Allow"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [local.documents_arn]
+  }
+
+  # Cold start: the pagination-token secret, and only it.
+  statement {
+    sid       = "ReadTokenSecret"
+    effect    = "Allow"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.api_token.arn]
+  }
+
+  # PutObject into a bucket encrypted with a KMS key: S3 asks for a data key on its behalf.
+  dynamic "statement" {
+    for_each = local.documents_kms_key_arn == null ? [] : [local.documents_kms_key_arn]
+    content {
+      sid       = "EncryptDocuments"
+      effect    = "Allow"
+      actions   = ["kms:GenerateDataKey"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
 resource "aws_iam_role_policy" "access" {
   for_each = local.functions
 
@@ -407,6 +505,14 @@ data "aws_iam_policy_document" "operator" {
       [for name in keys(local.event_functions) : aws_sqs_queue.events_dlq[name].arn],
       [aws_sqs_queue.backfill_failures.arn],
     )
+  }
+
+  # `cachesync keys create / list / revoke`: the API keys table.
+  statement {
+    sid       = "ManageApiKeys"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"]
+    resources = [aws_dynamodb_table.api_keys.arn]
   }
 
   # The redrive's destination: the event queues the dead-letter queues' messages came from.

@@ -10,13 +10,16 @@ locals {
     write_through     = "cachesync: applications write and delete documents (index, then S3)"
     fallback_read     = "cachesync: applications read documents (index, else S3)"
     backfill          = "cachesync: rebuild the index from S3 (requests, S3 Batch Operations)"
+    query_api         = "cachesync: the query API behind API Gateway (query, read, write documents)"
   }
 
   function_names = { for name in keys(local.functions) : name => "${var.name_prefix}-${replace(name, "_", "-")}" }
 
   # Each function's CACHESYNC_* variables: exactly the fields of the settings model its handler
   # loads (shared/cachesync/settings.py: SyncSettings, WriteThroughSettings, FallbackReadSettings,
-  # BackfillSettings), named by settings.variable_name(). tests/unit/test_infra.py checks this.
+  # BackfillSettings, ApiSettings), named by settings.variable_name(). tests/unit/test_infra.py
+  # checks this. query_api gets the token secret's ARN (CACHESYNC_API_TOKEN_SECRET_ID), never the
+  # secret: it reads the value from Secrets Manager at cold start.
   function_environment = {
     s3_object_created = {
       CACHESYNC_TABLE_NAME         = aws_dynamodb_table.index.name
@@ -61,6 +64,25 @@ locals {
       CACHESYNC_BACKFILL_PAGE_SIZE           = tostring(var.backfill_page_size)
       CACHESYNC_BACKFILL_STOP_MARGIN_SECONDS = tostring(var.backfill_stop_margin_seconds)
     }
+    query_api = {
+      CACHESYNC_TABLE_NAME                  = aws_dynamodb_table.index.name
+      CACHESYNC_BUCKET_NAME                 = local.bucket_name
+      CACHESYNC_RETENTION_DAYS              = tostring(var.retention_days)
+      CACHESYNC_TOMBSTONE_TTL_DAYS          = tostring(var.tombstone_ttl_days)
+      CACHESYNC_IDEMPOTENCY_TABLE_NAME      = aws_dynamodb_table.idempotency.name
+      CACHESYNC_IDEMPOTENCY_TTL_SECONDS     = tostring(var.idempotency_ttl_seconds)
+      CACHESYNC_WRITE_RATE_PER_SECOND       = tostring(var.write_rate_per_second)
+      CACHESYNC_WRITE_BURST                 = tostring(var.write_burst)
+      CACHESYNC_BREAKER_FAILURE_THRESHOLD   = tostring(var.breaker_failure_threshold)
+      CACHESYNC_BREAKER_COOL_DOWN_SECONDS   = tostring(var.breaker_cool_down_seconds)
+      CACHESYNC_PENDING_STALE_AFTER_SECONDS = tostring(var.pending_stale_after_seconds)
+      CACHESYNC_API_KEYS_TABLE_NAME         = aws_dynamodb_table.api_keys.name
+      CACHESYNC_API_TOKEN_SECRET_ID         = aws_secretsmanager_secret.api_token.arn
+      CACHESYNC_API_TOKEN_TTL_SECONDS       = tostring(var.api_token_ttl_seconds)
+      CACHESYNC_API_CACHE_TTL_SECONDS       = tostring(var.api_cache_ttl_seconds)
+      CACHESYNC_API_CACHE_MAX_ENTRIES       = tostring(var.api_cache_max_entries)
+      CACHESYNC_API_CORS_ORIGINS            = tostring(var.api_cors_origins)
+    }
   }
 
   # Powertools' own variables (the handlers set service and namespace in code).
@@ -91,7 +113,7 @@ resource "aws_lambda_layer_version" "runtime" {
 }
 
 resource "aws_lambda_function" "function" {
-  #checkov:skip=CKV_AWS_116:The event handlers' queues have their own DLQs; backfill has an on-failure destination (aws_lambda_function_event_invoke_config); write_through and fallback_read are invoked synchronously and their callers get the error.
+  #checkov:skip=CKV_AWS_116:The event handlers' queues have their own DLQs; backfill has an on-failure destination (aws_lambda_function_event_invoke_config); write_through, fallback_read and query_api are invoked synchronously and their callers get the error.
   #checkov:skip=CKV_AWS_117:cachesync reaches only AWS APIs (S3, DynamoDB, SQS, Lambda); no VPC resource to reach, and a VPC would need NAT or endpoints.
   #checkov:skip=CKV_AWS_173:The environment holds names and tunables, no secrets; Lambda encrypts it at rest with its service key.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile outside this configuration; artifacts are built reproducibly by make package.
@@ -127,8 +149,9 @@ resource "aws_lambda_function" "function" {
     log_group  = aws_cloudwatch_log_group.function[each.key].name
   }
 
-  # Logs and traces are allowed before the first invocation.
-  depends_on = [aws_iam_role_policy.base]
+  # Logs and traces are allowed before the first invocation; query_api's first cold start
+  # finds its token secret's value.
+  depends_on = [aws_iam_role_policy.base, aws_secretsmanager_secret_version.api_token]
 }
 
 # ------------------------------------------------------------------ event sources

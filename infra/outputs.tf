@@ -83,3 +83,28 @@ output "notification_mode" {
   description = "How S3 events reach the queues (sqs or eventbridge)."
   value       = var.notification_mode
 }
+
+output "api_url" {
+  description = "The query API's base URL (the stage's invoke URL, ending before /v1): export CACHESYNC_API_URL=$(terraform output -raw api_url); curl \"$CACHESYNC_API_URL/v1/health\"."
+  value       = aws_api_gateway_stage.query.invoke_url
+}
+
+output "api_docs_url" {
+  description = "Swagger UI of the query API."
+  value       = "${aws_api_gateway_stage.query.invoke_url}/v1/docs"
+}
+
+output "api_stage_arn" {
+  description = "ARN of the query API's stage (associate a WAF web ACL with it)."
+  value       = aws_api_gateway_stage.query.arn
+}
+
+output "api_keys_table_name" {
+  description = "The API keys table (CACHESYNC_API_KEYS_TABLE_NAME for `cachesync keys create`)."
+  value       = aws_dynamodb_table.api_keys.name
+}
+
+output "api_token_secret_arn" {
+  description = "The Secrets Manager secret signing the query API's pagination tokens (its value is not an output)."
+  value       = aws_secretsmanager_secret.api_token.arn
+}

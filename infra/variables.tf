@@ -216,6 +216,7 @@ variable "function_memory_mb" {
     write_through     = optional(number, 512)
     fallback_read     = optional(number, 1024)
     backfill          = optional(number, 1024)
+    query_api         = optional(number, 1024)
   })
   default = {}
 
@@ -233,6 +234,7 @@ variable "function_timeout_seconds" {
     write_through     = optional(number, 30)
     fallback_read     = optional(number, 10)
     backfill          = optional(number, 900)
+    query_api         = optional(number, 15)
   })
   default = {}
 
@@ -250,6 +252,7 @@ variable "reserved_concurrency" {
     write_through     = optional(number, -1)
     fallback_read     = optional(number, -1)
     backfill          = optional(number, 5)
+    query_api         = optional(number, -1)
   })
   default = {}
 
@@ -616,5 +619,156 @@ variable "queue_age_threshold_seconds" {
   validation {
     condition     = var.queue_age_threshold_seconds >= 60
     error_message = "queue_age_threshold_seconds must be at least 60."
+  }
+}
+
+# ------------------------------------------------------------------ query API
+
+variable "api_keys_table_name" {
+  description = "The API keys table (CACHESYNC_API_KEYS_TABLE_NAME of query_api; `cachesync keys` uses the same)."
+  type        = string
+  default     = "cachesync-api-keys"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.api_keys_table_name))
+    error_message = "api_keys_table_name: 3 to 255 characters, letters, digits, \"_\", \".\" and \"-\"."
+  }
+}
+
+variable "api_stage_name" {
+  description = "The API Gateway stage. The routes start with /v1, so the API's base URL is https://<api id>.execute-api.<region>.amazonaws.com/<stage> (output api_url) and a query is <api_url>/v1/documents."
+  type        = string
+  default     = "api"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_-]{1,128}$", var.api_stage_name))
+    error_message = "api_stage_name: 1 to 128 letters, digits, \"_\" or \"-\"."
+  }
+}
+
+variable "api_throttle_rate_limit" {
+  description = "Stage-wide steady request rate (requests per second) API Gateway lets through; above it callers get 429. Also bounded by the account's regional API Gateway quota."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.api_throttle_rate_limit > 0 && var.api_throttle_rate_limit <= 100000
+    error_message = "api_throttle_rate_limit: more than 0, at most 100000."
+  }
+}
+
+variable "api_throttle_burst_limit" {
+  description = "Stage-wide burst (token bucket size, requests) API Gateway lets through."
+  type        = number
+  default     = 2000
+
+  validation {
+    condition     = var.api_throttle_burst_limit >= 1 && var.api_throttle_burst_limit <= 100000 && floor(var.api_throttle_burst_limit) == var.api_throttle_burst_limit
+    error_message = "api_throttle_burst_limit: a whole number from 1 to 100000."
+  }
+}
+
+variable "manage_api_gateway_account" {
+  description = "Set API Gateway's account-wide CloudWatch Logs role (aws_api_gateway_account), which REST API access logs need. One setting per account and region: leave false when the account already has one (aws apigateway get-account shows cloudwatchRoleArn); true creates a role and sets it."
+  type        = bool
+  default     = false
+}
+
+variable "api_token_ttl_seconds" {
+  description = "CACHESYNC_API_TOKEN_TTL_SECONDS (query_api): how long a pagination token stays valid."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.api_token_ttl_seconds >= 60 && var.api_token_ttl_seconds <= 604800 && floor(var.api_token_ttl_seconds) == var.api_token_ttl_seconds
+    error_message = "api_token_ttl_seconds: a whole number from 60 to 604800 (7 days)."
+  }
+}
+
+variable "api_cache_ttl_seconds" {
+  description = "CACHESYNC_API_CACHE_TTL_SECONDS (query_api): how long an execution environment serves a query page or a document from memory; 0 turns the cache off."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.api_cache_ttl_seconds >= 0 && var.api_cache_ttl_seconds <= 3600
+    error_message = "api_cache_ttl_seconds: 0 to 3600."
+  }
+}
+
+variable "api_cache_max_entries" {
+  description = "CACHESYNC_API_CACHE_MAX_ENTRIES (query_api): bound of each memory cache (least recently used entries go first). Mind function_memory_mb.query_api."
+  type        = number
+  default     = 10000
+
+  validation {
+    condition     = var.api_cache_max_entries >= 0 && var.api_cache_max_entries <= 1000000 && floor(var.api_cache_max_entries) == var.api_cache_max_entries
+    error_message = "api_cache_max_entries: a whole number from 0 to 1000000."
+  }
+}
+
+variable "api_cors_origins" {
+  description = "CACHESYNC_API_CORS_ORIGINS (query_api): comma-separated browser origins allowed by CORS, e.g. \"https://app.example.com\". Empty: CORS off."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = alltrue([for origin in split(",", var.api_cors_origins) : trimspace(origin) == "" || can(regex("^https?://[^/,*]+$", trimspace(origin)))])
+    error_message = "api_cors_origins: comma-separated origins like https://app.example.com (scheme and host, no path, no wildcard)."
+  }
+}
+
+variable "api_token_secret_recovery_window_days" {
+  description = "Days Secrets Manager keeps the deleted token secret recoverable after a destroy (its name stays taken meanwhile); 0 deletes it at once."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.api_token_secret_recovery_window_days == 0 || (var.api_token_secret_recovery_window_days >= 7 && var.api_token_secret_recovery_window_days <= 30 && floor(var.api_token_secret_recovery_window_days) == var.api_token_secret_recovery_window_days)
+    error_message = "api_token_secret_recovery_window_days: 0, or a whole number from 7 to 30."
+  }
+}
+
+variable "api_5xx_rate_threshold_percent" {
+  description = "Alarm when more than this share of the API's requests answer 5xx."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.api_5xx_rate_threshold_percent > 0 && var.api_5xx_rate_threshold_percent < 100
+    error_message = "api_5xx_rate_threshold_percent: more than 0, less than 100."
+  }
+}
+
+variable "api_4xx_rate_threshold_percent" {
+  description = "Alarm when more than this share of the API's requests answer 4xx (a spike: a client broken by a release, a revoked key still in use, someone guessing keys)."
+  type        = number
+  default     = 25
+
+  validation {
+    condition     = var.api_4xx_rate_threshold_percent > 0 && var.api_4xx_rate_threshold_percent < 100
+    error_message = "api_4xx_rate_threshold_percent: more than 0, less than 100."
+  }
+}
+
+variable "api_alarm_min_requests" {
+  description = "The API's 5xx and 4xx rate alarms ignore periods with fewer requests than this (two errors out of three requests is not a trend)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.api_alarm_min_requests >= 1 && floor(var.api_alarm_min_requests) == var.api_alarm_min_requests
+    error_message = "api_alarm_min_requests: a whole number, at least 1."
+  }
+}
+
+variable "api_latency_p95_threshold_ms" {
+  description = "Alarm when the API's p95 latency (API Gateway Latency: request in to response out) exceeds this."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.api_latency_p95_threshold_ms > 0
+    error_message = "api_latency_p95_threshold_ms must be more than 0."
   }
 }

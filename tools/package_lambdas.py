@@ -13,7 +13,7 @@ Layout (what infra/lambda.tf expects):
 The AWS SDK (boto3, botocore, s3transfer and their dependencies jmespath, python-dateutil, six,
 urllib3) is left out: the Lambda Python runtime provides it (``--include-boto3`` ships the
 versions this environment was tested with instead). The command-line extras (typer, rich, moto)
-and the local stack (``cachesync.local``, ``cachesync.cli``) are never shipped.
+and the local stack (``cachesync.local``, ``cachesync.cli``, gunicorn) are never shipped.
 
 Versions are pinned to the ones installed in the environment running this script (the one the
 tests ran in), resolved for the target platform by pip. The zips are deterministic: sorted
@@ -66,7 +66,11 @@ RUNTIME_PROVIDED: Final = frozenset(
 )
 # Never in a deployment artifact: the command line, the local stack, their dependencies.
 EXCLUDED_MODULES: Final = ("cli", "local")
-FORBIDDEN_DISTRIBUTIONS: Final = frozenset({"typer", "rich", "moto", "pytest", "hypothesis"})
+# gunicorn serves the query API locally only (cachesync.local.api_server); in AWS, API Gateway
+# calls query_api's handler directly.
+FORBIDDEN_DISTRIBUTIONS: Final = frozenset(
+    {"typer", "rich", "moto", "pytest", "hypothesis", "gunicorn"}
+)
 
 # Lambda quotas: 50 MB zipped for a direct upload, 250 MB unzipped for a function and its layers.
 MAX_ZIPPED_BYTES: Final = 50 * 1024 * 1024
@@ -435,8 +439,8 @@ def smoke_test(output: Path, interpreter: str) -> None:
                 "import handler\n"
                 "assert callable(handler.lambda_handler)\n"
                 "leaked = sorted(m for m in sys.modules if m.split('.')[0] in "
-                "{'typer', 'rich', 'moto'} "
-                "or m.startswith(('cachesync.cli', 'cachesync.local')))\n"
+                "{'typer', 'rich', 'moto', 'gunicorn'} "
+                "or m.split('.')[:2] in (['cachesync', 'cli'], ['cachesync', 'local']))\n"
                 "assert not leaked, leaked\n"
                 "print(handler.__file__)\n"
             )

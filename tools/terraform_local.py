@@ -79,6 +79,7 @@ FUNCTIONS: Final = (
     "write_through",
     "fallback_read",
     "backfill",
+    "query_api",
 )
 DESTROY_GRACE_SECONDS: Final = 240  # destroy after a timeout gets this much more time
 APPLY_ATTEMPTS: Final = 2  # a second, fresh attempt only after duplicate_create()

@@ -5,16 +5,18 @@
 provider "aws" {
   # Every service infra/ uses (data sources included), to the one moto server.
   endpoints {
-    cloudwatch = var.moto_endpoint
-    dynamodb   = var.moto_endpoint
-    events     = var.moto_endpoint
-    iam        = var.moto_endpoint
-    kms        = var.moto_endpoint
-    lambda     = var.moto_endpoint
-    logs       = var.moto_endpoint
-    s3         = var.moto_endpoint
-    sqs        = var.moto_endpoint
-    sts        = var.moto_endpoint
+    apigateway     = var.moto_endpoint
+    cloudwatch     = var.moto_endpoint
+    dynamodb       = var.moto_endpoint
+    events         = var.moto_endpoint
+    iam            = var.moto_endpoint
+    kms            = var.moto_endpoint
+    lambda         = var.moto_endpoint
+    logs           = var.moto_endpoint
+    s3             = var.moto_endpoint
+    secretsmanager = var.moto_endpoint
+    sqs            = var.moto_endpoint
+    sts            = var.moto_endpoint
   }
 
   # moto answers STS, but nothing here may reach AWS: no credential check against the real STS,

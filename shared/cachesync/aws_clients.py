@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
 
@@ -70,6 +71,10 @@ def client(
 def client(
     service: Literal["lambda"], *, endpoint_url: str | None = ..., **kwargs: Any
 ) -> LambdaClient: ...
+@overload
+def client(
+    service: Literal["secretsmanager"], *, endpoint_url: str | None = ..., **kwargs: Any
+) -> SecretsManagerClient: ...
 
 
 def client(service: str, *, endpoint_url: str | None = None, **kwargs: Any) -> Any:

@@ -287,3 +287,26 @@ class RateLimitExceededError(CacheSyncError):
 
 class RateLimiterUnavailableError(CacheSyncError):
     """The rate limiter's counters cannot be reached and it is set to fail closed."""
+
+
+class SecretStoreError(CacheSyncError):
+    """Base of the errors of one Secrets Manager call: the secret, the AWS error code, why."""
+
+    verb = "failed"
+
+    def __init__(self, secret_id: str, code: str, reason: str) -> None:
+        self.secret_id = secret_id
+        self.code = code
+        self.reason = reason
+        super().__init__(f"reading secret {secret_id!r} {self.verb} ({code}): {reason}")
+
+
+class SecretUnavailableError(SecretStoreError):
+    """Secrets Manager could not be reached or kept failing after the bounded retries."""
+
+
+class SecretRequestError(SecretStoreError):
+    """Secrets Manager refused the read (no such secret, access denied, cannot decrypt), or the
+    secret holds no string."""
+
+    verb = "refused"

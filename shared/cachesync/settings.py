@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Final, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from cachesync.api_keys_schema import API_KEYS_TABLE_NAME_DEFAULT
 from cachesync.exceptions import ConfigurationError
@@ -119,7 +120,9 @@ def load_settings(model: type[S], environ: Mapping[str, str] | None = None) -> S
     except ValidationError as error:
         first = first_validation_error(error)
         reason = "required but not set" if first.missing else first.message
-        raise ConfigurationError(variable_name(first.field or "?"), reason) from error
+        # A rule across fields (no location) names the model; its message names the variables.
+        variable = variable_name(first.field) if first.field else model.__name__
+        raise ConfigurationError(variable, reason) from error
 
 
 class BackfillSettings(BaseSettings):
@@ -156,9 +159,12 @@ class ApiSettings(BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSe
 
     idempotency_table_name: str | None = None
     """Without it, an ``Idempotency-Key`` header is refused."""
-    api_token_secret: SecretStr = Field(min_length=32)
+    api_token_secret: SecretStr | None = Field(default=None, min_length=32)
     """Signs pagination tokens (HMAC-SHA256); at least 32 characters, the same in every process
-    that serves the API."""
+    that serves the API. Set it locally; in AWS set :attr:`api_token_secret_id` instead."""
+    api_token_secret_id: str | None = Field(default=None, min_length=1, max_length=2048)
+    """Secrets Manager secret (ARN or name) holding the token secret, read once at cold start
+    (the ``query_api`` function). Exactly one of this and :attr:`api_token_secret`."""
     api_token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     """How long a pagination token stays valid."""
     api_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=3600)
@@ -168,6 +174,16 @@ class ApiSettings(BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSe
     """Bound of each memory cache (least recently used entries go first)."""
     api_cors_origins: str = ""
     """Comma-separated origins allowed by CORS; empty (the default): CORS off."""
+
+    @model_validator(mode="after")
+    def _one_token_secret_source(self) -> ApiSettings:
+        if (self.api_token_secret is None) == (self.api_token_secret_id is None):
+            raise PydanticCustomError(
+                "token_secret_source",
+                "set exactly one of CACHESYNC_API_TOKEN_SECRET (the secret itself) and "
+                "CACHESYNC_API_TOKEN_SECRET_ID (a Secrets Manager secret holding it)",
+            )
+        return self
 
     @property
     def cors_origins(self) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import pytest
 
-from cachesync import index_schema
+from cachesync import api_keys_schema, index_schema
 from cachesync.settings import variable_name
 from tests.unit.test_infra import (
     BASE_ACTIONS,
@@ -24,6 +24,7 @@ from tests.unit.test_infra import (
     IAM_MATRIX,
     INFRA,
     SETTINGS_MODELS,
+    UNSET_SETTINGS,
     XRAY_ACTIONS,
     Terraform,
 )
@@ -220,15 +221,21 @@ def test_functions_run_the_packaged_handlers_with_their_settings(
         # And its environment is exactly its settings model's variables (plus Powertools')
         variables = configuration["Environment"]["Variables"]
         model = SETTINGS_MODELS[folder]
-        assert set(variables) == {variable_name(field) for field in model.model_fields} | {
-            "POWERTOOLS_LOG_LEVEL"
-        }
+        unset = UNSET_SETTINGS.get(folder, set())
+        assert set(variables) == {
+            variable_name(field) for field in model.model_fields if field not in unset
+        } | {"POWERTOOLS_LOG_LEVEL"}
         assert variables["CACHESYNC_TABLE_NAME"] == outputs["table_name"]
         assert variables["CACHESYNC_BUCKET_NAME"] == outputs["bucket_name"]
-        if folder == "write_through":
+        if folder in ("write_through", "query_api"):
             assert (
                 variables["CACHESYNC_IDEMPOTENCY_TABLE_NAME"] == (outputs["idempotency_table_name"])
             )
+        if folder == "query_api":
+            # The secret's ARN, never the secret
+            assert variables["CACHESYNC_API_TOKEN_SECRET_ID"] == outputs["api_token_secret_arn"]
+            assert "CACHESYNC_API_TOKEN_SECRET" not in variables
+            assert variables["CACHESYNC_API_KEYS_TABLE_NAME"] == outputs["api_keys_table_name"]
 
 
 def test_the_layer_is_the_packaged_layer(aws: Any, manifest: dict[str, Any]) -> None:
@@ -365,6 +372,8 @@ def test_alarms_and_dashboard_exist(aws: Any, outputs: dict[str, Any]) -> None:
     queue_names = {url.rsplit("/", 1)[1] for url in outputs["queue_urls"].values()}
     assert names == (
         {f"{NAME_PREFIX}-cache-hit-rate", f"{NAME_PREFIX}-read-latency-p99"}
+        | {f"{NAME_PREFIX}-api-5xx-rate", f"{NAME_PREFIX}-api-4xx-rate"}
+        | {f"{NAME_PREFIX}-api-latency-p95"}
         | {f"{function_name(f)}-error-rate" for f in FUNCTIONS}
         | {f"{name}-depth" for name in dlq_names}
         | {f"{function_name(f)}-sync-lag-p99" for f in EVENT_FUNCTIONS}
@@ -388,6 +397,7 @@ def test_alarms_and_dashboard_exist(aws: Any, outputs: dict[str, Any]) -> None:
     titles = {widget["properties"].get("title") for widget in body["widgets"]}
     assert {"Cache hit rate (fallback_read, %)", "Read latency p99 (ms)"} <= titles
     assert "Dead-letter queue depth" in titles
+    assert "Query API cache hit ratio (%)" in titles
 
 
 def test_every_function_has_its_log_group(aws: Any, tf: Terraform) -> None:
@@ -397,3 +407,122 @@ def test_every_function_has_its_log_group(aws: Any, tf: Terraform) -> None:
     retention = {group["logGroupName"]: group.get("retentionInDays") for group in groups}
     default_days = tf.variables["log_retention_days"]["default"]
     assert retention == {f"/aws/lambda/{function_name(f)}": default_days for f in FUNCTIONS}
+
+
+# ---------------------------------------------------------------------- query API
+
+
+def rest_api(aws: Any) -> dict[str, Any]:
+    """The applied query API (found by its name)."""
+    apis = aws("apigateway").get_rest_apis()["items"]
+    (api,) = [api for api in apis if api["name"] == f"{NAME_PREFIX}-query-api"]
+    return dict(api)
+
+
+def test_every_path_and_the_root_reach_query_api_through_a_lambda_proxy(
+    aws: Any, outputs: dict[str, Any]
+) -> None:
+    apigateway = aws("apigateway")
+    # Given the applied REST API
+    api = rest_api(aws)
+    resources = apigateway.get_resources(restApiId=api["id"])["items"]
+    by_path = {resource["path"]: resource for resource in resources}
+    # Then it has the root and the greedy proxy, each with ANY to the function (AWS_PROXY, POST)
+    assert set(by_path) == {"/", "/{proxy+}"}
+    function_arn = outputs["function_arns"]["query_api"]
+    for resource in by_path.values():
+        assert set(resource.get("resourceMethods", {})) == {"ANY"}
+        method = apigateway.get_method(
+            restApiId=api["id"], resourceId=resource["id"], httpMethod="ANY"
+        )
+        assert method["authorizationType"] == "NONE"
+        integration = apigateway.get_integration(
+            restApiId=api["id"], resourceId=resource["id"], httpMethod="ANY"
+        )
+        assert integration["type"] == "AWS_PROXY"
+        assert integration["httpMethod"] == "POST"
+        assert f"/functions/{function_arn}/invocations" in integration["uri"]
+
+
+def test_the_stage_logs_json_without_headers_and_throttles(
+    aws: Any, outputs: dict[str, Any], tf: Terraform
+) -> None:
+    # Given the applied stage
+    api = rest_api(aws)
+    stage_name = tf.variables["api_stage_name"]["default"]
+    stage = aws("apigateway").get_stage(restApiId=api["id"], stageName=stage_name)
+    # Then the base URL ends with the stage (the routes add /v1)
+    assert outputs["api_url"].startswith(f"https://{api['id']}.execute-api.")
+    assert outputs["api_url"].endswith(f"/{stage_name}")
+    assert outputs["api_docs_url"] == f"{outputs['api_url']}/v1/docs"
+    # And access logs go to their log group as JSON with no header in it
+    log_group = f"/aws/apigateway/{NAME_PREFIX}-query-api/access"
+    access = stage["accessLogSettings"]
+    assert access["destinationArn"].endswith(f":log-group:{log_group}")
+    fields = json.loads(access["format"])
+    assert fields["status"] == "$context.status"
+    assert not [value for value in fields.values() if "header" in value.lower()]
+    assert stage["tracingEnabled"] is True
+    # And every method is throttled stage-wide with the variables' defaults
+    settings = stage["methodSettings"]["*/*"]
+    assert settings["throttlingRateLimit"] == tf.variables["api_throttle_rate_limit"]["default"]
+    assert settings["throttlingBurstLimit"] == tf.variables["api_throttle_burst_limit"]["default"]
+    assert settings["metricsEnabled"] is True
+    assert settings["dataTraceEnabled"] is False
+    groups = aws("logs").describe_log_groups(logGroupNamePrefix=log_group)["logGroups"]
+    assert [(g["logGroupName"], g.get("retentionInDays")) for g in groups] == [
+        (log_group, tf.variables["log_retention_days"]["default"])
+    ]
+
+
+def test_only_the_stage_may_invoke_query_api(aws: Any, tf: Terraform) -> None:
+    # Given query_api's resource policy
+    policy = json.loads(aws("lambda").get_policy(FunctionName=function_name("query_api"))["Policy"])
+    # Then API Gateway may invoke it from this API's stage only
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert statement["Action"] == "lambda:InvokeFunction"
+    api = rest_api(aws)
+    stage_name = tf.variables["api_stage_name"]["default"]
+    source = statement["Condition"]["ArnLike"]["AWS:SourceArn"]
+    assert source.endswith(f":{api['id']}/{stage_name}/*/*")
+
+
+def test_api_keys_table_has_the_schema_key_ttl_and_pitr(aws: Any, outputs: dict[str, Any]) -> None:
+    # Given the applied keys table
+    dynamodb = aws("dynamodb")
+    name = outputs["api_keys_table_name"]
+    assert name == api_keys_schema.API_KEYS_TABLE_NAME_DEFAULT
+    # When it is described
+    table = dynamodb.describe_table(TableName=name)["Table"]
+    ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    backups = dynamodb.describe_continuous_backups(TableName=name)
+    # Then it is what api_keys_schema says, with TTL on revoked keys and PITR
+    request = api_keys_schema.create_api_keys_table_request(name)
+    assert table["KeySchema"] == request["KeySchema"]
+    assert table["AttributeDefinitions"] == request["AttributeDefinitions"]
+    assert table["BillingModeSummary"]["BillingMode"] == request["BillingMode"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": api_keys_schema.TTL_ATTRIBUTE}
+    recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_the_token_secret_holds_a_generated_value_only_query_api_may_read(
+    aws: Any, outputs: dict[str, Any]
+) -> None:
+    # Given the applied secret
+    arn = outputs["api_token_secret_arn"]
+    secret = aws("secretsmanager").describe_secret(SecretId=arn)
+    value = aws("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    # Then it is named after the prefix and holds a generated value long enough to sign with
+    assert secret["Name"] == f"{NAME_PREFIX}/api-token-secret"
+    assert len(value) == 64
+    assert value.isalnum()
+    # And query_api's role may read it, and only it, and query the GSIs only
+    document = role_documents(aws, f"{function_name('query_api')}-role")["cachesync-access"]
+    statements = allow_statements(document)
+    (read_secret,) = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert read_secret["Action"] == ["secretsmanager:GetSecretValue"]
+    assert read_secret["Resource"] == [arn]
+    (query,) = [s for s in statements if "dynamodb:Query" in s["Action"]]
+    assert query["Resource"] == [f"{outputs['table_arn']}/index/*"]

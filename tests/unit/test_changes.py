@@ -25,9 +25,9 @@ from cachesync.sequencer import SEQUENCER_WIDTH
 
 EVENTS_DIR: Final = Path(__file__).resolve().parents[2] / "events"
 AWS_SAMPLES_DIR: Final = EVENTS_DIR / "aws-samples"
-# Samples for the application-facing functions (write_through, fallback_read, backfill) are
-# requests, not S3 events: their own tests use them.
-APPLICATION_SAMPLE_PREFIXES: Final = ("write_through", "fallback_read", "backfill")
+# Samples for the application-facing functions (write_through, fallback_read, backfill,
+# query_api) are requests, not S3 events: their own tests use them.
+APPLICATION_SAMPLE_PREFIXES: Final = ("write_through", "fallback_read", "backfill", "query_api")
 S3_EVENT_SAMPLES: Final = sorted(
     p for p in EVENTS_DIR.glob("*.json") if not p.name.startswith(APPLICATION_SAMPLE_PREFIXES)
 )

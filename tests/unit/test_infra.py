@@ -23,8 +23,10 @@ from hcl2.utils import SerializationOptions
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from cachesync import index_schema
+from cachesync import api_keys_schema, index_schema
+from cachesync.api.cache_metrics import API_CACHE_HITS, API_CACHE_MISSES, CACHE_DIMENSION
 from cachesync.settings import (
+    ApiSettings,
     BackfillSettings,
     FallbackReadSettings,
     SyncSettings,
@@ -50,6 +52,8 @@ EXPECTED_FILES: Final = {
     "iam.tf",
     "cloudwatch.tf",
     "outputs.tf",
+    "api_gateway.tf",
+    "secrets.tf",
 }
 
 # Function folder -> the settings model its handler loads.
@@ -59,6 +63,16 @@ SETTINGS_MODELS: Final[dict[str, type[BaseModel]]] = {
     "write_through": WriteThroughSettings,
     "fallback_read": FallbackReadSettings,
     "backfill": BackfillSettings,
+    "query_api": ApiSettings,
+}
+# Settings a function's environment deliberately leaves out: query_api gets its token secret from
+# Secrets Manager (CACHESYNC_API_TOKEN_SECRET_ID), never the secret itself.
+UNSET_SETTINGS: Final = {"query_api": {"api_token_secret"}}
+# Optional settings whose value comes from a resource (a table, the secret), not a variable.
+RESOURCE_SETTINGS: Final = {
+    "idempotency_table_name": "${aws_dynamodb_table.idempotency.name}",
+    "api_keys_table_name": "${aws_dynamodb_table.api_keys.name}",
+    "api_token_secret_id": "${aws_secretsmanager_secret.api_token.arn}",
 }
 EVENT_FUNCTIONS: Final = {"s3_object_created", "s3_object_removed"}
 
@@ -79,6 +93,7 @@ CLIENT_CALL_ACTIONS: Final = {
     "delete_object": {"s3:DeleteObject"},
     "list_objects_v2": {"s3:ListBucket"},
     "invoke": {"lambda:InvokeFunction"},
+    "get_secret_value": {"secretsmanager:GetSecretValue"},
 }
 
 SQS_CONSUME: Final = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
@@ -117,6 +132,16 @@ IAM_MATRIX: Final[dict[str, set[str]]] = {
         *INDEX_WRITE,
         "lambda:InvokeFunction",
         "sqs:SendMessage",
+    },
+    "query_api": {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+        *INDEX_WRITE,  # GetItem also on the API keys table (checked below)
+        "dynamodb:UpdateItem",  # the idempotency table and the claim of an entry
+        "dynamodb:Query",  # the GSIs only (checked below)
+        "secretsmanager:GetSecretValue",  # the token secret only (checked below)
     },
 }
 
@@ -450,13 +475,41 @@ def test_index_table_matches_the_schema_module(tf: Terraform) -> None:
 
 
 def test_tables_are_protected(tf: Terraform) -> None:
-    for name in ("index", "idempotency"):
+    assert set(tf.resources["aws_dynamodb_table"]) == {"index", "idempotency", "api_keys"}
+    for name in ("index", "idempotency", "api_keys"):
         table = tf.resources["aws_dynamodb_table"][name]
         assert table["point_in_time_recovery"] == [{"enabled": True}]
         (encryption,) = table["server_side_encryption"]
         assert encryption == {"enabled": True, "kms_key_arn": "${var.kms_key_arn}"}
         assert table["deletion_protection_enabled"] == "${var.deletion_protection}"
     assert tf.variables["deletion_protection"]["default"] is True
+
+
+def test_api_keys_table_matches_the_schema_module(tf: Terraform) -> None:
+    # Given the keys table and api_keys_schema's CreateTable request
+    table = tf.resources["aws_dynamodb_table"]["api_keys"]
+    request = api_keys_schema.create_api_keys_table_request(
+        api_keys_schema.API_KEYS_TABLE_NAME_DEFAULT
+    )
+    # Then name, billing, key and TTL attribute are the schema module's
+    assert table["name"] == "${var.api_keys_table_name}"
+    assert tf.variables["api_keys_table_name"]["default"] == (
+        api_keys_schema.API_KEYS_TABLE_NAME_DEFAULT
+    )
+    assert ApiSettings.model_fields["api_keys_table_name"].default == (
+        api_keys_schema.API_KEYS_TABLE_NAME_DEFAULT
+    )
+    assert table["billing_mode"] == request["BillingMode"]
+    assert [table["hash_key"]] == [k["AttributeName"] for k in request["KeySchema"]]
+    assert table["hash_key"] == api_keys_schema.PARTITION_KEY
+    assert "range_key" not in table
+    assert [{"name": a["name"], "type": a["type"]} for a in table["attribute"]] == [
+        {"name": d["AttributeName"], "type": d["AttributeType"]}
+        for d in request["AttributeDefinitions"]
+    ]
+    (ttl,) = table["ttl"]
+    assert ttl == {"attribute_name": api_keys_schema.TTL_ATTRIBUTE, "enabled": True}
+    assert "global_secondary_index" not in table
 
 
 def test_idempotency_table_matches_powertools_layout(tf: Terraform) -> None:
@@ -515,7 +568,10 @@ def test_handler_loads_the_settings_model_the_test_maps_it_to(folder: str) -> No
 def test_function_environment_is_exactly_its_settings_model(tf: Terraform, folder: str) -> None:
     model = SETTINGS_MODELS[folder]
     environment = tf.locals["function_environment"][folder]
-    assert set(environment) == {variable_name(field) for field in model.model_fields}
+    unset = UNSET_SETTINGS.get(folder, set())
+    assert set(environment) == {
+        variable_name(field) for field in model.model_fields if field not in unset
+    }
     function = tf.resources["aws_lambda_function"]["function"]
     (block,) = function["environment"]
     assert block["variables"] == (
@@ -533,6 +589,11 @@ def test_optional_settings_come_from_variables_with_the_model_defaults(
     for name, field in model.model_fields.items():
         if field.default is PydanticUndefined:
             continue  # required: table and bucket names come from resources and variables
+        if name in UNSET_SETTINGS.get(folder, set()):
+            continue
+        if name in RESOURCE_SETTINGS:
+            assert environment[variable_name(name)] == RESOURCE_SETTINGS[name], name
+            continue
         assert environment[variable_name(name)] == f"${{tostring(var.{name})}}"
         variable = tf.variables[name]
         assert variable["default"] == field.default, f"var.{name}"
@@ -612,6 +673,9 @@ def test_handler_named_in_terraform_imports_and_is_callable(
     for name, field in model.model_fields.items():
         if field.default is PydanticUndefined:  # required: give it a plausible value
             monkeypatch.setenv(variable_name(name), f"cachesync-{name.replace('_', '-')}")
+    if folder == "query_api":
+        # One of the two token secret sources is required; the secret itself needs no network.
+        monkeypatch.setenv(variable_name("api_token_secret"), "s" * 32)
     unique = f"infra_check_{folder}_{module_name}"
     spec = importlib.util.spec_from_file_location(unique, path)
     assert spec is not None
@@ -742,10 +806,20 @@ def test_each_role_is_allowed_exactly_its_matrix(tf: Terraform, folder: str) -> 
             assert condition["variable"] == "kms:ViaService"
 
 
-def test_no_function_queries_or_scans(tf: Terraform) -> None:
+def test_no_function_scans_and_only_query_api_queries_the_indexes(tf: Terraform) -> None:
     for folder in IAM_MATRIX:
         granted = allowed_actions(tf, access_document(tf, folder))
-        assert not granted & {"dynamodb:Query", "dynamodb:Scan"}, folder
+        assert "dynamodb:Scan" not in granted, folder
+        if folder != "query_api":
+            assert "dynamodb:Query" not in granted, folder
+    # query_api queries the GSIs (IndexName), never the base table
+    (query,) = [
+        s
+        for s in statements(access_document(tf, "query_api"))
+        if "dynamodb:Query" in actions_of(tf, s)
+    ]
+    assert actions_of(tf, query) == {"dynamodb:Query"}
+    assert query["resources"] == ["${local.table_arn}/index/*"]
 
 
 def test_removed_handler_cannot_read_objects(tf: Terraform) -> None:
@@ -924,3 +998,188 @@ def test_outputs_name_what_operators_need(tf: Terraform) -> None:
         "bucket_name",
         "dead_letter_queue_urls",
     } <= set(tf.outputs)
+
+
+# ---------------------------------------------------------------------- query API
+
+
+def test_every_path_and_the_root_go_to_query_api_as_a_lambda_proxy(tf: Terraform) -> None:
+    # Given the REST API's resources, methods and integrations
+    proxy = tf.resources["aws_api_gateway_resource"]["proxy"]
+    methods = tf.resources["aws_api_gateway_method"]["query"]
+    integrations = tf.resources["aws_api_gateway_integration"]["query"]
+    # Then "{proxy+}" under the root, and both take ANY method to the function (payload 1.0)
+    assert proxy["path_part"] == "{proxy+}"
+    assert proxy["parent_id"] == "${aws_api_gateway_rest_api.query.root_resource_id}"
+    assert tf.locals["api_resources"] == {
+        "root": "${aws_api_gateway_rest_api.query.root_resource_id}",
+        "proxy": "${aws_api_gateway_resource.proxy.id}",
+    }
+    assert methods["for_each"] == integrations["for_each"] == "${local.api_resources}"
+    assert methods["http_method"] == "ANY"
+    # The function authenticates (API keys); API Gateway authorizes nothing itself
+    assert methods["authorization"] == "NONE"
+    assert integrations["type"] == "AWS_PROXY"
+    assert integrations["integration_http_method"] == "POST"
+    assert unquote(integrations["uri"]) == (
+        '${aws_lambda_function.function["query_api"].invoke_arn}'
+    )
+    # And a new deployment follows any routing change
+    deployment = tf.resources["aws_api_gateway_deployment"]["query"]
+    trigger = unquote(deployment["triggers"]["redeployment"])
+    for reference in ("aws_api_gateway_method.query", "aws_api_gateway_integration.query"):
+        assert reference in trigger
+    assert deployment["lifecycle"] == [{"create_before_destroy": True}]
+
+
+def test_the_stage_logs_access_without_headers_and_throttles(tf: Terraform) -> None:
+    stage = tf.resources["aws_api_gateway_stage"]["query"]
+    assert stage["stage_name"] == "${var.api_stage_name}"
+    assert stage["xray_tracing_enabled"] is True
+    (access,) = stage["access_log_settings"]
+    assert access["destination_arn"] == "${aws_cloudwatch_log_group.api_access.arn}"
+    # A JSON line per request (jsonencode of $context variables) ...
+    log_format = access["format"]
+    assert log_format.startswith("${jsonencode(")
+    fields = dict(re.findall(r"(\w+)\s*=\s*\"(\$context\.[\w.]+)\"", unquote(log_format)))
+    assert {"requestId", "status", "path", "httpMethod", "responseLatency"} <= set(fields)
+    # ... that holds no header at all (Authorization and X-Api-Key carry keys)
+    assert not [v for v in fields.values() if "header" in v.lower() or "apikey" in v.lower()]
+    assert "authorization" not in log_format.lower()
+    log_group = tf.resources["aws_cloudwatch_log_group"]["api_access"]
+    assert log_group["retention_in_days"] == "${var.log_retention_days}"
+    assert log_group["kms_key_id"] == "${var.kms_key_arn}"
+    # Throttling and metrics for every method, execution logs off
+    (settings,) = tf.resources["aws_api_gateway_method_settings"]["all"]["settings"]
+    assert tf.resources["aws_api_gateway_method_settings"]["all"]["method_path"] == "*/*"
+    assert settings["throttling_rate_limit"] == "${var.api_throttle_rate_limit}"
+    assert settings["throttling_burst_limit"] == "${var.api_throttle_burst_limit}"
+    assert settings["metrics_enabled"] is True
+    assert settings["data_trace_enabled"] is False
+    assert settings["logging_level"] in ("ERROR", "OFF")
+
+
+def test_only_this_api_stage_may_invoke_query_api(tf: Terraform) -> None:
+    permission = tf.resources["aws_lambda_permission"]["query_api_from_api_gateway"]
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert permission["action"] == "lambda:InvokeFunction"
+    assert unquote(permission["function_name"]) == (
+        '${aws_lambda_function.function["query_api"].function_name}'
+    )
+    assert permission["source_arn"] == (
+        "${aws_api_gateway_rest_api.query.execution_arn}/${var.api_stage_name}/*/*"
+    )
+
+
+def test_the_token_secret_is_drawn_once_and_never_in_the_environment(tf: Terraform) -> None:
+    # Given the secret, its version and the function's environment
+    version = tf.resources["aws_secretsmanager_secret_version"]["api_token"]
+    password = tf.data["aws_secretsmanager_random_password"]["api_token"]
+    environment = tf.locals["function_environment"]["query_api"]
+    # Then the value comes from Secrets Manager's generator, at least 32 characters, set once
+    assert version["secret_string"] == (
+        "${data.aws_secretsmanager_random_password.api_token.random_password}"
+    )
+    assert password["password_length"] >= 32
+    (lifecycle,) = version["lifecycle"]
+    assert lifecycle["ignore_changes"] == ["secret_string"]
+    # And the function is told where it is, never what it is
+    assert "CACHESYNC_API_TOKEN_SECRET" not in environment
+    assert environment["CACHESYNC_API_TOKEN_SECRET_ID"] == (
+        "${aws_secretsmanager_secret.api_token.arn}"
+    )
+    secret = tf.resources["aws_secretsmanager_secret"]["api_token"]
+    assert secret["kms_key_id"] == "${var.kms_key_arn}"
+
+
+def test_query_api_reads_keys_and_its_secret_only(tf: Terraform) -> None:
+    document = access_document(tf, "query_api")
+    by_action: dict[str, list[list[str]]] = {}
+    for statement in statements(document):
+        for action in actions_of(tf, statement):
+            by_action.setdefault(action, []).append(
+                [unquote(r) for r in statement.get("resources", [])]
+            )
+    # The token secret, and nothing else, may be read
+    assert by_action["secretsmanager:GetSecretValue"] == [
+        ["${aws_secretsmanager_secret.api_token.arn}"]
+    ]
+    # The keys table is read (GetItem) and nothing else of it: keys.py only calls get()
+    keys_table = "${aws_dynamodb_table.api_keys.arn}"
+    touching_keys = [
+        action
+        for action, grants in by_action.items()
+        for resources in grants
+        if keys_table in resources
+    ]
+    assert touching_keys == ["dynamodb:GetItem"]
+    # Updates: the idempotency records and the write-through's claim on the index
+    assert sorted(r[0] for r in by_action["dynamodb:UpdateItem"]) == [
+        "${local.idempotency_table_arn}",
+        "${local.table_arn}",
+    ]
+    # KMS (only with a key): the cachesync key through DynamoDB and Secrets Manager
+    via = {
+        content["condition"][0]["values"][0]
+        for block in dynamic_statements(document)
+        for content in block["content"]
+        if "kms_key_arn" in block["for_each"] and "documents" not in block["for_each"]
+    }
+    assert via == {
+        "dynamodb.${local.region}.amazonaws.com",
+        "secretsmanager.${local.region}.amazonaws.com",
+    }
+
+
+def test_operators_manage_api_keys(tf: Terraform) -> None:
+    operator = tf.data["aws_iam_policy_document"]["operator"]
+    (manage,) = [s for s in statements(operator) if s.get("sid") == "ManageApiKeys"]
+    # cachesync keys create (PutItem), list (Scan), revoke (GetItem, PutItem)
+    assert actions_of(tf, manage) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"}
+    assert manage["resources"] == ["${aws_dynamodb_table.api_keys.arn}"]
+
+
+def test_api_alarms_5xx_rate_p95_latency_and_4xx_spike(tf: Terraform) -> None:
+    dimensions = tf.locals["api_dimensions"]
+    assert dimensions == {
+        "ApiName": "${aws_api_gateway_rest_api.query.name}",
+        "Stage": "${aws_api_gateway_stage.query.stage_name}",
+    }
+    for name, metric, threshold in (
+        ("api_5xx_rate", "5XXError", "api_5xx_rate_threshold_percent"),
+        ("api_4xx_rate", "4XXError", "api_4xx_rate_threshold_percent"),
+    ):
+        rate = alarm(tf, name)
+        assert rate["threshold"] == f"${{var.{threshold}}}"
+        assert rate["comparison_operator"] == "GreaterThanThreshold"
+        metrics = {q["id"]: q["metric"][0] for q in rate["metric_query"] if "metric" in q}
+        assert {m["metric_name"] for m in metrics.values()} == {metric, "Count"}
+        assert all(m["namespace"] == "AWS/ApiGateway" for m in metrics.values())
+        assert all(m["dimensions"] == "${local.api_dimensions}" for m in metrics.values())
+        (expression,) = [q for q in rate["metric_query"] if "expression" in q]
+        assert "var.api_alarm_min_requests" in expression["expression"]
+    assert tf.variables["api_5xx_rate_threshold_percent"]["default"] == 1
+    latency = alarm(tf, "api_latency_p95")
+    assert (latency["namespace"], latency["metric_name"]) == ("AWS/ApiGateway", "Latency")
+    assert latency["extended_statistic"] == "p95"
+    assert latency["threshold"] == "${var.api_latency_p95_threshold_ms}"
+    assert tf.variables["api_latency_p95_threshold_ms"]["default"] == 200
+
+
+def test_dashboard_shows_the_api_cache_hit_ratio_of_the_emitted_metrics(tf: Terraform) -> None:
+    # Given the dashboard's widgets (HCL text: the body is built with jsonencode)
+    text = tf.texts["cloudwatch.tf"]
+    start = text.index('title  = "Query API cache hit ratio (%)"')
+    widget = text[start : text.index("\n    },", start)]
+    # Then it divides hits by lookups, from the metrics and dimension cache_metrics.py emits
+    for name in (API_CACHE_HITS, API_CACHE_MISSES):
+        for cache in ("query", "document"):
+            assert f'"{name}", "service", "query_api", "{CACHE_DIMENSION}", "{cache}"' in widget
+    assert "100 * (FILL(hq, 0) + FILL(hd, 0)) /" in widget
+    for title in ("Query API requests and errors (count)", "Query API latency (ms)"):
+        assert f'title  = "{title}"' in text
+
+
+def test_outputs_give_the_api_url(tf: Terraform) -> None:
+    assert tf.outputs["api_url"]["value"] == "${aws_api_gateway_stage.query.invoke_url}"
+    assert {"api_docs_url", "api_keys_table_name", "api_token_secret_arn"} <= set(tf.outputs)

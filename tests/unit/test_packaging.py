@@ -21,7 +21,7 @@ import pytest
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 PACKAGE: Final = ROOT / "shared" / "cachesync"
-DEVELOPMENT_ONLY: Final = {"typer", "rich", "moto", "pytest", "hypothesis"}
+DEVELOPMENT_ONLY: Final = {"typer", "rich", "moto", "pytest", "hypothesis", "gunicorn"}
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +111,7 @@ def test_layer_leaves_out_the_command_line_and_the_local_stack(packager: ModuleT
     names = {name for name, _ in packager.package_sources()}
     assert "python/cachesync/runtime.py" in names
     assert "python/cachesync/py.typed" in names
+    # (cachesync.client, the Python client of the API, is not the command line: "cli/" exactly)
     assert not [name for name in names if name.startswith("python/cachesync/cli/")]
     assert not [name for name in names if name.startswith("python/cachesync/local/")]
     assert all(name.startswith("python/cachesync/") for name in names)
@@ -161,10 +162,8 @@ def test_no_packaged_module_imports_a_development_dependency(packager: ModuleTyp
             continue
         for module in imported_modules(path):
             assert module.split(".")[0] not in DEVELOPMENT_ONLY, (name, module)
-            assert module.split(".")[:2] not in (["cachesync", "cli"], ["cachesync", "local"]), (
-                name,
-                module,
-            )
+            top = ".".join(module.split(".")[:2])
+            assert top not in ("cachesync.cli", "cachesync.local"), (name, module)
 
 
 def test_the_aws_sdk_is_left_to_the_runtime_unless_asked(packager: ModuleType) -> None:
@@ -192,3 +191,14 @@ def test_wheels_are_chosen_for_the_lambda_platform(
     assert tag in platforms
     machine = "aarch64" if architecture == "arm64" else "x86_64"
     assert all(platform.endswith(f"_{machine}") for platform in platforms)
+
+
+def test_the_local_http_server_is_never_a_lambda_dependency(packager: ModuleType) -> None:
+    # Given the runtime requirements the layer is built from
+    shipped = {packager.distribution_name(r) for r in packager.runtime_requirements(True)}
+    # Then gunicorn (the local WSGI server of the query API) is not among them, and the build
+    # refuses every development-only distribution, gunicorn included
+    assert "gunicorn" not in shipped
+    assert DEVELOPMENT_ONLY <= packager.FORBIDDEN_DISTRIBUTIONS
+    # And query_api has its folder, so make package builds its zip
+    assert "query_api" in {folder.name for folder in packager.function_folders()}

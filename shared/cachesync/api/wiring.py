@@ -5,17 +5,24 @@ from __future__ import annotations
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from typing import Final
 
 from aws_lambda_powertools import Logger, Metrics
 
 from cachesync import aws_clients
 from cachesync.api.app import ApiDependencies, CacheSyncResolver, create_app
 from cachesync.api.cache import ApiCaches
+from cachesync.api.cache_metrics import cache_metrics_middleware
+from cachesync.exceptions import ConfigurationError, SecretRequestError
 from cachesync.runtime import ClientOptions, build_reader, build_writer
-from cachesync.settings import ApiSettings
+from cachesync.settings import ApiSettings, variable_name
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.page_tokens import PageTokens
+from cachesync.stores.secrets_manager import SecretsManagerSecretStore
+
+# HMAC-SHA256 keys shorter than the hash add no strength and hint at a wrong secret.
+MIN_TOKEN_SECRET_BYTES: Final = 32
 
 
 def cachesync_version() -> str:
@@ -26,15 +33,53 @@ def cachesync_version() -> str:
         return "0+unknown"
 
 
+def token_secret(
+    settings: ApiSettings,
+    *,
+    client_options: ClientOptions | None = None,
+    secret_store: SecretsManagerSecretStore | None = None,
+) -> bytes:
+    """The pagination-token secret: ``CACHESYNC_API_TOKEN_SECRET`` itself, or the secret that
+    ``CACHESYNC_API_TOKEN_SECRET_ID`` names, read from Secrets Manager (once: callers build the
+    API once per process). A missing, unreadable or short secret is a configuration error."""
+    if settings.api_token_secret is not None:
+        return settings.api_token_secret.get_secret_value().encode()
+    secret_id = settings.api_token_secret_id
+    variable = variable_name("api_token_secret_id")
+    if secret_id is None:  # ApiSettings already requires one of the two: say so if bypassed
+        raise ConfigurationError(variable, "neither the token secret nor its id is set")
+    if secret_store is None:
+        options = (client_options or {}).get("secretsmanager", {})
+        secret_store = SecretsManagerSecretStore(aws_clients.client("secretsmanager", **options))
+    try:
+        value = secret_store.get_secret_string(secret_id).get_secret_value().encode()
+    except SecretRequestError as error:
+        # Not found, access denied, not decryptable: nothing a retry fixes. Transient errors
+        # propagate as they are (the next cold start tries again).
+        raise ConfigurationError(variable, str(error)) from error
+    if len(value) < MIN_TOKEN_SECRET_BYTES:
+        raise ConfigurationError(
+            variable, f"the secret holds {len(value)} bytes, at least {MIN_TOKEN_SECRET_BYTES}"
+        )
+    return value
+
+
 def build_api(
     settings: ApiSettings,
     *,
     logger: Logger | None = None,
     metrics: Metrics | None = None,
     client_options: ClientOptions | None = None,
+    secret_store: SecretsManagerSecretStore | None = None,
 ) -> CacheSyncResolver:
-    """The query API's resolver on clients built from ``settings``."""
+    """The query API's resolver on clients built from ``settings``.
+
+    With ``metrics``, every cached lookup is also emitted as ``ApiCacheHits`` /
+    ``ApiCacheMisses`` (``api/cache_metrics.py``) in the metrics' namespace and service.
+    ``secret_store`` replaces Secrets Manager's client (tests).
+    """
     client_options = client_options or {}
+    secret = token_secret(settings, client_options=client_options, secret_store=secret_store)
     dynamodb = aws_clients.client("dynamodb", **client_options.get("dynamodb", {}))
 
     def index_store_for(tokens: PageTokens) -> DynamoDBIndexStore:
@@ -51,7 +96,7 @@ def build_api(
         ),
         writer=build_writer(settings, client_options),
         keys=DynamoDBApiKeyStore(dynamodb, settings.api_keys_table_name),
-        token_secret=settings.api_token_secret.get_secret_value().encode(),
+        token_secret=secret,
         token_lifetime=timedelta(seconds=settings.api_token_ttl_seconds),
         retention=settings.retention,
         version=cachesync_version(),
@@ -61,4 +106,14 @@ def build_api(
         ),
         logger=logger,
     )
-    return create_app(deps)
+    app = create_app(deps)
+    if metrics is not None:
+        app.use(
+            [
+                cache_metrics_middleware(
+                    namespace=metrics.provider.namespace or "cachesync",
+                    service=metrics.provider.service or "query_api",
+                )
+            ]
+        )
+    return app
