@@ -49,8 +49,10 @@ from cachesync.api.parameters import (
 )
 from cachesync.api.problems import (
     PROBLEM_CONTENT_TYPE,
+    ApiProblemError,
     Problem,
     forbidden,
+    method_not_allowed,
     not_found,
     problem_for,
     unauthorized,
@@ -175,18 +177,6 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
     app = CacheSyncResolver(enable_validation=True, cors=cors)
     logger = deps.logger or Logger(service="query_api")
 
-    def requires(
-        scope: Scope,
-    ) -> Callable[[EventHandlerInstance, Callable[..., Any]], Response[Any]]:
-        def authenticate(app: EventHandlerInstance, next_middleware: Callable[..., Any]) -> Any:
-            principal = _authenticate(app, deps.keys)
-            if scope not in principal.scopes:
-                raise forbidden(f"this API key lacks the {scope.value!r} scope")
-            app.context[PRINCIPAL] = principal
-            return next_middleware(app)
-
-        return authenticate
-
     def principal() -> Principal:
         caller: Principal = app.context[PRINCIPAL]
         return caller
@@ -208,10 +198,22 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         if any(tuple(e.get("loc", ()))[:1] == ("response",) for e in error.errors()):
             # Our answer failed its own model: a server error, not the caller's.
             return problem_response(problem_for(error))
+        # Powertools validates a request before the route's middlewares run: the caller must
+        # still prove its key first, so an anonymous caller learns nothing about the parameters.
+        guard = _guard_of(app)
+        if guard is not None:
+            try:
+                guard.admit(app)
+            except ApiProblemError as refused:
+                return problem_response(refused.problem)
         return problem_response(validation_problem(error.errors()))
 
     @app.not_found
     def route_not_found(_: NotFoundError) -> Response[Any]:
+        event = app.current_event
+        allowed = _methods_serving(app, event.path)
+        if allowed:
+            return problem_response(method_not_allowed(event.http_method.upper(), allowed))
         return problem_response(not_found("no such route").problem)
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
@@ -222,7 +224,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.get(
         "/v1/documents",
-        middlewares=[requires(Scope.READ)],
+        middlewares=[RequiresScope(Scope.READ, deps.keys)],
         summary="Query documents",
         description=(
             "Documents by any combination of customer, status, kind and time window, newest "
@@ -297,7 +299,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.get(
         "/v1/documents/<key>",
-        middlewares=[requires(Scope.READ)],
+        middlewares=[RequiresScope(Scope.READ, deps.keys)],
         summary="Read one document",
         description="From the index, or from S3 when the index cannot answer. "
         "Send If-None-Match with a known ETag to get 304 when it is unchanged.",
@@ -341,7 +343,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.put(
         "/v1/documents/<key>",
-        middlewares=[requires(Scope.WRITE)],
+        middlewares=[RequiresScope(Scope.WRITE, deps.keys)],
         summary="Write one document",
         description="Through the write-through saga: index intent, S3, index commit. "
         "A retried call with the same Idempotency-Key returns the first receipt.",
@@ -384,7 +386,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.delete(
         "/v1/documents/<key>",
-        middlewares=[requires(Scope.WRITE)],
+        middlewares=[RequiresScope(Scope.WRITE, deps.keys)],
         summary="Delete one document",
         description="Through the write-through saga: index intent, S3 delete, tombstone.",
         responses={
@@ -489,6 +491,53 @@ def openapi_json(app: APIGatewayRestResolver, version: str) -> str:
         },
         security=[{"bearer": []}, {"apiKey": []}],
     )
+
+
+@dataclass(frozen=True)
+class RequiresScope:
+    """Route middleware: the caller's API key must be valid and hold ``scope``.
+
+    Also consulted when a request fails validation (which Powertools runs before the route's
+    middlewares): authentication comes first, so an anonymous caller gets 401, never 400.
+    """
+
+    scope: Scope
+    keys: DynamoDBApiKeyStore
+
+    @property
+    def __name__(self) -> str:
+        """The name Powertools shows for a middleware (it reads a function's ``__name__``)."""
+        return f"requires_{self.scope.value}"
+
+    def admit(self, app: EventHandlerInstance) -> Principal:
+        """The caller, once its key is verified and holds the scope; else a 401 or 403."""
+        principal = _authenticate(app, self.keys)
+        if self.scope not in principal.scopes:
+            raise forbidden(f"this API key lacks the {self.scope.value!r} scope")
+        return principal
+
+    def __call__(self, app: EventHandlerInstance, next_middleware: Callable[..., Any]) -> Any:
+        """Admit the caller, keep it in the request's context, then go on."""
+        app.context[PRINCIPAL] = self.admit(app)
+        return next_middleware(app)
+
+
+def _guard_of(app: APIGatewayRestResolver) -> RequiresScope | None:
+    """The scope check of the route being resolved, if it has one."""
+    # Powertools records the matched route in the request's context under "_route".
+    route = app.context.get("_route")
+    for middleware in getattr(route, "middlewares", None) or ():
+        if isinstance(middleware, RequiresScope):
+            return middleware
+    return None
+
+
+def _methods_serving(app: APIGatewayRestResolver, path: str) -> list[str]:
+    """The methods of the routes whose pattern matches ``path`` (sorted; empty: none)."""
+    # Powertools keeps its routes in these two lists and answers a method it does not find
+    # with "not found": the path may still be served under other methods (405, not 404).
+    routes = [*app._static_routes, *app._dynamic_routes]
+    return sorted({route.method.upper() for route in routes if route.rule.match(path)})
 
 
 def _authenticate(app: EventHandlerInstance, keys: DynamoDBApiKeyStore) -> Principal:
