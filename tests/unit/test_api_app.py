@@ -210,3 +210,14 @@ def test_an_unknown_path_is_still_404_whatever_the_method(app: Any) -> None:
     # Then 404, without an Allow header
     assert status == "404 Not Found"
     assert "Allow" not in headers
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_a_key_with_a_line_break_reaches_the_document_routes(app: Any, method: str) -> None:
+    # Given a key holding a line break and a carriage return (schemathesis found a 404 "no such
+    # route" on PUT, a status the operation does not document)
+    env = environ("/v1/documents/changes/a\nb\rc.json", method=method)
+    # When it is sent without a key
+    status, _, body = call(app, env)
+    # Then the route answers (401), not the router (404)
+    assert status == "401 Unauthorized", body

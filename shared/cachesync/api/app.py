@@ -51,6 +51,7 @@ from cachesync.api.problems import (
     PROBLEM_CONTENT_TYPE,
     ApiProblemError,
     Problem,
+    bad_request,
     forbidden,
     method_not_allowed,
     not_found,
@@ -76,6 +77,8 @@ PRINCIPAL: Final = "principal"
 _GREEDY_KEY: Final = "<key>"
 HEALTH_PROBE_KEY: Final = ".cachesync/health-probe"
 X_CACHE: Final = "X-Cache"
+# S3 accepts them in keys, but they do not survive S3's XML responses nor HTTP paths intact.
+_CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 SECURITY_HEADERS: Final = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
@@ -147,7 +150,8 @@ class CacheSyncResolver(APIGatewayRestResolver):
     @staticmethod
     def _compile_regex(rule: str, base_regex: str = "^{}/*$") -> re.Pattern[str]:
         if _GREEDY_KEY in rule:
-            return re.compile("^" + rule.replace(_GREEDY_KEY, "(?P<key>.+)") + "$")
+            # DOTALL: a key may hold line breaks (S3 allows any UTF-8 character).
+            return re.compile("^" + rule.replace(_GREEDY_KEY, "(?P<key>.+)") + "$", re.DOTALL)
         compiled: re.Pattern[str] = APIGatewayRestResolver._compile_regex(rule, base_regex)
         return compiled
 
@@ -175,6 +179,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         else None
     )
     app = CacheSyncResolver(enable_validation=True, cors=cors)
+    generated_openapi: list[str] = []
     logger = deps.logger or Logger(service="query_api")
 
     def principal() -> Principal:
@@ -323,6 +328,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
     ) -> Response[Any]:
         # Any, not DocumentResult: a 304 has no body (the 200's model is declared above).
         caller = principal()
+        _check_document_key(key)
         result = deps.caches.documents.get(key)
         hit = result is not None
         if result is None:
@@ -368,6 +374,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         ] = None,
     ) -> WriteResult:
         caller = principal()
+        _check_document_key(key)
         if caller.customers is not None:
             parsed = parse_document(
                 key, json.dumps(document), s3_last_modified=deps.clock(), retention=deps.retention
@@ -409,6 +416,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         ] = None,
     ) -> WriteResult:
         caller = principal()
+        _check_document_key(key)
         if caller.customers is not None and not _visible_or_absent(deps, caller, key):
             raise not_found(f"no document at {key!r}")
         try:
@@ -450,9 +458,10 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.get("/v1/openapi.json", include_in_schema=False)
     def openapi() -> Response[Any]:
-        return Response(
-            status_code=200, content_type="application/json", body=openapi_json(app, deps.version)
-        )
+        # Generated once per process (seconds on a busy machine): the routes do not change.
+        if not generated_openapi:
+            generated_openapi.append(openapi_json(app, deps.version))
+        return Response(status_code=200, content_type="application/json", body=generated_openapi[0])
 
     @app.get("/v1/docs", include_in_schema=False)
     def docs_page() -> Response[Any]:
@@ -558,6 +567,12 @@ def _authenticate(app: EventHandlerInstance, keys: DynamoDBApiKeyStore) -> Princ
         return verify(keys.get(key_id), secret)
     except InvalidApiKeyError as error:
         raise unauthorized(str(error)) from error
+
+
+def _check_document_key(key: str) -> None:
+    """A 400 for a key the API does not serve: one holding a control character."""
+    if _CONTROL_CHARACTERS.search(key):
+        raise bad_request("the key holds a control character (U+0000 to U+001F, or U+007F)")
 
 
 def _scoped(caller: Principal, idempotency_key: str | None) -> str | None:
