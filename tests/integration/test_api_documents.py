@@ -252,3 +252,19 @@ def test_a_key_with_control_characters_is_a_400_problem_on_every_document_route(
         assert reply.status == 400, reply.body
         assert reply.headers["content-type"] == "application/problem+json"
         assert "control character" in reply.json()["detail"]
+
+
+def test_a_body_that_is_not_utf8_json_is_a_400_problem(api_world: ApiWorld) -> None:
+    # Given a writer, and a body of bytes that are not UTF-8 (schemathesis found a 500)
+    writer = api_world.key(scopes=(Scope.WRITE,))
+    # When it is PUT as JSON
+    reply = api_world.request(
+        "PUT",
+        "/v1/documents/changes/binary.json",
+        key=writer,
+        headers={"Content-Type": "application/json"},
+        body=b"\xff\x1f\xd6\xb1{",
+    )
+    # Then a 400 problem, not a server error
+    assert reply.status == 400, reply.body
+    assert reply.headers["content-type"] == "application/problem+json"

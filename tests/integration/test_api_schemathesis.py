@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
 from cachesync.api.keys import Scope
@@ -91,6 +93,37 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(
     print(f"schemathesis: {sum(sent.values())} requests in {elapsed:.1f} s: {sent}")
 
 
+def _valid_and_invalid(operation: Any) -> Any:
+    """Requests that follow the document, and requests that break it."""
+    return st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
+
+
+def _statuses_without_a_key(operation: Any, base_url: str) -> set[int]:
+    """The statuses of ``operation``'s generated requests, sent without a key."""
+    statuses: set[int] = set()
+
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION // 2,
+        deadline=None,
+        database=None,
+        derandomize=not SOAK,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=_valid_and_invalid(operation))
+    def send(case: Any) -> None:
+        response = case.call(base_url=base_url, timeout=30)
+        if "{key}" in operation.path and case.formatted_path.rstrip("/") == "/v1/documents":
+            return  # an empty key: the path of another route, not this operation's
+        statuses.add(response.status_code)
+
+    send()
+    return statuses
+
+
 def _explore(operation: Any, base_url: str, headers: dict[str, str]) -> tuple[list[str], int]:
     """Send the generated requests of ``operation``; the failures found and the request count."""
     failures: list[str] = []
@@ -104,7 +137,7 @@ def _explore(operation: Any, base_url: str, headers: dict[str, str]) -> tuple[li
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy())
+    @given(case=_valid_and_invalid(operation))
     def send(case: Any) -> None:
         nonlocal sent
         sent += 1
@@ -117,3 +150,38 @@ def _explore(operation: Any, base_url: str, headers: dict[str, str]) -> tuple[li
 
     send()
     return failures, sent
+
+
+def test_generated_requests_without_a_key_are_401_whatever_their_parameters(
+    api_world: ApiWorld, schema: Any
+) -> None:
+    # Given the operations that need a key, and generated requests, valid and invalid
+    base_url = f"http://{api_world.host}:{api_world.port}"
+    answers: dict[str, set[int]] = {}
+    secured = [op for op in _operations(schema) if op.label != "GET /v1/health"]
+
+    # When each is sent without a key
+    for operation in secured:
+        answers[operation.label] = _statuses_without_a_key(operation, base_url)
+    # Then every one is refused as unauthenticated: invalid parameters are never reported first
+    assert answers == {operation.label: {401} for operation in secured}
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "POST", "DELETE", "PATCH"])
+def test_every_documented_path_answers_other_methods_with_405_and_allow(
+    api_world: ApiWorld, schema: Any, method: str
+) -> None:
+    # Given each path of the served document and the methods it documents
+    documented: dict[str, set[str]] = {}
+    for operation in _operations(schema):
+        concrete = operation.path.replace("{key}", "changes/ST-0.json")
+        documented.setdefault(concrete, set()).add(operation.method.upper())
+    for path, methods in documented.items():
+        if method in methods:
+            continue
+        # When it is asked with a method it does not document
+        reply = api_world.request(method, path, key=api_world.key())
+        # Then 405, with an Allow header listing exactly the documented methods, as a problem
+        assert reply.status == 405, (method, path, reply.body)
+        assert set(reply.headers["allow"].split(", ")) == methods
+        assert reply.headers["content-type"] == "application/problem+json"

@@ -221,3 +221,19 @@ def test_a_key_with_a_line_break_reaches_the_document_routes(app: Any, method: s
     status, _, body = call(app, env)
     # Then the route answers (401), not the router (404)
     assert status == "401 Unauthorized", body
+
+
+def test_a_body_that_is_not_utf8_without_a_key_is_401_not_500(app: Any) -> None:
+    # Given a PUT whose body is bytes that are not UTF-8 (schemathesis found a 500 with a key)
+    raw = b"\xff\x1f\xd6\xb1{"
+    env = environ("/v1/documents/changes/a.json", method="PUT")
+    env.update(
+        {
+            "wsgi.input": io.BytesIO(raw),
+            "CONTENT_LENGTH": str(len(raw)),
+            "CONTENT_TYPE": "application/json",
+        }
+    )
+    # When it is answered / Then the missing key is reported
+    status, _, body = call(app, env)
+    assert status == "401 Unauthorized", body

@@ -203,15 +203,28 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         if any(tuple(e.get("loc", ()))[:1] == ("response",) for e in error.errors()):
             # Our answer failed its own model: a server error, not the caller's.
             return problem_response(problem_for(error))
-        # Powertools validates a request before the route's middlewares run: the caller must
-        # still prove its key first, so an anonymous caller learns nothing about the parameters.
+        refused = refusal_before_validation()
+        return refused or problem_response(validation_problem(error.errors()))
+
+    @app.exception_handler(UnicodeDecodeError)  # type: ignore[untyped-decorator]
+    def undecodable_body(_: UnicodeDecodeError) -> Response[Any]:
+        # Raised while Powertools validates the body: a body that is not UTF-8 text.
+        refused = refusal_before_validation()
+        return refused or problem_response(bad_request("the body is not UTF-8 text").problem)
+
+    def refusal_before_validation() -> Response[Any] | None:
+        """The 401 or 403 of a caller the route would refuse, if so.
+
+        Powertools validates a request before the route's middlewares run: the caller must
+        still prove its key first, so an anonymous caller learns nothing about the parameters.
+        """
         guard = _guard_of(app)
         if guard is not None:
             try:
                 guard.admit(app)
             except ApiProblemError as refused:
                 return problem_response(refused.problem)
-        return problem_response(validation_problem(error.errors()))
+        return None
 
     @app.not_found
     def route_not_found(_: NotFoundError) -> Response[Any]:
