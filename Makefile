@@ -48,8 +48,8 @@ system-packages:
 
 setup: check-java system-packages $(STAMP_PY) $(STAMP_NPM) ## Install everything (idempotent)
 
-run: setup ## Start the local stack, load demo data, pump S3 events (Ctrl-C stops)
-	$(BIN)/cachesync local up
+run: setup ## Start the local stack and the query API, load demo data (API_PORT=N: the API's port; Ctrl-C stops)
+	$(BIN)/cachesync local up $(if $(API_PORT),--api-port $(API_PORT))
 
 lint: $(STAMP_PY) ## ruff (lint, format check) and mypy
 	$(BIN)/ruff check shared functions tests tools
