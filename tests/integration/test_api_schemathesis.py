@@ -17,6 +17,7 @@ import json
 import os
 import time
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -118,6 +119,8 @@ def _statuses_without_a_key(operation: Any, base_url: str) -> set[int]:
         response = case.call(base_url=base_url, timeout=30)
         if "{key}" in operation.path and case.formatted_path.rstrip("/") == "/v1/documents":
             return  # an empty key: the path of another route, not this operation's
+        if response.status_code == HTTPStatus.REQUEST_URI_TOO_LONG:
+            return  # refused by gunicorn before the API (see _explore)
         statuses.add(response.status_code)
 
     send()
@@ -127,13 +130,14 @@ def _statuses_without_a_key(operation: Any, base_url: str) -> set[int]:
 def _explore(operation: Any, base_url: str, headers: dict[str, str]) -> tuple[list[str], int]:
     """Send the generated requests of ``operation``; the failures found and the request count."""
     failures: list[str] = []
+    too_long: list[str] = []
     sent = 0
 
     @settings(
         max_examples=EXAMPLES_PER_OPERATION,
         deadline=None,
         database=None,
-        derandomize=not SOAK,  # the same requests on every run of make test
+        derandomize=not SOAK,  # hypothesis' part seeded; schemathesis adds variety of its own
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
@@ -141,14 +145,25 @@ def _explore(operation: Any, base_url: str, headers: dict[str, str]) -> tuple[li
     def send(case: Any) -> None:
         nonlocal sent
         sent += 1
+        response = case.call(base_url=base_url, headers=headers, timeout=30)
+        if response.status_code == HTTPStatus.REQUEST_URI_TOO_LONG:
+            # gunicorn refuses request lines over 4094 bytes before the API sees them (API
+            # Gateway has its own limit): no answer of the API to check.
+            too_long.append(case.formatted_path)
+            return
         try:
-            case.call_and_validate(
-                base_url=base_url, headers=headers, excluded_checks=EXCLUDED_CHECKS, timeout=30
+            case.validate_response(
+                response,
+                excluded_checks=EXCLUDED_CHECKS,
+                headers=headers,
+                transport_kwargs={"base_url": base_url, "headers": headers, "timeout": 30},
             )
         except BaseException as failure:  # noqa: BLE001 (collected, reported together)
             failures.append(str(failure)[:3000])
 
     send()
+    # Most requests reached the API (the limit trims only the longest generated values).
+    assert len(too_long) <= sent // 4, f"{len(too_long)} of {sent} requests were too long"
     return failures, sent
 
 
