@@ -12,7 +12,7 @@ TS_CLIENT := clients/typescript
 STAMP_TS := $(TS_CLIENT)/node_modules/.installed
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: help setup check-java run test lint format unit integration e2e soak bench clean openapi
+.PHONY: help setup check-java system-packages run test lint format unit integration e2e soak bench clean openapi
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,10 +39,25 @@ $(STAMP_TS): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
 check-java:
 	@command -v java >/dev/null || { echo "java not found: install a Java 17 runtime, e.g. 'apt-get install -y openjdk-17-jre-headless'"; exit 1; }
 
-setup: check-java $(STAMP_PY) $(STAMP_NPM) $(STAMP_TS) ## Install everything (idempotent)
+# Debian's chromium runs the Swagger UI browser test (Playwright drives it; Playwright's own
+# browser download needs the internet), curl and jq the README's API examples (tests/e2e).
+SYSTEM_PACKAGES := chromium curl jq
 
-run: setup ## Start the local stack, load demo data, pump S3 events (Ctrl-C stops)
-	$(BIN)/cachesync local up
+system-packages:
+	@missing=""; for tool in $(SYSTEM_PACKAGES); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			echo "installing$$missing (apt)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "warning: missing$$missing: install them (e.g. sudo apt-get install$$missing); make test needs them"; \
+		fi; \
+	fi
+
+setup: check-java system-packages $(STAMP_PY) $(STAMP_NPM) $(STAMP_TS) ## Install everything (idempotent)
+
+run: setup ## Start the local stack and the query API, load demo data (API_PORT=N: the API's port; Ctrl-C stops)
+	$(BIN)/cachesync local up $(if $(API_PORT),--api-port $(API_PORT))
 
 lint: $(STAMP_PY) ## ruff (lint, format check) and mypy
 	$(BIN)/ruff check shared functions tests tools

@@ -89,7 +89,9 @@ class ApiWorld:
         if key is not None:
             sent.setdefault("Authorization", f"Bearer {key}")
         payload = None
-        if isinstance(body, str):
+        if isinstance(body, bytes):
+            payload = body  # sent as is, UTF-8 or not
+        elif isinstance(body, str):
             payload = body.encode()  # sent as is, valid JSON or not
         elif body is not None:
             payload = json.dumps(body).encode()

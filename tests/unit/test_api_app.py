@@ -141,3 +141,99 @@ def test_cors_allows_only_the_configured_origins() -> None:
     assert allowed["Access-Control-Allow-Origin"] == "https://app.example"
     assert "Access-Control-Allow-Origin" not in other
     assert "Access-Control-Allow-Origin" not in default
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "method"),
+    [
+        ("/v1/documents", "limit=0", "GET"),
+        ("/v1/documents", "limit=abc&kind=nope&order=sideways", "GET"),
+        ("/v1/documents", "customer=", "GET"),
+        ("/v1/documents/changes/a.json", "", "PUT"),  # no body
+        ("/v1/documents/changes/a.json", "", "DELETE"),
+    ],
+)
+def test_an_unauthenticated_request_with_bad_parameters_is_401_not_400(
+    app: Any, path: str, query: str, method: str
+) -> None:
+    # Given a request without a key whose parameters or body fail validation
+    env = environ(path, query, method=method)
+    # When it is answered
+    status, headers, body = call(app, env)
+    # Then the missing key is reported, not the parameters (no hint of what would be valid)
+    assert status == "401 Unauthorized"
+    assert json.loads(body)["type"] == "urn:cachesync:problem:unauthorized"
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_an_unauthenticated_request_with_an_invalid_bearer_and_bad_parameters_is_401(
+    app: Any,
+) -> None:
+    # Given a malformed Authorization header and an out-of-range limit
+    env = environ("/v1/documents", "limit=501", Authorization="Basic dXNlcjpwdw==")
+    # When it is answered / Then 401
+    status, _, body = call(app, env)
+    assert status == "401 Unauthorized"
+    assert "Bearer" in json.loads(body)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "allowed"),
+    [
+        ("/v1/documents", "POST", "GET"),
+        ("/v1/documents", "DELETE", "GET"),
+        ("/v1/health", "POST", "GET"),
+        ("/v1/openapi.json", "PUT", "GET"),
+        ("/v1/documents/changes/a b.json", "POST", "DELETE, GET, PUT"),
+        ("/v1/documents/changes/a.json", "PATCH", "DELETE, GET, PUT"),
+    ],
+)
+def test_a_known_path_with_another_method_is_405_with_allow(
+    app: Any, path: str, method: str, allowed: str
+) -> None:
+    # Given a path the API serves / When it is called with a method it does not serve
+    status, headers, body = call(app, environ(path, method=method))
+    # Then 405 with the methods it does serve, as a problem with the security headers
+    assert status == "405 Method Not Allowed"
+    assert headers["Allow"] == allowed
+    assert headers["Content-Type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == 405
+    assert problem["type"] == "urn:cachesync:problem:method-not-allowed"
+    assert method in problem["detail"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_an_unknown_path_is_still_404_whatever_the_method(app: Any) -> None:
+    # Given / When a path the API does not serve is posted to
+    status, headers, _ = call(app, environ("/v1/nothing-here", method="POST"))
+    # Then 404, without an Allow header
+    assert status == "404 Not Found"
+    assert "Allow" not in headers
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_a_key_with_a_line_break_reaches_the_document_routes(app: Any, method: str) -> None:
+    # Given a key holding a line break and a carriage return (schemathesis found a 404 "no such
+    # route" on PUT, a status the operation does not document)
+    env = environ("/v1/documents/changes/a\nb\rc.json", method=method)
+    # When it is sent without a key
+    status, _, body = call(app, env)
+    # Then the route answers (401), not the router (404)
+    assert status == "401 Unauthorized", body
+
+
+def test_a_body_that_is_not_utf8_without_a_key_is_401_not_500(app: Any) -> None:
+    # Given a PUT whose body is bytes that are not UTF-8 (schemathesis found a 500 with a key)
+    raw = b"\xff\x1f\xd6\xb1{"
+    env = environ("/v1/documents/changes/a.json", method="PUT")
+    env.update(
+        {
+            "wsgi.input": io.BytesIO(raw),
+            "CONTENT_LENGTH": str(len(raw)),
+            "CONTENT_TYPE": "application/json",
+        }
+    )
+    # When it is answered / Then the missing key is reported
+    status, _, body = call(app, env)
+    assert status == "401 Unauthorized", body

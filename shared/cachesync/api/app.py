@@ -49,8 +49,11 @@ from cachesync.api.parameters import (
 )
 from cachesync.api.problems import (
     PROBLEM_CONTENT_TYPE,
+    ApiProblemError,
     Problem,
+    bad_request,
     forbidden,
+    method_not_allowed,
     not_found,
     problem_for,
     unauthorized,
@@ -74,6 +77,8 @@ PRINCIPAL: Final = "principal"
 _GREEDY_KEY: Final = "<key>"
 HEALTH_PROBE_KEY: Final = ".cachesync/health-probe"
 X_CACHE: Final = "X-Cache"
+# S3 accepts them in keys, but they do not survive S3's XML responses nor HTTP paths intact.
+_CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 SECURITY_HEADERS: Final = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
@@ -145,7 +150,8 @@ class CacheSyncResolver(APIGatewayRestResolver):
     @staticmethod
     def _compile_regex(rule: str, base_regex: str = "^{}/*$") -> re.Pattern[str]:
         if _GREEDY_KEY in rule:
-            return re.compile("^" + rule.replace(_GREEDY_KEY, "(?P<key>.+)") + "$")
+            # DOTALL: a key may hold line breaks (S3 allows any UTF-8 character).
+            return re.compile("^" + rule.replace(_GREEDY_KEY, "(?P<key>.+)") + "$", re.DOTALL)
         compiled: re.Pattern[str] = APIGatewayRestResolver._compile_regex(rule, base_regex)
         return compiled
 
@@ -173,19 +179,8 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         else None
     )
     app = CacheSyncResolver(enable_validation=True, cors=cors)
+    generated_openapi: list[str] = []
     logger = deps.logger or Logger(service="query_api")
-
-    def requires(
-        scope: Scope,
-    ) -> Callable[[EventHandlerInstance, Callable[..., Any]], Response[Any]]:
-        def authenticate(app: EventHandlerInstance, next_middleware: Callable[..., Any]) -> Any:
-            principal = _authenticate(app, deps.keys)
-            if scope not in principal.scopes:
-                raise forbidden(f"this API key lacks the {scope.value!r} scope")
-            app.context[PRINCIPAL] = principal
-            return next_middleware(app)
-
-        return authenticate
 
     def principal() -> Principal:
         caller: Principal = app.context[PRINCIPAL]
@@ -208,10 +203,35 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         if any(tuple(e.get("loc", ()))[:1] == ("response",) for e in error.errors()):
             # Our answer failed its own model: a server error, not the caller's.
             return problem_response(problem_for(error))
-        return problem_response(validation_problem(error.errors()))
+        refused = refusal_before_validation()
+        return refused or problem_response(validation_problem(error.errors()))
+
+    @app.exception_handler(UnicodeDecodeError)  # type: ignore[untyped-decorator]
+    def undecodable_body(_: UnicodeDecodeError) -> Response[Any]:
+        # Raised while Powertools validates the body: a body that is not UTF-8 text.
+        refused = refusal_before_validation()
+        return refused or problem_response(bad_request("the body is not UTF-8 text").problem)
+
+    def refusal_before_validation() -> Response[Any] | None:
+        """The 401 or 403 of a caller the route would refuse, if so.
+
+        Powertools validates a request before the route's middlewares run: the caller must
+        still prove its key first, so an anonymous caller learns nothing about the parameters.
+        """
+        guard = _guard_of(app)
+        if guard is not None:
+            try:
+                guard.admit(app)
+            except ApiProblemError as refused:
+                return problem_response(refused.problem)
+        return None
 
     @app.not_found
     def route_not_found(_: NotFoundError) -> Response[Any]:
+        event = app.current_event
+        allowed = _methods_serving(app, event.path)
+        if allowed:
+            return problem_response(method_not_allowed(event.http_method.upper(), allowed))
         return problem_response(not_found("no such route").problem)
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
@@ -222,7 +242,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.get(
         "/v1/documents",
-        middlewares=[requires(Scope.READ)],
+        middlewares=[RequiresScope(Scope.READ, deps.keys)],
         summary="Query documents",
         description=(
             "Documents by any combination of customer, status, kind and time window, newest "
@@ -297,7 +317,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.get(
         "/v1/documents/<key>",
-        middlewares=[requires(Scope.READ)],
+        middlewares=[RequiresScope(Scope.READ, deps.keys)],
         summary="Read one document",
         description="From the index, or from S3 when the index cannot answer. "
         "Send If-None-Match with a known ETag to get 304 when it is unchanged.",
@@ -321,6 +341,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
     ) -> Response[Any]:
         # Any, not DocumentResult: a 304 has no body (the 200's model is declared above).
         caller = principal()
+        _check_document_key(key)
         result = deps.caches.documents.get(key)
         hit = result is not None
         if result is None:
@@ -341,7 +362,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.put(
         "/v1/documents/<key>",
-        middlewares=[requires(Scope.WRITE)],
+        middlewares=[RequiresScope(Scope.WRITE, deps.keys)],
         summary="Write one document",
         description="Through the write-through saga: index intent, S3, index commit. "
         "A retried call with the same Idempotency-Key returns the first receipt.",
@@ -366,6 +387,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         ] = None,
     ) -> WriteResult:
         caller = principal()
+        _check_document_key(key)
         if caller.customers is not None:
             parsed = parse_document(
                 key, json.dumps(document), s3_last_modified=deps.clock(), retention=deps.retention
@@ -384,7 +406,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.delete(
         "/v1/documents/<key>",
-        middlewares=[requires(Scope.WRITE)],
+        middlewares=[RequiresScope(Scope.WRITE, deps.keys)],
         summary="Delete one document",
         description="Through the write-through saga: index intent, S3 delete, tombstone.",
         responses={
@@ -407,6 +429,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         ] = None,
     ) -> WriteResult:
         caller = principal()
+        _check_document_key(key)
         if caller.customers is not None and not _visible_or_absent(deps, caller, key):
             raise not_found(f"no document at {key!r}")
         try:
@@ -448,9 +471,10 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.get("/v1/openapi.json", include_in_schema=False)
     def openapi() -> Response[Any]:
-        return Response(
-            status_code=200, content_type="application/json", body=openapi_json(app, deps.version)
-        )
+        # Generated once per process (seconds on a busy machine): the routes do not change.
+        if not generated_openapi:
+            generated_openapi.append(openapi_json(app, deps.version))
+        return Response(status_code=200, content_type="application/json", body=generated_openapi[0])
 
     @app.get("/v1/docs", include_in_schema=False)
     def docs_page() -> Response[Any]:
@@ -491,6 +515,53 @@ def openapi_json(app: APIGatewayRestResolver, version: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class RequiresScope:
+    """Route middleware: the caller's API key must be valid and hold ``scope``.
+
+    Also consulted when a request fails validation (which Powertools runs before the route's
+    middlewares): authentication comes first, so an anonymous caller gets 401, never 400.
+    """
+
+    scope: Scope
+    keys: DynamoDBApiKeyStore
+
+    @property
+    def __name__(self) -> str:
+        """The name Powertools shows for a middleware (it reads a function's ``__name__``)."""
+        return f"requires_{self.scope.value}"
+
+    def admit(self, app: EventHandlerInstance) -> Principal:
+        """The caller, once its key is verified and holds the scope; else a 401 or 403."""
+        principal = _authenticate(app, self.keys)
+        if self.scope not in principal.scopes:
+            raise forbidden(f"this API key lacks the {self.scope.value!r} scope")
+        return principal
+
+    def __call__(self, app: EventHandlerInstance, next_middleware: Callable[..., Any]) -> Any:
+        """Admit the caller, keep it in the request's context, then go on."""
+        app.context[PRINCIPAL] = self.admit(app)
+        return next_middleware(app)
+
+
+def _guard_of(app: APIGatewayRestResolver) -> RequiresScope | None:
+    """The scope check of the route being resolved, if it has one."""
+    # Powertools records the matched route in the request's context under "_route".
+    route = app.context.get("_route")
+    for middleware in getattr(route, "middlewares", None) or ():
+        if isinstance(middleware, RequiresScope):
+            return middleware
+    return None
+
+
+def _methods_serving(app: APIGatewayRestResolver, path: str) -> list[str]:
+    """The methods of the routes whose pattern matches ``path`` (sorted; empty: none)."""
+    # Powertools keeps its routes in these two lists and answers a method it does not find
+    # with "not found": the path may still be served under other methods (405, not 404).
+    routes = [*app._static_routes, *app._dynamic_routes]
+    return sorted({route.method.upper() for route in routes if route.rule.match(path)})
+
+
 def _authenticate(app: EventHandlerInstance, keys: DynamoDBApiKeyStore) -> Principal:
     """The caller of the current request, from ``Authorization: Bearer`` or ``X-Api-Key``."""
     event = app.current_event
@@ -509,6 +580,12 @@ def _authenticate(app: EventHandlerInstance, keys: DynamoDBApiKeyStore) -> Princ
         return verify(keys.get(key_id), secret)
     except InvalidApiKeyError as error:
         raise unauthorized(str(error)) from error
+
+
+def _check_document_key(key: str) -> None:
+    """A 400 for a key the API does not serve: one holding a control character."""
+    if _CONTROL_CHARACTERS.search(key):
+        raise bad_request("the key holds a control character (U+0000 to U+001F, or U+007F)")
 
 
 def _scoped(caller: Principal, idempotency_key: str | None) -> str | None:

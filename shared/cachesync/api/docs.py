@@ -21,6 +21,7 @@ DOCS_CSP: Final = (
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 
+# The empty icon keeps browsers from asking for /favicon.ico (a 404 in their console).
 # The page lives at /v1/docs: "docs/<asset>" resolves to /v1/docs/<asset>, "openapi.json" to
 # /v1/openapi.json.
 DOCS_PAGE: Final = """<!doctype html>
@@ -28,6 +29,7 @@ DOCS_PAGE: Final = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>cachesync query API</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="docs/swagger-ui.min.css">
 </head>
 <body>

@@ -88,6 +88,18 @@ def not_found(detail: str) -> ApiProblemError:
     return ApiProblemError(Problem(404, "not-found", "Not Found", detail))
 
 
+def method_not_allowed(method: str, allowed: Sequence[str]) -> Problem:
+    """405: a path the API serves, asked with a method it does not serve there."""
+    listed = ", ".join(allowed)
+    return Problem(
+        405,
+        "method-not-allowed",
+        "Method Not Allowed",
+        f"{method} is not served here; allowed: {listed}",
+        headers={"Allow": listed},
+    )
+
+
 def bad_request(detail: str, **extensions: Any) -> ApiProblemError:
     """400: a parameter the API cannot use."""
     return ApiProblemError(

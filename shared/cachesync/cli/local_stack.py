@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -16,6 +17,14 @@ from rich.console import Console
 
 from cachesync.cli.output import command_output
 from cachesync.exceptions import LocalStackError
+from cachesync.local.api_process import (
+    DEFAULT_WORKERS,
+    LocalApiServer,
+    api_export_lines,
+    api_server_environment,
+    create_demo_keys,
+    draw_token_secret,
+)
 from cachesync.local.env_file import (
     LOCAL_ENV_FILE,
     LOCAL_STACK_PID_VARIABLE,
@@ -26,8 +35,10 @@ from cachesync.local.env_file import (
     read_env_file,
 )
 from cachesync.settings import CliSettings, load_settings
+from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 
 FUNCTION_LOG_FILE: Final = LOCAL_ENV_FILE.parent / "functions.log"
+API_LOG_FILE: Final = LOCAL_ENV_FILE.parent / "api.log"
 
 
 def local_up(
@@ -38,11 +49,17 @@ def local_up(
     ] = None,
     demo: Annotated[bool, typer.Option(help="Load the demo documents.")] = True,
     demo_count: Annotated[int, typer.Option(help="How many demo documents.")] = 300,
+    api_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Query API port (0: a free one).")
+    ] = 0,
+    api_workers: Annotated[
+        int, typer.Option(min=1, max=16, help="Query API worker processes.")
+    ] = DEFAULT_WORKERS,
 ) -> None:
     """Start DynamoDB Local and moto (S3, SQS), provision them, pump S3 events to the
-    handlers, and run until Ctrl-C."""
+    handlers, serve the query API with two demo keys, and run until Ctrl-C."""
     from cachesync.local import LocalStack
-    from cachesync.local.pipeline import build_event_pump
+    from cachesync.local.pipeline import LOCAL_FUNCTION_ENVIRONMENT, build_event_pump
 
     # The stack's own screen is its result: it keeps the real stdout (no command_output()).
     with command_output():
@@ -63,11 +80,29 @@ def local_up(
         contextlib.redirect_stdout(function_log),
         LocalStack(dynamodb_port=dynamodb_port, moto_port=moto_port, data_dir=data_dir) as stack,
     ):
-        lines = [*stack.export_lines(), f"export {LOCAL_STACK_PID_VARIABLE}={os.getpid()}"]
-        LOCAL_ENV_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
         pump = build_event_pump(stack)
+        keys = create_demo_keys(
+            DynamoDBApiKeyStore(stack.client("dynamodb"), stack.resources.api_keys_table_name),
+            datetime.now(UTC),
+        )
+        api = LocalApiServer(
+            api_server_environment(
+                {**stack.environment(), **LOCAL_FUNCTION_ENVIRONMENT},
+                api_keys_table_name=stack.resources.api_keys_table_name,
+                token_secret=draw_token_secret(),
+            ),
+            log_path=API_LOG_FILE,
+            port=api_port,
+            workers=api_workers,
+        )
         pumping = threading.Thread(target=pump.run, args=(stop,), name="event-pump", daemon=True)
         try:
+            api.start()
+            if not api.wait_until_ready(stop=stop):
+                return  # Ctrl-C while the API was starting
+            exports = [*stack.export_lines(), *api_export_lines(api.base_url, keys)]
+            lines = [*exports, f"export {LOCAL_STACK_PID_VARIABLE}={os.getpid()}"]
+            LOCAL_ENV_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
             screen.print("[bold green]cachesync local stack is up[/bold green]")
             screen.print(f"  DynamoDB Local  {stack.dynamodb_endpoint}")
             screen.print(f"  moto (S3, SQS)  {stack.moto_endpoint}")
@@ -77,22 +112,34 @@ def local_up(
                 f"(their logs: {FUNCTION_LOG_FILE})"
             )
             screen.print(
-                f"\nIn another shell inside this checkout, `cachesync` finds the stack through "
-                f"{LOCAL_ENV_FILE}; other tools need these variables:"
+                f"  query API       {api.base_url}/v1  (Swagger UI: {api.docs_url}; "
+                f"its log: {API_LOG_FILE})",
+                highlight=False,
+                soft_wrap=True,
             )
-            for line in stack.export_lines():
+            screen.print(
+                f"\nIn another shell inside this checkout, `cachesync` finds the stack through "
+                f"{LOCAL_ENV_FILE}; other tools need these variables (curl examples: README.md, "
+                f"'Query API'):"
+            )
+            for line in exports:
                 screen.print(f"  {line}", highlight=False, soft_wrap=True)
             pumping.start()
             if demo:
                 _load_demo(screen, stack, pump, demo_count, stop)
             screen.print(
-                "\nTry: .venv/bin/cachesync query --customer acme   (Ctrl-C stops the stack)"
+                "\nTry: .venv/bin/cachesync query --customer acme   (Ctrl-C stops the stack)\n"
+                f'  or: source {LOCAL_ENV_FILE} && curl -H "Authorization: Bearer '
+                '$CACHESYNC_API_KEY" "$CACHESYNC_API_URL/v1/documents?customer=acme&limit=2"',
+                highlight=False,
+                soft_wrap=True,
             )
             stop.wait()
         finally:
             stop.set()
             if pumping.is_alive():
                 pumping.join(timeout=10)
+            api.stop()
             LOCAL_ENV_FILE.unlink(missing_ok=True)
     screen.print("stopped")
 

@@ -108,7 +108,7 @@ def free_port() -> int:
         return port
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` asking Linux to SIGKILL the child when the forking thread exits."""
     if not sys.platform.startswith("linux"):
         return None
@@ -202,7 +202,7 @@ class DynamoDBLocal:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 cwd=jar.parent,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(),
             )
         except OSError as error:
             self._close_log()
