@@ -29,7 +29,8 @@ def serve(
         environment = cli_environment()
         values = dict(environment.values)
         secret_variable = variable_name("api_token_secret")
-        if secret_variable not in values:
+        secret_id_variable = variable_name("api_token_secret_id")
+        if secret_variable not in values and secret_id_variable not in values:
             # Every worker must sign with the same secret: draw it here, before the fork.
             values[secret_variable] = secrets.token_urlsafe(48)
             errors().print(
