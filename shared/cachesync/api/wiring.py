@@ -60,5 +60,6 @@ def build_api(
             max_entries=settings.api_cache_max_entries, ttl_seconds=settings.api_cache_ttl_seconds
         ),
         logger=logger,
+        key_cache_ttl_seconds=settings.api_key_cache_ttl_seconds,
     )
     return create_app(deps)
