@@ -125,8 +125,11 @@ SOAK_SUITES := tests/integration/test_backfill_and_verify.py \
 soak: setup ## Long runs of the property and 2,000-object suites (minutes; not in make test)
 	CACHESYNC_SOAK=1 $(PYTEST) -o timeout=1800 $(SOAK_SUITES)
 
-bench: setup ## Benchmarks: side-by-side ratios against a raw floor (writes build/bench/)
+# The API load test alone: `.venv/bin/python -m tests.load.run_load` (settings: CACHESYNC_LOAD_*
+# variables, see tests/load/run_load.py; CACHESYNC_LOAD_SECONDS=60 by default).
+bench: setup ## Benchmarks: ratios against raw floors, then the API load test (writes build/bench/)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s -q
+	$(BIN)/python -m tests.load.run_load
 
 clean: ## Remove the venv, node_modules and build output
 	rm -rf $(VENV) node_modules $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist build .mypy_cache .ruff_cache .hypothesis

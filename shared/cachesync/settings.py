@@ -172,6 +172,9 @@ class ApiSettings(BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSe
     Writes through this process evict at once; other writers show after at most this long."""
     api_cache_max_entries: int = Field(default=10_000, ge=0, le=1_000_000)
     """Bound of each memory cache (least recently used entries go first)."""
+    api_key_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=300)
+    """How long a process reuses an API key record it read (0: one read per request). A
+    revoked key keeps working in a process that read it for at most this long."""
     api_cors_origins: str = ""
     """Comma-separated origins allowed by CORS; empty (the default): CORS off."""
 

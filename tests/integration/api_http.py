@@ -167,9 +167,14 @@ def _wait_until_serving(world: ApiWorld, process: subprocess.Popen[bytes]) -> No
 
 @pytest.fixture(scope="module")
 def api_world(
-    local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+    local_stack: LocalStack,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[ApiWorld]:
-    """``cachesync api serve`` on a free port, on fresh tables and a fresh bucket."""
+    """``cachesync api serve`` on a free port, on fresh tables and a fresh bucket.
+
+    A test module may set ``API_SERVER_ENVIRONMENT`` (a dict) to add or override variables.
+    """
     dynamodb, s3 = local_stack.client("dynamodb"), local_stack.client("s3")
     suffix = uuid.uuid4().hex[:8]
     table, keys_table, idempotency = f"api-{suffix}", f"keys-{suffix}", f"idem-{suffix}"
@@ -191,6 +196,10 @@ def api_world(
         "CACHESYNC_WRITE_BURST": "1000",
         "AWS_CONFIG_FILE": "/nonexistent",
         "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        # Tests revoke keys and expect the next request refused: no key record cache here
+        # (test_api_key_cache.py runs a server with one).
+        "CACHESYNC_API_KEY_CACHE_TTL_SECONDS": "0",
+        **getattr(request.module, "API_SERVER_ENVIRONMENT", {}),
     }
     port = _free_port()
     # A folder without a local stack's env file: the server sees only this environment.

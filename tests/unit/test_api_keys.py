@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from cachesync.api.keys import (
+    ApiKeyRecord,
     InvalidApiKeyError,
+    KeyRecordCache,
     Scope,
     hash_secret,
     new_api_key,
@@ -94,3 +96,106 @@ def test_a_key_needs_a_customer_and_a_scope() -> None:
         new_api_key("none", [" "], [Scope.READ], NOW)
     with pytest.raises(InvalidRequestError, match="scope"):
         new_api_key("none", ["acme"], [], NOW)
+
+
+# ---------------------------------------------------------------------- the key record cache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Lookups:
+    """A key store's ``get``: records by key id, each call counted."""
+
+    def __init__(self, *records: ApiKeyRecord) -> None:
+        self.records = {record.key_id: record for record in records}
+        self.calls: list[str] = []
+
+    def __call__(self, key_id: str) -> ApiKeyRecord | None:
+        self.calls.append(key_id)
+        return self.records.get(key_id)
+
+
+def test_a_key_record_is_read_once_per_ttl() -> None:
+    # Given a cache with a 5 s TTL in front of a store holding one key
+    created = new_api_key("app", ["*"], [Scope.READ], NOW)
+    lookups, clock = Lookups(created.record), Clock()
+    cache = KeyRecordCache(lookups, ttl_seconds=5, timer=clock)
+    key_id = created.record.key_id
+    # When the key is looked up three times within 5 s, then at 5 s
+    within = [cache.get(key_id) for _ in range(3)]
+    clock.now = 5.0
+    after = cache.get(key_id)
+    # Then the store is read once, then again once the entry expired
+    assert within == [created.record] * 3
+    assert after == created.record
+    assert lookups.calls == [key_id, key_id]
+
+
+def test_a_revocation_takes_effect_once_the_cached_record_expires() -> None:
+    # Given a key read through a 5 s cache, then revoked in the store
+    created = new_api_key("app", ["*"], [Scope.READ], NOW)
+    key_id, secret = split_key(created.key)
+    lookups, clock = Lookups(created.record), Clock()
+    cache = KeyRecordCache(lookups, ttl_seconds=5, timer=clock)
+    assert verify(cache.get(key_id), secret).key_id == key_id
+    lookups.records[key_id] = created.record.model_copy(update={"revoked_at": NOW})
+    # When it is presented within the TTL, then after it
+    clock.now = 4.9
+    still_cached = verify(cache.get(key_id), secret)
+    clock.now = 5.0
+    # Then it works until the entry expires, and is refused as revoked from then on
+    assert still_cached.key_id == key_id
+    with pytest.raises(InvalidApiKeyError, match="revoked"):
+        verify(cache.get(key_id), secret)
+
+
+def test_an_unknown_key_id_is_never_cached() -> None:
+    # Given a cache in front of a store without the key
+    created = new_api_key("app", ["*"], [Scope.READ], NOW)
+    lookups = Lookups()
+    cache = KeyRecordCache(lookups, ttl_seconds=60, timer=Clock())
+    key_id = created.record.key_id
+    # When it is looked up, then created in the store and looked up again at the same instant
+    before = cache.get(key_id)
+    lookups.records[key_id] = created.record
+    after = cache.get(key_id)
+    # Then the first lookup found nothing, the second found the new key (no negative caching)
+    assert before is None
+    assert after == created.record
+    assert lookups.calls == [key_id, key_id]
+
+
+def test_a_ttl_of_zero_reads_the_store_every_time() -> None:
+    # Given a cache with TTL 0
+    created = new_api_key("app", ["*"], [Scope.READ], NOW)
+    lookups = Lookups(created.record)
+    cache = KeyRecordCache(lookups, ttl_seconds=0, timer=Clock())
+    # When the key is looked up three times at the same instant
+    for _ in range(3):
+        cache.get(created.record.key_id)
+    # Then the store is read three times
+    assert len(lookups.calls) == 3
+
+
+def test_the_least_recently_used_key_record_goes_past_the_bound() -> None:
+    # Given a cache of two records, the first one read again
+    records = [new_api_key(f"k{n}", ["*"], [Scope.READ], NOW).record for n in range(3)]
+    lookups = Lookups(*records)
+    cache = KeyRecordCache(lookups, ttl_seconds=60, max_entries=2, timer=Clock())
+    first, second, third = (record.key_id for record in records)
+    cache.get(first)
+    cache.get(second)
+    cache.get(first)
+    # When a third key comes in, then the first two are looked up again
+    cache.get(third)
+    lookups.calls.clear()
+    cache.get(first)
+    cache.get(second)
+    # Then only the least recently used one (the second) had to be read again
+    assert lookups.calls == [second]

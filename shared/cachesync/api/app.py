@@ -30,7 +30,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cachesync.api.cache import ApiCaches
 from cachesync.api.docs import DOCS_CSP, DOCS_PAGE, docs_asset
-from cachesync.api.keys import InvalidApiKeyError, Principal, Scope, split_key, verify
+from cachesync.api.keys import (
+    InvalidApiKeyError,
+    KeyRecordCache,
+    Principal,
+    Scope,
+    split_key,
+    verify,
+)
 from cachesync.api.models import (
     CacheReport,
     DocumentResult,
@@ -142,6 +149,9 @@ class ApiDependencies:
     )
     logger: Logger | None = None
     clock: Callable[[], datetime] = _utc_now
+    key_cache_ttl_seconds: float = 0.0
+    """How long a process reuses a key record it read (0: read on every request); a revocation
+    takes effect within this time."""
 
 
 class CacheSyncResolver(APIGatewayRestResolver):
@@ -181,6 +191,11 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
     app = CacheSyncResolver(enable_validation=True, cors=cors)
     generated_openapi: list[str] = []
     logger = deps.logger or Logger(service="query_api")
+    # A lambda, not deps.keys.get: the store is needed at the first request only (some tests
+    # build the resolver without stores).
+    key_records = KeyRecordCache(
+        lambda key_id: deps.keys.get(key_id), ttl_seconds=deps.key_cache_ttl_seconds
+    )
 
     def principal() -> Principal:
         caller: Principal = app.context[PRINCIPAL]
@@ -242,7 +257,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.get(
         "/v1/documents",
-        middlewares=[RequiresScope(Scope.READ, deps.keys)],
+        middlewares=[RequiresScope(Scope.READ, key_records)],
         summary="Query documents",
         description=(
             "Documents by any combination of customer, status, kind and time window, newest "
@@ -271,7 +286,9 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         fields: Annotated[str | None, Query(description="Comma list of summary fields")] = None,
         next_token: Annotated[str | None, Query(min_length=1, max_length=8192)] = None,
-    ) -> Response[QueryResult]:
+    ) -> Response[Any]:
+        # Any, not QueryResult: the body is serialised here (see _json_response); the 200's
+        # model is declared above.
         caller = principal()
         code = customer.strip().lower() if customer is not None else None
         if code is not None and caller.customers is not None and code not in caller.customers:
@@ -317,7 +334,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.get(
         "/v1/documents/<key>",
-        middlewares=[RequiresScope(Scope.READ, deps.keys)],
+        middlewares=[RequiresScope(Scope.READ, key_records)],
         summary="Read one document",
         description="From the index, or from S3 when the index cannot answer. "
         "Send If-None-Match with a known ETag to get 304 when it is unchanged.",
@@ -362,7 +379,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.put(
         "/v1/documents/<key>",
-        middlewares=[RequiresScope(Scope.WRITE, deps.keys)],
+        middlewares=[RequiresScope(Scope.WRITE, key_records)],
         summary="Write one document",
         description="Through the write-through saga: index intent, S3, index commit. "
         "A retried call with the same Idempotency-Key returns the first receipt.",
@@ -406,7 +423,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
 
     @app.delete(
         "/v1/documents/<key>",
-        middlewares=[RequiresScope(Scope.WRITE, deps.keys)],
+        middlewares=[RequiresScope(Scope.WRITE, key_records)],
         summary="Delete one document",
         description="Through the write-through saga: index intent, S3 delete, tombstone.",
         responses={
@@ -524,7 +541,7 @@ class RequiresScope:
     """
 
     scope: Scope
-    keys: DynamoDBApiKeyStore
+    keys: KeyRecordCache
 
     @property
     def __name__(self) -> str:
@@ -562,7 +579,7 @@ def _methods_serving(app: APIGatewayRestResolver, path: str) -> list[str]:
     return sorted({route.method.upper() for route in routes if route.rule.match(path)})
 
 
-def _authenticate(app: EventHandlerInstance, keys: DynamoDBApiKeyStore) -> Principal:
+def _authenticate(app: EventHandlerInstance, keys: KeyRecordCache) -> Principal:
     """The caller of the current request, from ``Authorization: Bearer`` or ``X-Api-Key``."""
     event = app.current_event
     # Powertools' event headers are case-insensitive.
@@ -595,7 +612,15 @@ def _scoped(caller: Principal, idempotency_key: str | None) -> str | None:
 
 
 def _json_response(body: QueryResult | DocumentResult, headers: dict[str, str]) -> Response[Any]:
-    return Response(status_code=200, content_type="application/json", body=body, headers=headers)
+    """``body`` as JSON, serialised by pydantic-core in one step. Handing Powertools the model
+    would validate it again (it was validated when built), turn it into Python objects and then
+    encode those with the json module: about 300 µs for a 50-item page here, against 55 µs."""
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=body.model_dump_json(),
+        headers=headers,
+    )
 
 
 def _read_document(deps: ApiDependencies, key: str) -> DocumentResult:

@@ -4,6 +4,10 @@ A key reads ``csk_<key id>_<secret>``: the key id (public, 12 hex digits) finds 
 record in one read, the secret (256 random bits) proves possession. The store keeps a salted
 SHA-256 of the secret, never the secret; a slow password hash buys nothing for 256 random bits.
 Secrets are compared in constant time, and a key never appears in a log or an error message.
+
+Each API process keeps the records it read for a few seconds (:class:`KeyRecordCache`): a
+revocation therefore takes effect within that TTL (``CACHESYNC_API_KEY_CACHE_TTL_SECONDS``), not
+at once. The secret is still hashed and compared on every request.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
+from cachetools import TTLCache
 from pydantic import BaseModel, ConfigDict
 
 from cachesync.documents import normalise_customers
@@ -153,3 +160,44 @@ def verify(record: ApiKeyRecord | None, secret: str) -> Principal:
         scopes=frozenset(record.scopes),
         customers=None if ALL_CUSTOMERS in record.customers else record.customers,
     )
+
+
+class KeyRecordCache:
+    """Key records recently read, per process, for ``ttl_seconds`` (0: every lookup reads).
+
+    Without it every authenticated request costs one consistent ``GetItem``, the largest part
+    of a cached answer's time. Only records found are kept: a key created a moment ago works at
+    once, and unknown key ids cannot push real ones out. A revoked record is kept like any other
+    (it is refused on every hit); a key revoked *after* it was read here is accepted until its
+    entry expires, so revocation takes effect within the TTL. Bounded (least recently used out),
+    behind a lock (cachetools is not thread-safe).
+    """
+
+    def __init__(
+        self,
+        lookup: Callable[[str], ApiKeyRecord | None],
+        *,
+        ttl_seconds: float,
+        max_entries: int = 4096,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self._enabled = ttl_seconds > 0
+        self._records: TTLCache[str, ApiKeyRecord] = TTLCache(
+            maxsize=max(1, max_entries), ttl=max(ttl_seconds, 0.001), timer=timer
+        )
+        self._lock = threading.Lock()
+
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        """The record of ``key_id``: from memory within the TTL, else from ``lookup``."""
+        if not self._enabled:
+            return self._lookup(key_id)
+        with self._lock:
+            record = self._records.get(key_id)
+        if record is None:
+            # Read outside the lock: a slow read must not hold up other keys' hits.
+            record = self._lookup(key_id)
+            if record is not None:
+                with self._lock:
+                    self._records[key_id] = record
+        return record

@@ -105,6 +105,7 @@ def build_api(
             max_entries=settings.api_cache_max_entries, ttl_seconds=settings.api_cache_ttl_seconds
         ),
         logger=logger,
+        key_cache_ttl_seconds=settings.api_key_cache_ttl_seconds,
     )
     app = create_app(deps)
     if metrics is not None:
