@@ -80,6 +80,7 @@ locals {
       CACHESYNC_API_TOKEN_SECRET_ID         = aws_secretsmanager_secret.api_token.arn
       CACHESYNC_API_TOKEN_TTL_SECONDS       = tostring(var.api_token_ttl_seconds)
       CACHESYNC_API_CACHE_TTL_SECONDS       = tostring(var.api_cache_ttl_seconds)
+      CACHESYNC_API_KEY_CACHE_TTL_SECONDS   = tostring(var.api_key_cache_ttl_seconds)
       CACHESYNC_API_CACHE_MAX_ENTRIES       = tostring(var.api_cache_max_entries)
       CACHESYNC_API_CORS_ORIGINS            = tostring(var.api_cors_origins)
     }

@@ -696,6 +696,17 @@ variable "api_cache_ttl_seconds" {
   }
 }
 
+variable "api_key_cache_ttl_seconds" {
+  description = "CACHESYNC_API_KEY_CACHE_TTL_SECONDS (query_api): how long an execution environment reuses an API key record it read; a revoked key keeps working for up to this long there. 0 reads the keys table on every request."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.api_key_cache_ttl_seconds >= 0 && var.api_key_cache_ttl_seconds <= 300
+    error_message = "api_key_cache_ttl_seconds: 0 to 300."
+  }
+}
+
 variable "api_cache_max_entries" {
   description = "CACHESYNC_API_CACHE_MAX_ENTRIES (query_api): bound of each memory cache (least recently used entries go first). Mind function_memory_mb.query_api."
   type        = number
