@@ -20,12 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Final
 
 from cachesync.api.keys import Scope, new_api_key
 from cachesync.exceptions import LocalStackError
 from cachesync.local.dynamodb_local import die_with_parent, free_port
+from cachesync.local.server_lifecycle import ServerLifecycle, stop_process
 from cachesync.settings import variable_name
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 
@@ -86,7 +86,7 @@ def _cachesync_command() -> list[str]:
     return [sys.executable, "-c", "from cachesync.cli import main; main()"]
 
 
-class LocalApiServer:
+class LocalApiServer(ServerLifecycle):
     """``cachesync api serve`` on a loopback port, as a child process.
 
     ``environment`` is the child's whole environment: the stack's variables, the keys table and
@@ -184,28 +184,10 @@ class LocalApiServer:
     def stop(self) -> None:
         """Stop the server (SIGTERM: gunicorn's graceful stop), then its log. Safe to repeat."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, STOP_TIMEOUT_SECONDS)
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> LocalApiServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def api_server_environment(

@@ -22,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, overload
 
 import boto3
@@ -31,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cachesync import aws_clients
 from cachesync.exceptions import LocalStackError
+from cachesync.local.server_lifecycle import ServerLifecycle, stop_process
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -128,7 +128,7 @@ def die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
-class DynamoDBLocal:
+class DynamoDBLocal(ServerLifecycle):
     """One DynamoDB Local JVM, in memory or persisted to ``data_dir``, reached over loopback.
 
     DynamoDB Local has no option to choose its interface: it listens on all of them. ``port=0``
@@ -263,28 +263,10 @@ class DynamoDBLocal:
         """Terminate the JVM (SIGTERM, then SIGKILL after 5 s). Safe to call more than once."""
         atexit.unregister(self.stop)
         process, self._process, self._port = self._process, None, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, STOP_TIMEOUT_SECONDS)
         self._close_log()
 
     def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> DynamoDBLocal:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -11,12 +11,12 @@ import errno
 import http.client
 import logging
 import socket
-from types import TracebackType
 from typing import Final
 
 from moto.server import ThreadedMotoServer
 
 from cachesync.exceptions import LocalStackError
+from cachesync.local.server_lifecycle import ServerLifecycle
 
 _HOST: Final = "127.0.0.1"
 _RESET_TIMEOUT_SECONDS: Final = 10.0
@@ -32,7 +32,7 @@ def _ensure_port_free(port: int) -> None:
             raise LocalStackError(f"moto server cannot bind {_HOST}:{port}: {reason}") from error
 
 
-class MotoServer:
+class MotoServer(ServerLifecycle):
     """A moto server on loopback; ``port=0`` picks a free port."""
 
     def __init__(self, *, port: int = 0) -> None:
@@ -89,15 +89,3 @@ class MotoServer:
             raise LocalStackError("moto server is not started")
         host, port = self._server.get_host_and_port()
         return host, port
-
-    def __enter__(self) -> MotoServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

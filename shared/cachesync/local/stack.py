@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from cachesync.exceptions import LocalStackError
@@ -21,6 +20,7 @@ from cachesync.local.dynamodb_local import (
 )
 from cachesync.local.moto_server import MotoServer
 from cachesync.local.provision import LocalResources, ProvisionedResources, provision
+from cachesync.local.server_lifecycle import ServerLifecycle
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-class LocalStack:
+class LocalStack(ServerLifecycle):
     """DynamoDB Local plus moto, with cachesync's resources provisioned on them.
 
     Ports default to free loopback ports. With ``data_dir`` DynamoDB Local persists its tables
@@ -130,15 +130,3 @@ class LocalStack:
     def export_lines(self) -> list[str]:
         """``export NAME=value`` lines for a POSIX shell, values quoted."""
         return [f"export {name}={shlex.quote(value)}" for name, value in self.environment().items()]
-
-    def __enter__(self) -> LocalStack:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
