@@ -98,7 +98,9 @@ def make_run_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
         threading.Thread(target=_pump_lines, args=(process, lines), daemon=True).start()
         try:
             deadline = time.monotonic() + STACK_READY_SECONDS
-            while not any(line.startswith("Indexed ") for line in output):
+            # The exports come last, once the demo documents are indexed (and the env file
+            # written).
+            while not any("export CACHESYNC_API_KEY_RESTRICTED=" in line for line in output):
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail("cachesync local up did not get ready:\n" + "".join(output))
                 try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from cachesync.api.keys import Scope
-from tests.integration.api_http import ApiWorld, api_world, change
+from cachesync.index_models import Tombstone, WriteSource
+from tests.integration.api_http import ApiWorld, api_world, change, index_document
 
 __all__ = ["api_world"]
 
@@ -268,3 +270,60 @@ def test_a_body_that_is_not_utf8_json_is_a_400_problem(api_world: ApiWorld) -> N
     # Then a 400 problem, not a server error
     assert reply.status == 400, reply.body
     assert reply.headers["content-type"] == "application/problem+json"
+
+
+def test_a_cached_document_changed_or_deleted_elsewhere_is_not_served_from_memory(
+    api_world: ApiWorld,
+) -> None:
+    # Given a document read twice through this server (the second read a memory hit)
+    key = api_world.key(scopes=(Scope.READ, Scope.WRITE))
+    path = "/v1/documents/changes/elsewhere.json"
+    api_world.request("PUT", path, key=key, body=change("CHG-E", modified=NOW))
+    api_world.get(path, key)
+    assert api_world.get(path, key).headers["x-cache"] == "hit"
+    # When another writer (another API process, an S3 event) replaces it, then deletes it
+    index_document(
+        api_world, "changes/elsewhere.json", change("CHG-E", modified=NOW, status="draft")
+    )
+    changed = api_world.get(path, key)
+    api_world.index.put_tombstone(
+        Tombstone(
+            bucket=api_world.bucket,
+            key="changes/elsewhere.json",
+            deleted_at=datetime.now(UTC),
+            source=WriteSource.EVENT,
+        )
+    )
+    api_world.s3.delete_object(Bucket=api_world.bucket, Key="changes/elsewhere.json")
+    deleted = api_world.get(path, key)
+    # Then the cached copy revalidates against the index at once: the new version, then 404
+    assert changed.headers["x-cache"] == "miss"
+    assert changed.json()["document"]["status"] == "draft"
+    assert deleted.status == 404
+
+
+def test_a_body_that_is_not_json_is_a_415(api_world: ApiWorld) -> None:
+    # Given a valid document sent as text, and as a form (curl --data without a type)
+    key = api_world.key(scopes=(Scope.READ, Scope.WRITE))
+    path = "/v1/documents/changes/typed.json"
+    document = json.dumps(change("CHG-T", modified=NOW))
+    as_text = api_world.request(
+        "PUT", path, key=key, headers={"Content-Type": "text/plain"}, body=document
+    )
+    as_form = api_world.request(
+        "PUT",
+        path,
+        key=key,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        body=document,
+    )
+    anonymous = api_world.request(
+        "PUT", path, headers={"Content-Type": "text/plain"}, body=document
+    )
+    # Then both are 415 problems saying to send JSON (the anonymous one: 401 first)
+    for reply in (as_text, as_form):
+        assert reply.status == 415, reply.body
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert "application/json" in reply.json()["detail"]
+    assert anonymous.status == 401
+    assert api_world.get(path, key).status == 404

@@ -97,6 +97,8 @@ def walk(
         pages.append({k: v for k, v in page.items() if k != "items"})
         token = page.get("next_token")
         if not token:
+            # The last page has no next_token at all (not null), as the API promises.
+            assert "next_token" not in page
             return items, pages
     raise AssertionError("the walk did not end")
 
@@ -229,7 +231,7 @@ def test_each_combination_walks_its_index_and_returns_each_match_once_in_order(
     # Then every match comes exactly once, in index-time order, from the expected index
     assert [item["key"] for item in items] == expected(seeded, **filters)
     assert {page["progress"]["index"] for page in pages} == {index}
-    assert pages[-1].get("next_token") is None
+    assert "next_token" not in pages[-1]
 
 
 def test_pages_are_filled_across_empty_periods(api_world: ApiWorld, seeded: list[Seeded]) -> None:

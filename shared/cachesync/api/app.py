@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -64,6 +67,7 @@ from cachesync.api.problems import (
     not_found,
     problem_for,
     unauthorized,
+    unsupported_media_type,
     validation_problem,
 )
 from cachesync.api.tokens import SigningSealer
@@ -221,6 +225,12 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         refused = refusal_before_validation()
         return refused or problem_response(validation_problem(error.errors()))
 
+    @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+    def unsupported_body(_: RequestUnsupportedContentType) -> Response[Any]:
+        # Raised while Powertools reads the body of a content type it does not parse.
+        refused = refusal_before_validation()
+        return refused or problem_response(unsupported_media_type())
+
     @app.exception_handler(UnicodeDecodeError)  # type: ignore[untyped-decorator]
     def undecodable_body(_: UnicodeDecodeError) -> Response[Any]:
         # Raised while Powertools validates the body: a body that is not UTF-8 text.
@@ -360,6 +370,11 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         caller = principal()
         _check_document_key(key)
         result = deps.caches.documents.get(key)
+        if result is not None and not _still_current(deps, key, result.etag):
+            # Changed or deleted since it was cached (through another process, or behind the
+            # API's back): the cache never answers for an entry the index no longer holds.
+            deps.caches.documents.evict(key)
+            result = None
         hit = result is not None
         if result is None:
             result = _read_document(deps, key)
@@ -389,6 +404,10 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
                 "content": {"application/json": {"model": WriteResult}},
             },
             **_WRITE_PROBLEM_RESPONSES,
+            415: {
+                "description": "A body that is not JSON (send Content-Type: application/json)",
+                "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
+            },
             422: {
                 "description": "Invalid document, or an Idempotency-Key reused with another body",
                 "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
@@ -405,6 +424,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
     ) -> WriteResult:
         caller = principal()
         _check_document_key(key)
+        _require_json_body(app)
         if caller.customers is not None:
             parsed = parse_document(
                 key, json.dumps(document), s3_last_modified=deps.clock(), retention=deps.retention
@@ -615,11 +635,34 @@ def _json_response(body: QueryResult | DocumentResult, headers: dict[str, str]) 
     """``body`` as JSON, serialised by pydantic-core in one step. Handing Powertools the model
     would validate it again (it was validated when built), turn it into Python objects and then
     encode those with the json module: about 300 µs for a 50-item page here, against 55 µs."""
+    # A last page has no next_token at all (not null), as the API promises.
+    absent = {"next_token"} if isinstance(body, QueryResult) and body.next_token is None else None
     return Response(
         status_code=200,
         content_type="application/json",
-        body=body.model_dump_json(),
+        body=body.model_dump_json(exclude=absent),
         headers=headers,
+    )
+
+
+def _require_json_body(app: EventHandlerInstance) -> None:
+    """A document comes as JSON: a form body (which Powertools parses into fields) is a 415,
+    not a document missing every field. No Content-Type at all is taken as JSON."""
+    content_type = app.current_event.headers.get("Content-Type") or ""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        raise ApiProblemError(unsupported_media_type())
+
+
+def _still_current(deps: ApiDependencies, key: str, etag: str) -> bool:
+    """Whether the index still holds, committed, the version of ``key`` with ``etag``: one
+    consistent GetItem, the cheap revalidation of a cached document."""
+    state = deps.index_store_for(PageTokens()).get_state(deps.bucket, key)
+    return (
+        state is not None
+        and not state.is_tombstone
+        and not state.is_pending
+        and state.ordering.etag == etag
     )
 
 

@@ -100,6 +100,17 @@ def method_not_allowed(method: str, allowed: Sequence[str]) -> Problem:
     )
 
 
+def unsupported_media_type() -> Problem:
+    """415: a body that is not JSON (a document is sent as ``application/json``)."""
+    return Problem(
+        415,
+        "unsupported-media-type",
+        "Unsupported Media Type",
+        "send the document as JSON, with Content-Type: application/json",
+        headers={"Accept": "application/json"},
+    )
+
+
 def bad_request(detail: str, **extensions: Any) -> ApiProblemError:
     """400: a parameter the API cannot use."""
     return ApiProblemError(

@@ -100,9 +100,6 @@ def local_up(
             api.start()
             if not api.wait_until_ready(stop=stop):
                 return  # Ctrl-C while the API was starting
-            exports = [*stack.export_lines(), *api_export_lines(api.base_url, keys)]
-            lines = [*exports, f"export {LOCAL_STACK_PID_VARIABLE}={os.getpid()}"]
-            LOCAL_ENV_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
             screen.print("[bold green]cachesync local stack is up[/bold green]")
             screen.print(f"  DynamoDB Local  {stack.dynamodb_endpoint}")
             screen.print(f"  moto (S3, SQS)  {stack.moto_endpoint}")
@@ -117,6 +114,16 @@ def local_up(
                 highlight=False,
                 soft_wrap=True,
             )
+            pumping.start()
+            if demo:
+                _load_demo(screen, stack, pump, demo_count, stop)
+            if stop.is_set():
+                return  # Ctrl-C while the demo documents were loading
+            # Written once the demo documents are indexed: whoever sources the file (or copies
+            # the exports) from then on queries a complete index.
+            exports = [*stack.export_lines(), *api_export_lines(api.base_url, keys)]
+            lines = [*exports, f"export {LOCAL_STACK_PID_VARIABLE}={os.getpid()}"]
+            LOCAL_ENV_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
             screen.print(
                 f"\nIn another shell inside this checkout, `cachesync` finds the stack through "
                 f"{LOCAL_ENV_FILE}; other tools need these variables (curl examples: README.md, "
@@ -124,9 +131,6 @@ def local_up(
             )
             for line in exports:
                 screen.print(f"  {line}", highlight=False, soft_wrap=True)
-            pumping.start()
-            if demo:
-                _load_demo(screen, stack, pump, demo_count, stop)
             screen.print(
                 "\nTry: .venv/bin/cachesync query --customer acme   (Ctrl-C stops the stack)\n"
                 f'  or: source {LOCAL_ENV_FILE} && curl -H "Authorization: Bearer '
