@@ -32,6 +32,11 @@ class KeyAttr:
     SCOPES: Final = "scopes"
     CREATED_AT: Final = "created_at"
     REVOKED_AT: Final = "revoked_at"
+    ROTATED_AT: Final = "rotated_at"
+    PREVIOUS_SALT: Final = "previous_salt"
+    PREVIOUS_SECRET_HASH: Final = "previous_secret_hash"  # noqa: S105 (an attribute name)
+    PREVIOUS_VALID_UNTIL: Final = "previous_valid_until"
+    """After a rotation, the old secret works until then (its grace period)."""
     EXPIRES_AT: Final = TTL_ATTRIBUTE
 
 

@@ -6,6 +6,7 @@ import base64
 import json
 import subprocess
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -362,3 +363,45 @@ def test_concurrent_requests_of_different_tenants_never_mix(
         thread.join()
     # Then every answer succeeded and held only the caller's documents
     assert failures == []
+
+
+def test_a_rotated_key_works_in_its_grace_period_and_is_refused_as_rotated_after(
+    api_world: ApiWorld,
+) -> None:
+    # Given a key created and rotated from the command line with a 3 s grace period
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLI, "keys", *args],
+            env=api_world.environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    old = cli("create", "--name", "rotating", "--customers", "*", "--scopes", "read").stdout.strip()
+    key_id, _ = split_key(old)
+    rotated = cli("rotate", key_id, "--grace", "3s", "--json")
+    new = json.loads(rotated.stdout)["key"]
+    # When both secrets are used within the grace, and again after it
+    within = [api_world.get("/v1/documents?limit=1", key).status for key in (old, new)]
+    listed = json.loads(cli("list", "--json").stdout)
+    time.sleep(3.5)
+    after_old = api_world.get("/v1/documents?limit=1", old)
+    after_new = api_world.get("/v1/documents?limit=1", new)
+    # Then both worked within it; after it the old secret is a 401 saying it was rotated, the
+    # new one still works, and the list shows the previous secret's end
+    assert rotated.returncode == 0, rotated.stderr
+    assert split_key(new)[0] == key_id
+    assert new != old
+    assert within == [200, 200]
+    assert after_old.status == 401
+    assert "rotated" in after_old.json()["detail"]
+    assert after_new.status == 200
+    entry = next(k for k in listed if k["key_id"] == key_id)
+    assert entry["previous_secret_valid_until"] is not None
+    # and a revoked key cannot be rotated back to life
+    cli("revoke", key_id)
+    again = cli("rotate", key_id)
+    assert again.returncode == 2
+    assert api_world.get("/v1/documents?limit=1", new).status == 401

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,6 +13,7 @@ from cachesync.api.keys import (
     Scope,
     hash_secret,
     new_api_key,
+    rotated_api_key,
     split_key,
     verify,
 )
@@ -199,3 +200,41 @@ def test_the_least_recently_used_key_record_goes_past_the_bound() -> None:
     cache.get(second)
     # Then only the least recently used one (the second) had to be read again
     assert lookups.calls == [second]
+
+
+def test_a_rotation_keeps_the_old_secret_for_its_grace_only() -> None:
+    # Given a key rotated with a one-hour grace
+    created = new_api_key("app", ["*"], [Scope.READ], NOW)
+    _, old = split_key(created.key)
+    rotated = rotated_api_key(created.record, NOW, timedelta(hours=1))
+    key_id, new = split_key(rotated.key)
+    # When / Then both secrets verify within the grace, only the new one after it
+    assert key_id == created.record.key_id
+    assert verify(rotated.record, old, NOW + timedelta(minutes=59)).key_id == key_id
+    assert verify(rotated.record, new, NOW + timedelta(days=9)).key_id == key_id
+    with pytest.raises(InvalidApiKeyError, match="rotated at 2026-12-01T00:00:00Z"):
+        verify(rotated.record, old, NOW + timedelta(hours=1))
+
+
+def test_a_second_rotation_ends_the_first_grace_at_once() -> None:
+    # Given a key rotated twice, each with a day's grace
+    created = new_api_key("app", ["*"], [Scope.READ], NOW)
+    _, first = split_key(created.key)
+    once = rotated_api_key(created.record, NOW, timedelta(days=1))
+    _, second = split_key(once.key)
+    twice = rotated_api_key(once.record, NOW + timedelta(minutes=1), timedelta(days=1))
+    # When / Then the first secret is refused at once, the second works in its grace
+    with pytest.raises(InvalidApiKeyError, match="not valid"):
+        verify(twice.record, first, NOW + timedelta(minutes=2))
+    assert verify(twice.record, second, NOW + timedelta(minutes=2)).name == "app"
+
+
+def test_a_revoked_rotated_key_refuses_both_secrets() -> None:
+    # Given a rotated key, revoked
+    created = new_api_key("app", ["*"], [Scope.READ], NOW)
+    rotated = rotated_api_key(created.record, NOW, timedelta(hours=1))
+    revoked = rotated.record.model_copy(update={"revoked_at": NOW})
+    # When / Then neither secret works
+    for key in (created.key, rotated.key):
+        with pytest.raises(InvalidApiKeyError, match="revoked"):
+            verify(revoked, split_key(key)[1], NOW)

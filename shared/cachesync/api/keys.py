@@ -18,13 +18,14 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 from cachetools import TTLCache
 from pydantic import BaseModel, ConfigDict
 
+from cachesync.clock import utc_now
 from cachesync.documents import normalise_customers
 from cachesync.exceptions import CacheSyncError, InvalidRequestError
 
@@ -66,6 +67,11 @@ class ApiKeyRecord(BaseModel):
     scopes: tuple[Scope, ...]
     created_at: datetime
     revoked_at: datetime | None = None
+    rotated_at: datetime | None = None
+    previous_salt: str | None = None
+    previous_secret_hash: str | None = None
+    previous_valid_until: datetime | None = None
+    """After a rotation, the previous secret works until then (its grace period)."""
 
 
 class Principal(BaseModel):
@@ -126,6 +132,24 @@ def new_api_key(
     return NewApiKey(record=record, key=f"{KEY_PREFIX}{key_id}_{secret}")
 
 
+def rotated_api_key(record: ApiKeyRecord, now: datetime, grace: timedelta) -> NewApiKey:
+    """``record`` with a new secret (same key id, customers and scopes); its current secret
+    keeps working for ``grace``. A secret still in an earlier grace period stops at once."""
+    secret = secrets.token_urlsafe(32)
+    salt = secrets.token_hex(16)
+    rotated = record.model_copy(
+        update={
+            "salt": salt,
+            "secret_hash": hash_secret(salt, secret),
+            "rotated_at": now,
+            "previous_salt": record.salt,
+            "previous_secret_hash": record.secret_hash,
+            "previous_valid_until": now + grace,
+        }
+    )
+    return NewApiKey(record=rotated, key=f"{KEY_PREFIX}{record.key_id}_{secret}")
+
+
 def split_key(key: str) -> tuple[str, str]:
     """The key id and secret of a presented key; :class:`InvalidApiKeyError` if malformed."""
     key_id = key[len(KEY_PREFIX) : len(KEY_PREFIX) + KEY_ID_LENGTH]
@@ -142,18 +166,32 @@ def split_key(key: str) -> tuple[str, str]:
     return key_id, secret
 
 
-def verify(record: ApiKeyRecord | None, secret: str) -> Principal:
+def verify(record: ApiKeyRecord | None, secret: str, now: datetime | None = None) -> Principal:
     """The principal of a key whose stored record is ``record`` and presented secret ``secret``.
 
-    Raises :class:`InvalidApiKeyError` for an unknown (``None``), revoked or wrong key; the hash
-    comparison runs in constant time, and runs even for an unknown key.
+    Raises :class:`InvalidApiKeyError` for an unknown (``None``), revoked or wrong key, or for a
+    rotated-away secret past its grace period; hash comparisons run in constant time, and run
+    even for an unknown key.
     """
     salt, expected = (record.salt, record.secret_hash) if record else (_DUMMY_SALT, _DUMMY_HASH)
-    matches = hmac.compare_digest(hash_secret(salt, secret), expected)
-    if record is None or not matches:
+    current = hmac.compare_digest(hash_secret(salt, secret), expected)
+    previous = False
+    if record is not None and record.previous_salt and record.previous_secret_hash:
+        previous = hmac.compare_digest(
+            hash_secret(record.previous_salt, secret), record.previous_secret_hash
+        )
+    if record is None or not (current or previous):
         raise InvalidApiKeyError("the API key is not valid")
     if record.revoked_at is not None:
         raise InvalidApiKeyError("the API key has been revoked")
+    until = record.previous_valid_until
+    if not current and (until is None or (now or utc_now()) >= until):
+        rotated = f" at {record.rotated_at:%Y-%m-%dT%H:%M:%SZ}" if record.rotated_at else ""
+        ended = f"{until:%Y-%m-%dT%H:%M:%SZ}" if until else "at once"
+        raise InvalidApiKeyError(
+            f"this secret of the API key was rotated{rotated}; it stopped working {ended}: "
+            "use the new one"
+        )
     return Principal(
         key_id=record.key_id,
         name=record.name,

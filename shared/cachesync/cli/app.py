@@ -35,6 +35,7 @@ app.command()(jobs.verify)
 api_app.command("serve")(api_commands.serve)
 keys_app.command("create")(keys_commands.create)
 keys_app.command("list")(keys_commands.list_keys)
+keys_app.command("rotate")(keys_commands.rotate)
 keys_app.command("revoke")(keys_commands.revoke)
 
 

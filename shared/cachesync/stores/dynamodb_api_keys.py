@@ -133,6 +133,37 @@ class DynamoDBApiKeyStore:
             if self.get(key_id) is None:
                 raise ApiKeyNotFoundError(key_id) from error
 
+    def rotate(self, before: ApiKeyRecord, after: ApiKeyRecord) -> bool:
+        """Store ``after`` (a rotation of ``before``); ``False`` if the key changed meanwhile
+        (rotated or revoked by someone else: read it again and decide)."""
+        item = _item(after)
+        try:
+            self._call(
+                "PutItem",
+                lambda: self._client.put_item(
+                    TableName=self._table,
+                    Item=serialize(item),
+                    ConditionExpression=(
+                        # The key still exists: a put would otherwise recreate a deleted key.
+                        "attribute_exists(#id)"
+                        # It was not revoked meanwhile: a rotation never revives a revoked key.
+                        " AND attribute_not_exists(#revoked)"
+                        # Its secret is still the one rotated from: two rotations at once
+                        # cannot both win, nor one undo the other.
+                        " AND #hash = :hash"
+                    ),
+                    ExpressionAttributeNames={
+                        "#id": KeyAttr.KEY_ID,
+                        "#revoked": KeyAttr.REVOKED_AT,
+                        "#hash": KeyAttr.SECRET_HASH,
+                    },
+                    ExpressionAttributeValues=serialize({":hash": before.secret_hash}),
+                ),
+            )
+        except _KeyExistsError:
+            return False
+        return True
+
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         try:
             return self._retry.call(operation, fn)
@@ -153,6 +184,16 @@ def _item(record: ApiKeyRecord) -> dict[str, Any]:
         KeyAttr.CUSTOMERS: list(record.customers),
         KeyAttr.SCOPES: [scope.value for scope in record.scopes],
         KeyAttr.CREATED_AT: format_time(record.created_at),
+        **(
+            {
+                KeyAttr.ROTATED_AT: format_time(record.rotated_at),
+                KeyAttr.PREVIOUS_SALT: record.previous_salt,
+                KeyAttr.PREVIOUS_SECRET_HASH: record.previous_secret_hash,
+                KeyAttr.PREVIOUS_VALID_UNTIL: format_time(record.previous_valid_until),
+            }
+            if record.rotated_at and record.previous_valid_until
+            else {}
+        ),
     }
 
 
@@ -167,7 +208,15 @@ def _record(item: dict[str, Any]) -> ApiKeyRecord:
         scopes=tuple(Scope(str(scope)) for scope in item[KeyAttr.SCOPES]),
         created_at=parse_time(str(item[KeyAttr.CREATED_AT])),
         revoked_at=parse_time(str(revoked)) if revoked else None,
+        rotated_at=_time_or_none(item.get(KeyAttr.ROTATED_AT)),
+        previous_salt=item.get(KeyAttr.PREVIOUS_SALT),
+        previous_secret_hash=item.get(KeyAttr.PREVIOUS_SECRET_HASH),
+        previous_valid_until=_time_or_none(item.get(KeyAttr.PREVIOUS_VALID_UNTIL)),
     )
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    return parse_time(str(value)) if value else None
 
 
 def _translate(operation: str, error: ClientError, table: str) -> CacheSyncError:
