@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 from openapi_spec_validator import validate
 
-from cachesync.api.keys import Scope, split_key
+from cachesync.api.keys import Scope, rotated_api_key, split_key
 from cachesync.api.tokens import SigningSealer
 from cachesync.index_models import IndexQuery
 from cachesync.stores.page_tokens import PageTokens, query_fingerprint
@@ -405,3 +405,19 @@ def test_a_rotated_key_works_in_its_grace_period_and_is_refused_as_rotated_after
     again = cli("rotate", key_id)
     assert again.returncode == 2
     assert api_world.get("/v1/documents?limit=1", new).status == 401
+
+
+def test_two_rotations_from_the_same_secret_cannot_both_win(api_world: ApiWorld) -> None:
+    # Given a key's record, read by two operators at once
+    key_id, _ = split_key(api_world.key())
+    record = api_world.keys.get(key_id)
+    assert record is not None
+    now = datetime.now(UTC)
+    first = rotated_api_key(record, now, timedelta(hours=1))
+    second = rotated_api_key(record, now, timedelta(hours=1))
+    # When both store their rotation / Then only the first does; the stored secret is its
+    assert api_world.keys.rotate(record, first.record) is True
+    assert api_world.keys.rotate(record, second.record) is False
+    stored = api_world.keys.get(key_id)
+    assert stored is not None
+    assert stored.secret_hash == first.record.secret_hash
