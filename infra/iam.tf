@@ -409,11 +409,12 @@ data "aws_iam_policy_document" "query_api" {
     resources = ["${local.table_arn}/index/*"]
   }
 
-  # Every authenticated request: one consistent GetItem of the presented key's record.
+  # Every authenticated request: one consistent GetItem of the presented key's record. PutItem:
+  # POST /v1/api-keys/{key_id}/rotate (admin keys only), conditional on the secret it replaces.
   statement {
     sid       = "ReadApiKeys"
     effect    = "Allow"
-    actions   = ["dynamodb:GetItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.api_keys.arn]
   }
 

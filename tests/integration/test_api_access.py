@@ -421,3 +421,31 @@ def test_two_rotations_from_the_same_secret_cannot_both_win(api_world: ApiWorld)
     stored = api_world.keys.get(key_id)
     assert stored is not None
     assert stored.secret_hash == first.record.secret_hash
+
+
+def test_an_admin_key_rotates_a_key_over_the_api(api_world: ApiWorld) -> None:
+    # Given a reader key, an admin key for every customer, and an admin key limited to acme
+    reader = api_world.key()
+    admin = api_world.key(scopes=(Scope.ADMIN,))
+    limited_admin = api_world.key(customers=("acme",), scopes=(Scope.ADMIN,))
+    key_id, _ = split_key(reader)
+    path = f"/v1/api-keys/{key_id}/rotate?grace_seconds=2"
+    # When the admin rotates the reader's key with a 2 s grace (and others try to)
+    rotated = api_world.request("POST", path, key=admin)
+    by_reader = api_world.request("POST", path, key=reader)
+    by_limited = api_world.request("POST", path, key=limited_admin)
+    unknown = api_world.request("POST", "/v1/api-keys/000000000000/rotate", key=admin)
+    new = rotated.json()["key"]
+    within = [api_world.get("/v1/documents?limit=1", key).status for key in (reader, new)]
+    time.sleep(2.5)
+    after = [api_world.get("/v1/documents?limit=1", key).status for key in (reader, new)]
+    # Then the admin got the new form once (never cached), the others were refused, and the
+    # old secret worked only within the grace
+    assert rotated.status == 200, rotated.body
+    assert rotated.headers["cache-control"] == "no-store"
+    assert split_key(new)[0] == key_id
+    assert by_reader.status == 403
+    assert by_limited.status == 403
+    assert unknown.status == 404
+    assert within == [200, 200]
+    assert after == [401, 200]

@@ -1092,7 +1092,7 @@ def test_the_token_secret_is_drawn_once_and_never_in_the_environment(tf: Terrafo
     assert secret["kms_key_id"] == "${var.kms_key_arn}"
 
 
-def test_query_api_reads_keys_and_its_secret_only(tf: Terraform) -> None:
+def test_query_api_reads_and_rotates_keys_and_reads_its_secret_only(tf: Terraform) -> None:
     document = access_document(tf, "query_api")
     by_action: dict[str, list[list[str]]] = {}
     for statement in statements(document):
@@ -1104,7 +1104,7 @@ def test_query_api_reads_keys_and_its_secret_only(tf: Terraform) -> None:
     assert by_action["secretsmanager:GetSecretValue"] == [
         ["${aws_secretsmanager_secret.api_token.arn}"]
     ]
-    # The keys table is read (GetItem) and nothing else of it: keys.py only calls get()
+    # The keys table is read (GetItem) and, for the admin rotate route, written (PutItem)
     keys_table = "${aws_dynamodb_table.api_keys.arn}"
     touching_keys = [
         action
@@ -1112,7 +1112,7 @@ def test_query_api_reads_keys_and_its_secret_only(tf: Terraform) -> None:
         for resources in grants
         if keys_table in resources
     ]
-    assert touching_keys == ["dynamodb:GetItem"]
+    assert sorted(touching_keys) == ["dynamodb:GetItem", "dynamodb:PutItem"]
     # Updates: the idempotency records and the write-through's claim on the index
     assert sorted(r[0] for r in by_action["dynamodb:UpdateItem"]) == [
         "${local.idempotency_table_arn}",

@@ -38,6 +38,7 @@ from cachesync.api.keys import (
     KeyRecordCache,
     Principal,
     Scope,
+    rotated_api_key,
     split_key,
     verify,
 )
@@ -48,6 +49,7 @@ from cachesync.api.models import (
     ProblemDetails,
     QueryProgress,
     QueryResult,
+    RotatedKey,
     WriteResult,
 )
 from cachesync.api.parameters import (
@@ -476,6 +478,59 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         finally:
             deps.caches.written(key)
         return WriteResult.model_validate(receipt.model_dump(mode="json"))
+
+    @app.post(
+        "/v1/api-keys/<key_id>/rotate",
+        middlewares=[RequiresScope(Scope.ADMIN, key_records)],
+        summary="Rotate an API key",
+        description=(
+            "A new secret for the key (same key id), returned once; the old secret keeps working "
+            "for grace_seconds. Needs an admin key for every customer."
+        ),
+        responses={
+            200: {
+                "description": "The key's new form",
+                "content": {"application/json": {"model": RotatedKey}},
+            },
+            404: {
+                "description": "No such active key",
+                "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
+            },
+            409: {
+                "description": "The key was rotated or revoked meanwhile",
+                "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
+            },
+            **_PROBLEM_RESPONSES,
+        },
+        tags=["api keys"],
+    )
+    def rotate_key(
+        key_id: str,
+        grace_seconds: Annotated[
+            int, Query(ge=0, le=30 * 86400, description="How long the old secret keeps working")
+        ] = 86400,
+    ) -> Response[Any]:
+        if principal().customers is not None:
+            raise forbidden("only an admin key for every customer may rotate keys")
+        # Read from the table, not the per-process key cache: the rotation is conditional on
+        # the secret it rotates from.
+        record = deps.keys.get(key_id)
+        if record is None or record.revoked_at is not None:
+            raise not_found(f"no active API key {key_id!r}")
+        rotated = rotated_api_key(record, deps.clock(), timedelta(seconds=grace_seconds))
+        if not deps.keys.rotate(record, rotated.record):
+            raise ApiProblemError(
+                Problem(409, "key-changed", "Conflict", f"API key {key_id} changed meanwhile")
+            )
+        logger.info("API key rotated", extra={"key_id": key_id, "by": principal().key_id})
+        body = RotatedKey(
+            key_id=key_id,
+            key=rotated.key,
+            previous_secret_valid_until=rotated.record.previous_valid_until,
+        )
+        return Response(
+            status_code=200, content_type="application/json", body=body.model_dump_json()
+        )
 
     @app.get(
         "/v1/health",

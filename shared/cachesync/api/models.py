@@ -98,6 +98,18 @@ class WriteResult(BaseModel):
     customers: list[str] = Field(default_factory=list)
 
 
+class RotatedKey(BaseModel):
+    """A key's new form after a rotation: shown once, never stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str
+    key: str
+    """The key with its new secret (``csk_<key id>_<secret>``): store it now."""
+    previous_secret_valid_until: datetime
+    """The old secret works until then."""
+
+
 class CacheReport(BaseModel):
     """This process's memory cache since it started."""
 
