@@ -27,6 +27,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -88,6 +89,9 @@ if TYPE_CHECKING:
 PRINCIPAL: Final = "principal"
 # A document key is the rest of the path: it may hold "/" (the route's <key> is greedy).
 _GREEDY_KEY: Final = "<key>"
+# A key id is one path segment, any characters: a malformed one reaches its route (and is a
+# 400 after authentication) instead of matching no route at all.
+_KEY_ID: Final = "<key_id>"
 HEALTH_PROBE_KEY: Final = ".cachesync/health-probe"
 X_CACHE: Final = "X-Cache"
 # S3 accepts them in keys, but they do not survive S3's XML responses nor HTTP paths intact.
@@ -168,6 +172,8 @@ class CacheSyncResolver(APIGatewayRestResolver):
         if _GREEDY_KEY in rule:
             # DOTALL: a key may hold line breaks (S3 allows any UTF-8 character).
             return re.compile("^" + rule.replace(_GREEDY_KEY, "(?P<key>.+)") + "$", re.DOTALL)
+        if _KEY_ID in rule:
+            return re.compile("^" + rule.replace(_KEY_ID, "(?P<key_id>[^/]+)") + "$", re.DOTALL)
         compiled: re.Pattern[str] = APIGatewayRestResolver._compile_regex(rule, base_regex)
         return compiled
 
@@ -505,7 +511,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         tags=["api keys"],
     )
     def rotate_key(
-        key_id: str,
+        key_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$", description="The key id")],
         grace_seconds: Annotated[
             int, Query(ge=0, le=30 * 86400, description="How long the old secret keeps working")
         ] = 86400,
