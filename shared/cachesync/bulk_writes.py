@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cachesync.exceptions import CacheSyncError, InvalidRequestError
 from cachesync.rate_limit import Deadline
-from cachesync.write_through import DocumentWriter, WriteReceipt
+from cachesync.requests import WriteRequest
+from cachesync.write_through import DocumentWriter, WriteReceipt, execute_write
 
 
 class BulkOperation(BaseModel):
@@ -124,21 +125,9 @@ class BulkWriter:
         self, position: int, operation: BulkOperation, dry_run: bool, deadline: Deadline | None
     ) -> BulkOutcome:
         try:
-            if operation.document is not None:
-                receipt = self._writer.write_document(
-                    operation.key,
-                    operation.document,
-                    idempotency_key=operation.idempotency_key,
-                    dry_run=dry_run,
-                    deadline=deadline,
-                )
-            else:
-                receipt = self._writer.delete_document(
-                    operation.key,
-                    idempotency_key=operation.idempotency_key,
-                    dry_run=dry_run,
-                    deadline=deadline,
-                )
+            # The write_through function's own dispatch: a bulk item is one of its requests.
+            request = WriteRequest(**operation.model_dump(), dry_run=dry_run)
+            receipt = execute_write(self._writer, request, deadline=deadline)
         except CacheSyncError as error:
             return BulkOutcome(position=position, operation=operation, error=error)
         except Exception as error:  # one operation's defect must not sink the others
