@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from cachesync.api_keys_schema import API_KEYS_TABLE_NAME_DEFAULT
+from cachesync.api_usage_schema import API_USAGE_TABLE_NAME_DEFAULT
 from cachesync.exceptions import ConfigurationError
 from cachesync.validation_errors import first_validation_error
 
@@ -177,6 +178,21 @@ class ApiSettings(BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSe
     revoked key keeps working in a process that read it for at most this long."""
     api_cors_origins: str = ""
     """Comma-separated origins allowed by CORS; empty (the default): CORS off."""
+    api_usage_table_name: str = Field(
+        default=API_USAGE_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """Rate-limit counters and signing nonces of every API instance (``api_usage_schema.py``)."""
+    api_rate_limits_enabled: bool = True
+    """Enforce each key's request rate (off: no counters are read or written, no headers)."""
+    api_rate_limit_per_minute: int = Field(default=600, ge=1, le=60_000)
+    """Requests per key and minute, for keys without a limit of their own."""
+    api_rate_limit_burst: int = Field(default=50, ge=1, le=1_000)
+    """Requests per key in any one second, for keys without a burst of their own."""
+    api_rate_limit_failure_mode: Literal["open", "closed"] = "open"
+    """When the counters cannot be reached: ``open`` serves unlimited (and logs and counts it),
+    ``closed`` refuses with 503."""
+    api_bulk_concurrency: int = Field(default=8, ge=1, le=20)
+    """Items of one ``POST /v1/documents/bulk`` written at once (at most the client pool's 20)."""
 
     @model_validator(mode="after")
     def _one_token_secret_source(self) -> ApiSettings:
