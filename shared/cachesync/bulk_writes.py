@@ -97,8 +97,13 @@ class BulkWriter:
         dry_run: bool = False,
         deadline: Deadline | None = None,
         on_outcome: Callable[[BulkOutcome], None] | None = None,
+        check: Callable[[BulkOperation], None] | None = None,
     ) -> BulkReport:
-        """Run ``operations``; ``on_outcome`` hears of each as it ends (from worker threads)."""
+        """Run ``operations``; ``on_outcome`` hears of each as it ends (from worker threads).
+
+        ``check`` runs before each operation, on its worker thread (the API's tenancy checks read
+        S3): raising a :class:`CacheSyncError` fails that operation alone, unwritten.
+        """
         by_key: dict[str, list[int]] = {}
         for position, operation in enumerate(operations):
             by_key.setdefault(operation.key, []).append(position)
@@ -106,7 +111,7 @@ class BulkWriter:
 
         def run_key(positions: list[int]) -> None:
             for position in positions:
-                outcome = self._run_one(position, operations[position], dry_run, deadline)
+                outcome = self._run_one(position, operations[position], dry_run, deadline, check)
                 outcomes[position] = outcome
                 if on_outcome is not None:
                     try:
@@ -122,9 +127,16 @@ class BulkWriter:
         return BulkReport(outcomes=[outcome for outcome in outcomes if outcome is not None])
 
     def _run_one(
-        self, position: int, operation: BulkOperation, dry_run: bool, deadline: Deadline | None
+        self,
+        position: int,
+        operation: BulkOperation,
+        dry_run: bool,
+        deadline: Deadline | None,
+        check: Callable[[BulkOperation], None] | None,
     ) -> BulkOutcome:
         try:
+            if check is not None:
+                check(operation)
             # The write_through function's own dispatch: a bulk item is one of its requests.
             request = WriteRequest(**operation.model_dump(), dry_run=dry_run)
             receipt = execute_write(self._writer, request, deadline=deadline)

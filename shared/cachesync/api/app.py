@@ -32,6 +32,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cachesync.api.bulk_documents import bulk_operations, run_bulk
 from cachesync.api.cache import ApiCaches
 from cachesync.api.docs import DOCS_CSP, DOCS_PAGE, docs_asset
 from cachesync.api.keys import (
@@ -44,6 +45,9 @@ from cachesync.api.keys import (
     verify,
 )
 from cachesync.api.models import (
+    BULK_MAX_ITEMS,
+    BulkRequest,
+    BulkResult,
     CacheReport,
     DocumentResult,
     Health,
@@ -74,6 +78,7 @@ from cachesync.api.problems import (
     validation_problem,
 )
 from cachesync.api.tokens import SigningSealer
+from cachesync.bulk_writes import BulkOperation
 from cachesync.documents import DocumentKind, parse_document
 from cachesync.exceptions import DocumentNotFoundError, IndexStoreError
 from cachesync.index_models import IndexQuery
@@ -162,6 +167,8 @@ class ApiDependencies:
     key_cache_ttl_seconds: float = 0.0
     """How long a process reuses a key record it read (0: read on every request); a revocation
     takes effect within this time."""
+    bulk_concurrency: int = 8
+    """How many items of one bulk request are written at once."""
 
 
 class CacheSyncResolver(APIGatewayRestResolver):
@@ -484,6 +491,94 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         finally:
             deps.caches.written(key)
         return WriteResult.model_validate(receipt.model_dump(mode="json"))
+
+    # ------------------------------------------------------------------ bulk writes
+    # (owned by the bulk work: api/bulk_documents.py holds the logic)
+
+    @app.post(
+        "/v1/documents/bulk",
+        middlewares=[RequiresScope(Scope.WRITE, key_records)],
+        summary="Write and delete many documents",
+        description=(
+            f"1 to {BULK_MAX_ITEMS} puts and deletes, each its own write-through saga, run "
+            "concurrently (items on one key in request order). Every item's result comes back in "
+            "request order: its receipt, or the problem a single request would have answered. "
+            "A failed item never undoes another. 200 when all succeeded, 207 when any failed."
+        ),
+        responses={
+            200: {
+                "description": "Every item succeeded",
+                "content": {"application/json": {"model": BulkResult}},
+            },
+            207: {
+                "description": "Some items failed (each with its problem); the others are written",
+                "content": {"application/json": {"model": BulkResult}},
+            },
+            413: {
+                "description": f"More than {BULK_MAX_ITEMS} items",
+                "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
+            },
+            415: {
+                "description": "A body that is not JSON (send Content-Type: application/json)",
+                "content": {PROBLEM_CONTENT_TYPE: {"model": ProblemDetails}},
+            },
+            **_PROBLEM_RESPONSES,
+        },
+        tags=["documents"],
+    )
+    def bulk_documents(request: Annotated[BulkRequest, Body()]) -> Response[Any]:
+        caller = principal()
+        _require_json_body(app)
+        if len(request.items) > BULK_MAX_ITEMS:
+            raise ApiProblemError(
+                Problem(
+                    413,
+                    "too-many-items",
+                    "Content Too Large",
+                    f"a bulk request holds at most {BULK_MAX_ITEMS} items; this one holds "
+                    f"{len(request.items)}: split it",
+                    extensions={"max_items": BULK_MAX_ITEMS},
+                )
+            )
+
+        def check(operation: BulkOperation) -> None:
+            # On a worker thread: the single routes' checks, without touching the resolver.
+            _check_document_key(operation.key)
+            if caller.customers is None:
+                return
+            if operation.document is not None:
+                parsed = parse_document(
+                    operation.key,
+                    json.dumps(operation.document),
+                    s3_last_modified=deps.clock(),
+                    retention=deps.retention,
+                )
+                if not all(code in caller.customers for code in parsed.customers):
+                    raise forbidden(
+                        "this API key may only write documents naming its own customers"
+                    )
+                _require_writable(deps, caller, operation.key)
+            elif not _visible_or_absent(deps, caller, operation.key):
+                raise not_found(f"no document at {operation.key!r}")
+
+        operations = bulk_operations(request, lambda value: _scoped(caller, value))
+        try:
+            status, result = run_bulk(
+                deps.writer,
+                operations,
+                concurrency=deps.bulk_concurrency,
+                check=check,
+                logger=logger,
+            )
+        finally:
+            # Even a failed item may have changed S3 or the index.
+            for key in {operation.key for operation in operations}:
+                deps.caches.written(key)
+        return Response(
+            status_code=status, content_type="application/json", body=result.model_dump_json()
+        )
+
+    # ------------------------------------------------------------------ end of bulk writes
 
     @app.post(
         "/v1/api-keys/<key_id>/rotate",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # The fields of a query result item, in the order they are returned; `fields` projects them.
 SUMMARY_FIELDS: Final = (
@@ -141,3 +141,77 @@ class ProblemDetails(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+
+
+# ---------------------------------------------------------------------- bulk writes
+
+BULK_MAX_ITEMS: Final = 100
+"""The most items one ``POST /v1/documents/bulk`` may hold (more: a 413 problem)."""
+
+
+class BulkItem(BaseModel):
+    """One put or delete of a bulk request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    op: Literal["put", "delete"]
+    key: str = Field(min_length=1, max_length=1024, description="The document's S3 key.")
+    document: dict[str, Any] | None = Field(
+        default=None, description="The document's JSON: required with a put, absent with a delete."
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="As the Idempotency-Key header of a single write (scoped to the API key): "
+        "a retried item returns its first receipt.",
+    )
+
+    @model_validator(mode="after")
+    def _document_only_with_a_put(self) -> BulkItem:
+        # A malformed item refuses the whole request (400) before anything is written.
+        if self.op == "put" and self.document is None:
+            raise ValueError("a put needs a document")
+        if self.op == "delete" and self.document is not None:
+            raise ValueError("a delete takes no document")
+        return self
+
+
+class BulkRequest(BaseModel):
+    """The body of ``POST /v1/documents/bulk``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    items: list[BulkItem] = Field(
+        min_length=1,
+        # Not max_length: more items are a 413 with a reason, not a validation error.
+        json_schema_extra={"maxItems": BULK_MAX_ITEMS},
+        description=f"1 to {BULK_MAX_ITEMS} puts and deletes, each its own write.",
+    )
+
+
+class BulkItemResult(BaseModel):
+    """What became of one item: its receipt, or the problem that stopped it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    """The item's position in the request (from 0)."""
+    key: str
+    op: Literal["put", "delete"]
+    status: int
+    """The HTTP status the item would have had as a single request (200: written)."""
+    receipt: WriteResult | None = None
+    """Present when the item succeeded."""
+    problem: ProblemDetails | None = None
+    """Present when the item failed (RFC 9457)."""
+
+
+class BulkResult(BaseModel):
+    """Every item's result, in request order (HTTP 200: all succeeded; 207: some failed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[BulkItemResult]
+    succeeded: int
+    failed: int

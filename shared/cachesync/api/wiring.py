@@ -106,6 +106,7 @@ def build_api(
         ),
         logger=logger,
         key_cache_ttl_seconds=settings.api_key_cache_ttl_seconds,
+        bulk_concurrency=settings.api_bulk_concurrency,
     )
     app = create_app(deps)
     if metrics is not None:
