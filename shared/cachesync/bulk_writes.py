@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from cachesync.exceptions import CacheSyncError, InvalidRequestError
 from cachesync.rate_limit import Deadline
@@ -26,7 +26,8 @@ class BulkOperation(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    operation: Literal["put", "delete"]
+    # "op" too: a line of `put --from-jsonl` may be an item of POST /v1/documents/bulk as is.
+    operation: Literal["put", "delete"] = Field(validation_alias=AliasChoices("operation", "op"))
     key: str = Field(min_length=1, max_length=1024)
     document: dict[str, Any] | None = None
     """The document of a put (a delete has none)."""

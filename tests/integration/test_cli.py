@@ -214,11 +214,12 @@ def test_put_from_a_folder_writes_each_file_and_reports_the_bad_ones(
 def test_put_from_json_lines_runs_puts_and_deletes_in_order(
     cli_app_env: str, tmp_path: Path
 ) -> None:
-    # Given a JSON Lines file: two puts, a delete of the first, and a malformed line
+    # Given a JSON Lines file: two puts (one spelt as an API bulk item, "op"), a delete of the
+    # first, and a malformed line
     valid = json.loads((EVENTS_DIR / "documents" / "change.json").read_bytes())
     lines = [
         {"operation": "put", "key": "jl/a.json", "document": valid, "idempotency_key": "jl-a"},
-        {"operation": "put", "key": "jl/b.json", "document": valid},
+        {"op": "put", "key": "jl/b.json", "document": valid},
         {"operation": "delete", "key": "jl/a.json"},
         {"operation": "put", "key": "jl/c.json"},
     ]

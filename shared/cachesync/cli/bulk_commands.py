@@ -99,7 +99,7 @@ def run_bulk(
     ]
     configuration = load_configuration()
     writer = build_writer(configuration.settings, configuration.client_options)
-    with progress(as_json, "writing") as advance:
+    with progress(as_json, "writing", total=len(operations)) as advance:
 
         def heard(outcome: BulkOutcome) -> None:
             advance(outcome)

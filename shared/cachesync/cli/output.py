@@ -96,8 +96,9 @@ def show_usage_error(error: typer.TyperException) -> None:
 
 
 @contextlib.contextmanager
-def progress(quiet: bool, label: str) -> Iterator[Callable[[Any], None]]:
-    """A rich progress bar (count, rate, elapsed) on stderr unless machine output is asked for."""
+def progress(quiet: bool, label: str, total: int | None = None) -> Iterator[Callable[[Any], None]]:
+    """A rich progress bar (count, rate, elapsed) on stderr unless machine output is asked for;
+    with ``total`` (when known up front) it also shows how far along it is."""
     if quiet:
         yield lambda _outcome: None
         return
@@ -110,7 +111,7 @@ def progress(quiet: bool, label: str) -> Iterator[Callable[[Any], None]]:
         console=errors(),
         transient=True,
     ) as bar:
-        task = bar.add_task(label, total=None, rate="")
+        task = bar.add_task(label, total=total, rate="")
         started = time.monotonic()
         count = [0]
 
