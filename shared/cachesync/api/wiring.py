@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Final
 
 from aws_lambda_powertools import Logger, Metrics
 
 from cachesync import aws_clients
+from cachesync.api.access_log import access_log_for, install_access_log
 from cachesync.api.app import ApiDependencies, CacheSyncResolver, create_app
 from cachesync.api.cache import ApiCaches
 from cachesync.api.cache_metrics import cache_metrics_middleware
@@ -71,12 +73,15 @@ def build_api(
     metrics: Metrics | None = None,
     client_options: ClientOptions | None = None,
     secret_store: SecretsManagerSecretStore | None = None,
+    access_log_file: Path | None = None,
 ) -> CacheSyncResolver:
     """The query API's resolver on clients built from ``settings``.
 
     With ``metrics``, every cached lookup is also emitted as ``ApiCacheHits`` /
     ``ApiCacheMisses`` (``api/cache_metrics.py``) in the metrics' namespace and service.
-    ``secret_store`` replaces Secrets Manager's client (tests).
+    ``secret_store`` replaces Secrets Manager's client (tests). Every request is logged and
+    counted per route and key (``api/access_log.py``); with ``access_log_file`` also appended
+    there (``cachesync api serve``).
     """
     client_options = client_options or {}
     secret = token_secret(settings, client_options=client_options, secret_store=secret_store)
@@ -118,4 +123,5 @@ def build_api(
                 )
             ]
         )
+    install_access_log(app, access_log_for(logger=logger, metrics=metrics, file=access_log_file))
     return app

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cachesync.api.access_log import ACCESS_LOG_FILE
 from cachesync.cli.output import command_output, errors
 from cachesync.local.env_file import cli_environment
 from cachesync.settings import ApiSettings, load_settings, variable_name
@@ -19,6 +21,13 @@ def serve(
         int,
         typer.Option(min=1, max=64, help="Worker processes (each serves one request at a time)."),
     ] = 4,
+    access_log: Annotated[
+        Path,
+        typer.Option(
+            envvar="CACHESYNC_API_ACCESS_LOG",
+            help="Append one JSON line per request here (read by `keys usage`).",
+        ),
+    ] = ACCESS_LOG_FILE,
 ) -> None:
     """Serve the query API over HTTP (gunicorn) against the configured stack."""
     with command_output():
@@ -46,7 +55,7 @@ def serve(
         )
 
         serve_api(
-            lambda: build_api(settings, client_options=options),
+            lambda: build_api(settings, client_options=options, access_log_file=access_log),
             host=host,
             port=port,
             workers=workers,

@@ -7,7 +7,14 @@ import warnings
 
 import typer
 
-from cachesync.cli import api_commands, index_commands, jobs, keys_commands, local_stack
+from cachesync.cli import (
+    api_commands,
+    index_commands,
+    jobs,
+    keys_commands,
+    local_stack,
+    usage_commands,
+)
 from cachesync.cli.output import EXIT_ERROR, show_usage_error
 
 app = typer.Typer(
@@ -37,6 +44,7 @@ keys_app.command("create")(keys_commands.create)
 keys_app.command("list")(keys_commands.list_keys)
 keys_app.command("rotate")(keys_commands.rotate)
 keys_app.command("revoke")(keys_commands.revoke)
+keys_app.command("usage")(usage_commands.usage)
 
 
 def main() -> None:
