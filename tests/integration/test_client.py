@@ -14,6 +14,7 @@ from cachesync.client import (
     ApiForbiddenError,
     ApiNotFoundError,
     ApiRequestError,
+    BulkItem,
     CacheSyncClient,
     RetryPolicy,
 )
@@ -28,7 +29,17 @@ def connect(world: ApiWorld, key: str) -> CacheSyncClient:
     return CacheSyncClient(f"http://{world.host}:{world.port}", key, timeout=10)
 
 
+def test_health_answers_without_a_key(api_world: ApiWorld) -> None:
+    # Scenario: health
+    # Given a client with a key that does not exist / When health is asked
+    health = connect(api_world, "csk_nosuchkey_" + "x" * 40).health()
+    # Then it answers, the index reachable
+    assert health.index_reachable is True
+    assert health.status == "ok"
+
+
 def test_a_document_round_trips_through_put_get_and_delete(api_world: ApiWorld) -> None:
+    # Scenario: round-trip
     # Given a writer's client and a key with a slash, a space and a plus
     api = connect(api_world, api_world.key(scopes=(Scope.READ, Scope.WRITE)))
     key = f"changes/{uuid.uuid4().hex[:6]} b+c.json"
@@ -51,6 +62,7 @@ def test_a_document_round_trips_through_put_get_and_delete(api_world: ApiWorld) 
 
 
 def test_documents_walks_every_page_once_in_order(api_world: ApiWorld) -> None:
+    # Scenario: pagination
     # Given 23 documents of one customer, a day apart
     customer = f"cl{uuid.uuid4().hex[:6]}"
     keys = []
@@ -74,6 +86,7 @@ def test_documents_walks_every_page_once_in_order(api_world: ApiWorld) -> None:
 
 
 def test_refusals_raise_errors_carrying_the_servers_reason(api_world: ApiWorld) -> None:
+    # Scenario: refusals
     # Given a key limited to one customer, and a key that does not exist
     restricted = connect(api_world, api_world.key(customers=("acme",)))
     unknown = connect(api_world, "csk_nosuchkey_" + "x" * 40)
@@ -90,6 +103,7 @@ def test_refusals_raise_errors_carrying_the_servers_reason(api_world: ApiWorld) 
 
 
 def test_an_unreachable_server_is_a_connection_error_after_bounded_retries() -> None:
+    # Scenario: unreachable
     # Given a client of a port nobody listens on, allowed three quick attempts
     slept: list[float] = []
     api = CacheSyncClient(
@@ -102,3 +116,71 @@ def test_an_unreachable_server_is_a_connection_error_after_bounded_retries() -> 
     with pytest.raises(ApiConnectionError, match="cannot connect"):
         api.health()
     assert len(slept) == 2
+
+
+def test_bulk_reports_every_item_typed_and_replays_with_idempotency_keys(
+    api_world: ApiWorld,
+) -> None:
+    # Scenario: bulk-mixed
+    # Given a writer's client, a document to delete, and four items: two good puts, an invalid
+    # document and the delete, each with an idempotency key
+    api = connect(api_world, api_world.key(scopes=(Scope.READ, Scope.WRITE)))
+    run = uuid.uuid4().hex[:6]
+    api.put(f"client-bulk/{run}/old.json", change("CHG-OLD", modified=NOW))
+    items = [
+        BulkItem(
+            op="put",
+            key=f"client-bulk/{run}/a.json",
+            document=change("CHG-BA", modified=NOW),
+            idempotency_key=f"{run}-a",
+        ),
+        BulkItem(op="put", key=f"client-bulk/{run}/bad.json", document={"object_type": "change"}),
+        {
+            "op": "put",
+            "key": f"client-bulk/{run}/b.json",
+            "document": change("CHG-BB", modified=NOW),
+            "idempotency_key": f"{run}-b",
+        },
+        BulkItem(op="delete", key=f"client-bulk/{run}/old.json", idempotency_key=f"{run}-old"),
+    ]
+    # When they are sent, b is changed by a single put, and the items are sent again
+    first = api.bulk(items)
+    read = api.get(f"client-bulk/{run}/b.json")
+    changed = api.put(f"client-bulk/{run}/b.json", change("CHG-BB2", modified=NOW))
+    again = api.bulk([items[0], items[2], items[3]])
+    # Then every item is reported in order: receipts for three, a 422 problem for the bad one
+    assert [(item.index, item.op, item.status) for item in first.items] == [
+        (0, "put", 200),
+        (1, "put", 422),
+        (2, "put", 200),
+        (3, "delete", 200),
+    ]
+    assert (first.succeeded, first.failed) == (3, 1)
+    assert [item.key for item in first.failures] == [f"client-bulk/{run}/bad.json"]
+    problem = first.items[1].problem
+    assert problem is not None
+    assert problem.type == "urn:cachesync:problem:invalid-document"
+    receipts = [item.receipt for item in first.items if item.receipt is not None]
+    assert receipts[0].index == "committed"
+    assert read is not None
+    assert read.etag == receipts[1].etag
+    # and the replay (all items with their idempotency keys) returns the same receipts, writing
+    # nothing: b keeps the single put's version
+    assert again.failed == 0
+    assert [item.receipt for item in again.items] == receipts
+    after = api.get(f"client-bulk/{run}/b.json")
+    assert after is not None
+    assert (after.etag, after.document["change_id"]) == (changed.etag, "CHG-BB2")
+
+
+def test_more_than_100_bulk_items_is_the_servers_413(api_world: ApiWorld) -> None:
+    # Scenario: bulk-too-many
+    # Given a writer's client and 101 items
+    api = connect(api_world, api_world.key(scopes=(Scope.WRITE,)))
+    items = [BulkItem(op="delete", key=f"client-bulk/{n}.json") for n in range(101)]
+    # When they are sent / Then the request is refused with the server's reason
+    with pytest.raises(ApiRequestError) as refused:
+        api.bulk(items)
+    assert refused.value.status == 413
+    assert refused.value.detail is not None
+    assert "at most 100" in refused.value.detail

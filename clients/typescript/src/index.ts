@@ -26,6 +26,9 @@ export type DocumentResult = Schemas["DocumentResult"];
 export type WriteResult = Schemas["WriteResult"];
 export type Health = Schemas["Health"];
 export type ProblemDetails = Schemas["ProblemDetails"];
+export type BulkItem = Schemas["BulkItem"];
+export type BulkItemResult = Schemas["BulkItemResult"];
+export type BulkResult = Schemas["BulkResult"];
 
 type ServerQuery = NonNullable<operations["query_documents_v1_documents_get"]["parameters"]["query"]>;
 
@@ -79,6 +82,7 @@ export interface WriteOptions {
 }
 
 const DOCUMENTS = "/v1/documents";
+const BULK = "/v1/documents/bulk";
 
 /** The query API at `baseUrl` (ending before /v1) with one API key. */
 export class CacheSyncClient {
@@ -163,6 +167,22 @@ export class CacheSyncClient {
   /** DELETE /v1/documents/{key}. */
   async delete(key: string, options: WriteOptions = {}): Promise<WriteResult> {
     return this.write("DELETE", key, undefined, options);
+  }
+
+  /**
+   * POST /v1/documents/bulk: 1 to 100 puts and deletes, each its own saga. Resolves with every
+   * item's result in request order whether all succeeded (HTTP 200) or some failed (207: see
+   * `failed` and each item's `problem`); a refused request as a whole (400, 401, 403, 413)
+   * rejects. Retried on transient failures only when every item has an idempotency key.
+   */
+  async bulk(items: BulkItem[]): Promise<BulkResult> {
+    const idempotent = items.every((item) => Boolean(item.idempotency_key));
+    const reply = await this.request("POST", BULK, {
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ items }),
+      idempotent,
+    });
+    return (await reply.json()) as BulkResult;
   }
 
   /** A fresh idempotency key: keep it with the write you may have to retry. */

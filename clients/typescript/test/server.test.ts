@@ -12,6 +12,7 @@ import {
   ApiNotFoundError,
   ApiRequestError,
   CacheSyncClient,
+  type BulkItem,
 } from "../src/index.js";
 
 function required(name: string): string {
@@ -27,10 +28,12 @@ const customer = required("TS_TEST_CUSTOMER");
 const seeded = Number(required("TS_TEST_SEEDED"));
 
 test("health answers", async () => {
+  // Scenario: health
   assert.equal((await writer.health()).index_reachable, true);
 });
 
 test("a document round-trips through put, get and delete", async () => {
+  // Scenario: round-trip
   const key = `ts/${customer}/a b+c.json`;
   const body = {
     object_type: "change",
@@ -56,6 +59,7 @@ test("a document round-trips through put, get and delete", async () => {
 });
 
 test("documents() walks every page once, newest first", async () => {
+  // Scenario: pagination
   const keys: string[] = [];
   for await (const item of writer.documents({ customer, since: "2026-01-01", until: "2026-06-01", limit: 4 })) {
     keys.push(item.key!);
@@ -72,6 +76,7 @@ test("documents() walks every page once, newest first", async () => {
 });
 
 test("refusals are errors carrying the server's reason", async () => {
+  // Scenario: refusals
   await assert.rejects(restricted.query({ customer: "globex" }), (error: unknown) => {
     assert.ok(error instanceof ApiForbiddenError);
     assert.match(error.detail ?? "", /globex/);
@@ -93,6 +98,7 @@ async function closedPort(): Promise<number> {
 }
 
 test("an unreachable server is a connection error after bounded retries", async () => {
+  // Scenario: unreachable
   const slept: number[] = [];
   const nobody = new CacheSyncClient(`http://127.0.0.1:${await closedPort()}`, "csk_a_b", {
     retry: { attempts: 3, baseDelayMs: 1 },
@@ -102,4 +108,68 @@ test("an unreachable server is a connection error after bounded retries", async 
   });
   await assert.rejects(nobody.health(), (error: unknown) => error instanceof ApiConnectionError && !error.requestSent);
   assert.equal(slept.length, 2);
+});
+
+function changeDocument(id: string): Record<string, unknown> {
+  return {
+    object_type: "change",
+    change_id: id,
+    title: `bulk ${id}`,
+    customers: [customer],
+    status: "approved",
+    modified_at: "2026-06-01T00:00:00Z",
+  };
+}
+
+test("bulk reports every item typed, and replays with idempotency keys", async () => {
+  // Scenario: bulk-mixed
+  const run = writer.newIdempotencyKey().slice(0, 8);
+  const prefix = `ts-bulk/${run}`;
+  await writer.put(`${prefix}/old.json`, changeDocument("CHG-TS-OLD"));
+  const items: BulkItem[] = [
+    { op: "put", key: `${prefix}/a.json`, document: changeDocument("CHG-TS-BA"), idempotency_key: `${run}-a` },
+    { op: "put", key: `${prefix}/bad.json`, document: { object_type: "change" } },
+    { op: "put", key: `${prefix}/b.json`, document: changeDocument("CHG-TS-BB"), idempotency_key: `${run}-b` },
+    { op: "delete", key: `${prefix}/old.json`, idempotency_key: `${run}-old` },
+  ];
+  const first = await writer.bulk(items);
+  const read = await writer.get(`${prefix}/b.json`);
+  const changed = await writer.put(`${prefix}/b.json`, changeDocument("CHG-TS-BB2"));
+  const again = await writer.bulk([items[0]!, items[2]!, items[3]!]);
+  assert.deepEqual(
+    first.items.map((item) => [item.index, item.op, item.status]),
+    [
+      [0, "put", 200],
+      [1, "put", 422],
+      [2, "put", 200],
+      [3, "delete", 200],
+    ],
+  );
+  assert.deepEqual([first.succeeded, first.failed], [3, 1]);
+  assert.equal(first.items[1]!.problem?.type, "urn:cachesync:problem:invalid-document");
+  assert.equal(first.items[1]!.receipt ?? null, null);
+  const receipts = first.items.filter((item) => item.receipt).map((item) => item.receipt);
+  assert.equal(receipts[0]!.index, "committed");
+  assert.ok(read);
+  assert.equal(read.etag, receipts[1]!.etag);
+  assert.equal(again.failed, 0);
+  assert.deepEqual(
+    again.items.map((item) => item.receipt),
+    receipts,
+  );
+  const after = await writer.get(`${prefix}/b.json`);
+  assert.ok(after);
+  assert.equal(after.etag, changed.etag);
+  assert.equal((after.document as { change_id: string }).change_id, "CHG-TS-BB2");
+});
+
+test("more than 100 bulk items is the server's 413", async () => {
+  // Scenario: bulk-too-many
+  const items: BulkItem[] = Array.from({ length: 101 }, (_, n) => ({ op: "delete", key: `ts-bulk/${n}.json` }));
+  await assert.rejects(writer.bulk(items), (error: unknown) => {
+    assert.ok(error instanceof ApiRequestError);
+    assert.equal(error.status, 413);
+    assert.match(error.detail ?? "", /at most 100/);
+    return true;
+  });
 });

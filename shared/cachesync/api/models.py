@@ -215,3 +215,8 @@ class BulkResult(BaseModel):
     items: list[BulkItemResult]
     succeeded: int
     failed: int
+
+    @property
+    def failures(self) -> list[BulkItemResult]:
+        """The items that failed, in request order."""
+        return [item for item in self.items if item.receipt is None]

@@ -1,5 +1,6 @@
 """The query API's Python client: ``CacheSyncClient(base_url, api_key)``."""
 
+from cachesync.api.models import BulkItem, BulkItemResult, BulkResult
 from cachesync.client.api_client import CacheSyncClient, QueryItem
 from cachesync.client.errors import (
     ApiAuthenticationError,
@@ -24,6 +25,9 @@ __all__ = [
     "ApiRateLimitedError",
     "ApiRequestError",
     "ApiServerError",
+    "BulkItem",
+    "BulkItemResult",
+    "BulkResult",
     "CacheSyncClient",
     "QueryItem",
     "RetryPolicy",

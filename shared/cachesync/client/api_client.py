@@ -28,13 +28,22 @@ from urllib.parse import parse_qsl, quote, urlencode
 import urllib3
 from pydantic import BaseModel, ConfigDict
 
-from cachesync.api.models import DocumentResult, Health, QueryResult, WriteResult
+from cachesync.api.models import (
+    BulkItem,
+    BulkRequest,
+    BulkResult,
+    DocumentResult,
+    Health,
+    QueryResult,
+    WriteResult,
+)
 from cachesync.api.request_signing import sign_headers
 from cachesync.client.errors import ApiConnectionError, error_for_status
 from cachesync.client.retries import RequestSafety, RetryPolicy
 from cachesync.clock import utc_now
 
 DOCUMENTS: Final = "/v1/documents"
+BULK: Final = "/v1/documents/bulk"
 JSON: Final = "application/json"
 
 
@@ -188,6 +197,27 @@ class CacheSyncClient:
         """``DELETE /v1/documents/{key}``: tombstone in the index, then S3 (retries: as
         :meth:`put`)."""
         return self._write("DELETE", key, None, idempotency_key)
+
+    def bulk(self, items: Sequence[BulkItem | Mapping[str, Any]]) -> BulkResult:
+        """``POST /v1/documents/bulk``: 1 to 100 puts and deletes, each its own saga.
+
+        ``items``: :class:`BulkItem` (``op``, ``key``, ``document`` for a put, optional
+        ``idempotency_key``) or mappings of the same fields. Returns every item's result in
+        request order, whether all succeeded (HTTP 200) or some failed (207: see
+        ``BulkResult.failed`` and each item's ``problem``); a refused request as a whole (400,
+        401, 403, 413) raises. Retried on transient failures only when every item has an
+        idempotency key (then a retry replays the items already done).
+        """
+        # More than BULK_MAX_ITEMS is the server's to refuse (413, with its reason).
+        request = BulkRequest(items=[BulkItem.model_validate(item) for item in items])
+        reply = self._request(
+            "POST",
+            BULK,
+            headers={"Content-Type": JSON},
+            body=request.model_dump_json(exclude_none=True).encode(),
+            safety=RequestSafety(idempotent=all(item.idempotency_key for item in request.items)),
+        )
+        return BulkResult.model_validate(reply.json())
 
     @staticmethod
     def new_idempotency_key() -> str:
