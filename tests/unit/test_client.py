@@ -276,3 +276,33 @@ class Remembered:
     def remember(self, key_id: str, nonce: str, expires_at: int) -> bool:
         self.nonces.append((key_id, nonce, expires_at))
         return True
+
+
+BULK_ANSWER = {
+    "items": [{"index": 0, "key": "k", "op": "put", "status": 200, "receipt": RECEIPT}],
+    "succeeded": 1,
+    "failed": 0,
+}
+
+
+def test_a_bulk_is_repeated_only_when_every_item_has_an_idempotency_key() -> None:
+    # Given a bulk whose connection broke after it was sent, twice: once with an item lacking an
+    # idempotency key, once with keys on every item
+    def broken_then_answered() -> ScriptedPool:
+        reset = urllib3.exceptions.ProtocolError("connection reset")
+        return ScriptedPool(reset, answer(200, BULK_ANSWER))
+
+    partly, fully = broken_then_answered(), broken_then_answered()
+    put = {"op": "put", "key": "k", "document": {"a": 1}, "idempotency_key": "i-1"}
+    # When each is sent
+    with pytest.raises(ApiConnectionError):
+        client(partly).bulk([put, {"op": "delete", "key": "other"}])
+    result = client(fully).bulk([put])
+    # Then only the fully keyed one was repeated; it went as JSON without absent fields
+    assert (len(partly.sent), len(fully.sent)) == (1, 2)
+    assert result.items[0].receipt is not None
+    assert result.failures == []
+    sent = fully.sent[-1]
+    assert (sent["method"], sent["url"]) == ("POST", "http://api.test/v1/documents/bulk")
+    assert json.loads(sent["body"]) == {"items": [put]}
+    assert json.loads(partly.sent[0]["body"])["items"][1] == {"op": "delete", "key": "other"}

@@ -194,3 +194,25 @@ test("signing: the shared vector of awkward characters (same bytes as the Python
   );
   assert.equal(signature("css_vector", canonical), "v1=2a31973549c31cf92172c195a4ff16d3a4175fab53512421af2a1e5cc2f0a4b8");
 });
+
+test("a bulk is repeated only when every item has an idempotency key; a 207 resolves", async () => {
+  const answer = {
+    items: [
+      { index: 0, key: "k", op: "put", status: 200, receipt: RECEIPT, problem: null },
+      { index: 1, key: "o", op: "delete", status: 404, receipt: null, problem: { type: "t", title: "t", status: 404, detail: "d" } },
+    ],
+    succeeded: 1,
+    failed: 1,
+  };
+  const put = { op: "put" as const, key: "k", document: { a: 1 }, idempotency_key: "i-1" };
+  const partly = scripted(reset(), json(207, answer));
+  await assert.rejects(partly.client.bulk([put, { op: "delete", key: "o" }]), ApiConnectionError);
+  assert.equal(partly.sent.length, 1);
+  const fully = scripted(reset(), json(207, answer));
+  const result = await fully.client.bulk([put, { op: "delete", key: "o", idempotency_key: "i-2" }]);
+  assert.equal(fully.sent.length, 2);
+  assert.equal(fully.sent[1]!.url, "http://api.test/v1/documents/bulk");
+  assert.equal(fully.sent[1]!.init.method, "POST");
+  assert.equal(JSON.parse(String(fully.sent[1]!.init.body)).items[0].idempotency_key, "i-1");
+  assert.deepEqual([result.failed, result.items[1]!.status], [1, 404]);
+});
