@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from cachesync.api.bulk_documents import bulk_operations, item_result
+from cachesync.api.bulk_documents import bulk_operations, item_result, run_bulk
 from cachesync.api.models import BulkItem, BulkRequest
 from cachesync.api.problems import forbidden
 from cachesync.bulk_writes import BulkOperation, BulkOutcome
 from cachesync.exceptions import InvalidDocumentError
-from cachesync.write_through import WriteReceipt
+from cachesync.rate_limit import TokenBucket
+from cachesync.write_through import DocumentWriter, WriteReceipt
 
 DOCUMENT: dict[str, Any] = {"object_type": "change", "change_id": "C1"}
 
@@ -77,3 +79,23 @@ def test_an_item_needs_a_document_exactly_when_it_is_a_put() -> None:
         BulkItem(op="put", key="a.json")
     with pytest.raises(ValidationError, match="a delete takes no document"):
         BulkItem(op="delete", key="a.json", document={})
+
+
+def test_an_item_that_cannot_get_a_write_slot_in_time_is_its_own_429() -> None:
+    # Given a writer whose write rate (one per 1000 s) is used up, and a check that passes
+    limiter = TokenBucket(rate_per_second=0.001, burst=1)
+    limiter.acquire()
+    absent: Any = None  # the stores: never reached, the limiter refuses first
+    writer = DocumentWriter(absent, absent, bucket="b", limiter=limiter)
+    operations = [
+        BulkOperation(operation="delete", key="a.json"),
+        BulkOperation(operation="delete", key="b.json"),
+    ]
+    # When the bulk runs
+    status, result = run_bulk(
+        writer, operations, concurrency=2, check=lambda _: None, logger=Logger(service="t")
+    )
+    # Then each item is a 429 problem at once (no wait of 1000 s), the request a 207
+    assert status == 207
+    assert [item.status for item in result.items] == [429, 429]
+    assert (result.succeeded, result.failed) == (0, 2)

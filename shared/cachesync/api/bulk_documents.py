@@ -28,9 +28,14 @@ from cachesync.api.models import (
 )
 from cachesync.api.problems import problem_for
 from cachesync.bulk_writes import BulkOperation, BulkOutcome, BulkWriter
+from cachesync.rate_limit import Deadline
 from cachesync.write_through import DocumentWriter
 
 MULTI_STATUS: Final = 207
+RATE_WAIT_SECONDS: Final = 20.0
+"""How long, from the request's start, an item may wait for the writers' write rate limit: past
+it the item is its own 429, well before API Gateway's 29 s integration timeout would turn the
+whole request into a 504 of unknown outcome."""
 
 
 def bulk_operations(
@@ -58,7 +63,9 @@ def run_bulk(
     logger: Logger,
 ) -> tuple[int, BulkResult]:
     """Run ``operations`` (at most ``concurrency`` at once); the HTTP status and the body."""
-    report = BulkWriter(writer, workers=concurrency, logger=logger).run(operations, check=check)
+    report = BulkWriter(writer, workers=concurrency, logger=logger).run(
+        operations, check=check, deadline=Deadline.after(RATE_WAIT_SECONDS)
+    )
     results = [item_result(outcome) for outcome in report.outcomes]
     for result in results:
         if result.status >= 500:
