@@ -50,8 +50,9 @@ def _signing_master() -> bytes:
             f"{variable_name('api_token_secret')} or {variable_name('api_token_secret_id')} "
             "as the API has it"
         )
-    options = {"secretsmanager": environment.client_options("secretsmanager")}
-    return signing_master_secret(token_secret(settings, client_options=options))
+    # A secret id is read from Secrets Manager with the SDK's defaults (the local stack sets
+    # the secret itself).
+    return signing_master_secret(token_secret(settings))
 
 
 def _described(record: ApiKeyRecord) -> dict[str, object]:
