@@ -124,7 +124,7 @@ def create(
         try:
             networks = parse_cidrs(allow_cidr or ())
         except InvalidRequestError as error:
-            raise typer.BadParameter(f"--allow-cidr: {error}") from error
+            raise typer.BadParameter(f"--allow-cidr: {error.reason}") from error
         # Before the key exists: a missing token secret must not leave a key nobody can sign for.
         master = _signing_master() if require_signing else None
         store = _store()
