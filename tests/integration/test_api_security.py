@@ -250,6 +250,12 @@ def test_keys_create_sets_the_options_and_prints_the_signing_secret_once(
     reply, _ = signed_get(api_world, shown["key"], shown["signing_secret"])
     assert reply.status == 200
     assert reply.headers["x-ratelimit-limit"] == "120"
+    # and a rotation prints the key's new signing secret, the one the server now derives
+    rotated = cli("rotate", shown["key_id"], "--grace", "1h", "--json")
+    assert rotated.returncode == 0, rotated.stderr
+    renewed = json.loads(rotated.stdout)
+    assert renewed["signing_secret"] == api_world.signing_secret_of(renewed["key"])
+    assert renewed["signing_secret"] != shown["signing_secret"]
     # and a wrong network is one clear line, exit status 2, no key created
     assert wrong.returncode == 2
     assert "10.1.2.3/8" in wrong.stderr

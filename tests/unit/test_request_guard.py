@@ -95,13 +95,19 @@ class Usage:
 
 
 class World:
-    def __init__(self, mode: FailureMode = FailureMode.OPEN, *, now: float = NOW) -> None:
+    def __init__(
+        self, mode: FailureMode = FailureMode.OPEN, *, now: float = NOW, limits: bool = True
+    ) -> None:
         self.keys = Keys()
         self.usage = Usage()
         self.now = now
         guard = RequestGuard(
             signatures=SignatureVerifier(MASTER, self.usage, clock=lambda: self.now),
-            limiter=RequestLimiter(self.usage, failure_mode=mode, clock=lambda: self.now),
+            limiter=(
+                RequestLimiter(self.usage, failure_mode=mode, clock=lambda: self.now)
+                if limits
+                else None
+            ),
             default_limits=LimitPolicy(per_minute=100, burst=10),
             clock=lambda: datetime.fromtimestamp(self.now, UTC),
         )
@@ -344,3 +350,15 @@ def test_counters_down_fail_open_or_closed(mode: FailureMode) -> None:
         assert status == 503
         assert problem["type"] == "urn:cachesync:problem:rate-limiter-unavailable"
         assert headers["Retry-After"] == "1"
+
+
+def test_with_limits_off_no_counter_is_touched_and_no_limit_announced() -> None:
+    # Given rate limits turned off
+    world = World(limits=False)
+    key, _ = world.keys.add(rate_per_minute=1)
+    # When the key calls twice over its own limit
+    replies = [world.call(key) for _ in range(2)]
+    # Then both are admitted, without a rate-limit header, and no counter was written
+    assert [status for status, _, _ in replies] == [400, 400]
+    assert not any("X-RateLimit-Limit" in headers for _, headers, _ in replies)
+    assert world.usage.calls == 0
