@@ -38,6 +38,14 @@ class KeyAttr:
     PREVIOUS_VALID_UNTIL: Final = "previous_valid_until"
     """After a rotation, the old secret works until then (its grace period)."""
     EXPIRES_AT: Final = TTL_ATTRIBUTE
+    ALLOWED_CIDRS: Final = "allowed_cidrs"
+    """Networks the key may be used from (list of CIDR strings); absent: any address."""
+    REQUIRES_SIGNING: Final = "requires_signing"
+    """``True``: every request of the key must be signed; absent: signing optional."""
+    RATE_PER_MINUTE: Final = "rate_per_minute"
+    """The key's own limit per minute; absent: the API's default."""
+    RATE_BURST: Final = "rate_burst"
+    """The key's own limit per second; absent: the API's default."""
 
 
 def create_api_keys_table_request(table_name: str) -> dict[str, Any]:

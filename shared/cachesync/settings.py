@@ -151,21 +151,28 @@ class ApiKeysSettings(BaseModel):
     """The API keys table (layout: ``api_keys_schema.py``)."""
 
 
-class ApiKeysCliSettings(BaseSettings, ApiKeysSettings):
-    """Settings of ``cachesync keys``."""
+class TokenSecretSettings(BaseModel):
+    """Where the API's token secret comes from (it also keys the signing secrets)."""
 
-
-class ApiSettings(BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSettings):
-    """Settings of the query API (the ``query_api`` function and ``cachesync api serve``)."""
-
-    idempotency_table_name: str | None = None
-    """Without it, an ``Idempotency-Key`` header is refused."""
     api_token_secret: SecretStr | None = Field(default=None, min_length=32)
     """Signs pagination tokens (HMAC-SHA256); at least 32 characters, the same in every process
     that serves the API. Set it locally; in AWS set :attr:`api_token_secret_id` instead."""
     api_token_secret_id: str | None = Field(default=None, min_length=1, max_length=2048)
     """Secrets Manager secret (ARN or name) holding the token secret, read once at cold start
     (the ``query_api`` function). Exactly one of this and :attr:`api_token_secret`."""
+
+
+class ApiKeysCliSettings(BaseSettings, ApiKeysSettings, TokenSecretSettings):
+    """Settings of ``cachesync keys`` (the token secret: only to show signing secrets)."""
+
+
+class ApiSettings(
+    BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSettings, TokenSecretSettings
+):
+    """Settings of the query API (the ``query_api`` function and ``cachesync api serve``)."""
+
+    idempotency_table_name: str | None = None
+    """Without it, an ``Idempotency-Key`` header is refused."""
     api_token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     """How long a pagination token stays valid."""
     api_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=3600)

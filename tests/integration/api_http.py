@@ -15,15 +15,18 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from cachesync.api.keys import Scope, new_api_key
+from cachesync.api.keys import Scope, new_api_key, split_key
+from cachesync.api.request_signing import signing_master_secret, signing_secret
 from cachesync.api_keys_schema import create_api_keys_table_request
+from cachesync.api_usage_schema import create_api_usage_table_request
 from cachesync.documents import parse_document
 from cachesync.index_models import IndexEntry, ObjectVersion, WriteSource
 from cachesync.index_schema import create_idempotency_table_request, create_table_request
@@ -63,17 +66,32 @@ class ApiWorld:
     environment: dict[str, str]
     created_keys: dict[str, str] = field(default_factory=dict)
 
-    def key(self, customers: tuple[str, ...] = ("*",), scopes: tuple[Scope, ...] = ()) -> str:
-        """A new API key (full secret form) with ``customers`` and ``scopes`` (default: read)."""
+    def key(
+        self,
+        customers: tuple[str, ...] = ("*",),
+        scopes: tuple[Scope, ...] = (),
+        **options: Any,
+    ) -> str:
+        """A new API key (full secret form) with ``customers`` and ``scopes`` (default: read);
+        ``options``: ``new_api_key``'s (allowed_cidrs, requires_signing, rate_per_minute,
+        rate_burst)."""
         created = new_api_key(
             f"test-{len(self.created_keys)}",
             customers,
             scopes or (Scope.READ,),
             datetime.now(UTC),
+            **options,
         )
         assert self.keys.create(created.record)
         self.created_keys[created.key] = created.record.key_id
         return created.key
+
+    def signing_secret_of(self, key: str) -> str:
+        """The signing secret of ``key`` as the server derives it (from its token secret)."""
+        record = self.keys.get(split_key(key)[0])
+        assert record is not None
+        master = signing_master_secret(self.environment["CACHESYNC_API_TOKEN_SECRET"].encode())
+        return signing_secret(master, record.key_id, record.salt)
 
     def request(
         self,
@@ -96,7 +114,8 @@ class ApiWorld:
         elif body is not None:
             payload = json.dumps(body).encode()
             sent["Content-Type"] = "application/json"
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        # An IPv6 address is given bare to http.client (it adds no brackets to the socket call).
+        connection = http.client.HTTPConnection(self.host.strip("[]"), self.port, timeout=30)
         try:
             connection.request(method, path, body=payload, headers=sent)
             response = connection.getresponse()
@@ -144,11 +163,21 @@ def index_document(world: ApiWorld, key: str, body: Mapping[str, Any]) -> None:
     world.index.put_document(IndexEntry(version=version, document=parsed, source=WriteSource.EVENT))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+def _free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.bind((host.strip("[]"), 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether this machine can listen on ``::1``."""
+    try:
+        _free_port("::1")
+    except OSError:
+        return False
+    return True
 
 
 def _wait_until_serving(world: ApiWorld, process: subprocess.Popen[bytes]) -> None:
@@ -165,6 +194,78 @@ def _wait_until_serving(world: ApiWorld, process: subprocess.Popen[bytes]) -> No
     raise RuntimeError("the API server did not answer within 60 s")
 
 
+@contextmanager
+def serving(
+    world: ApiWorld, cwd: Path, *, overrides: Mapping[str, str] | None = None, host: str = ""
+) -> Iterator[ApiWorld]:
+    """Another ``cachesync api serve`` on the stores of ``world`` (same tables, bucket and
+    token secret), its environment changed by ``overrides``, listening on ``host`` (default:
+    ``world``'s); the server stops when the block ends."""
+    with serving_all(world, cwd, [(overrides or {}, host)]) as (served,):
+        yield served
+
+
+@contextmanager
+def serving_all(
+    world: ApiWorld, cwd: Path, servers: list[tuple[Mapping[str, str], str]]
+) -> Iterator[list[ApiWorld]]:
+    """Several servers as :func:`serving` (``(overrides, host)`` each), started at once."""
+    worlds = []
+    for overrides, host in servers:
+        address = host or world.host
+        worlds.append(
+            replace(
+                world,
+                host=address,
+                port=_free_port(address),
+                environment={**world.environment, **overrides},
+                created_keys=world.created_keys,
+            )
+        )
+    with ExitStack() as stack:
+        for number, served in enumerate(worlds):
+            stack.enter_context(_server(served, cwd / f"server-{served.port}-{number}.log"))
+        yield worlds
+
+
+@contextmanager
+def _server(world: ApiWorld, log_path: Path) -> Iterator[ApiWorld]:
+    """``cachesync api serve`` for ``world``: its host, port and environment."""
+    # One worker: its memory cache sees every write of the tests (another worker's cache would
+    # serve what it holds until its TTL, as in production).
+    command = [
+        CLI,
+        "api",
+        "serve",
+        "--host",
+        world.host.strip("[]"),
+        "--port",
+        str(world.port),
+        "--workers",
+        "1",
+    ]
+    log = log_path.open("wb")
+    with (
+        log,
+        subprocess.Popen(
+            command,
+            cwd=log_path.parent,
+            env=world.environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ) as process,
+    ):
+        try:
+            _wait_until_serving(world, process)
+            yield world
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 @pytest.fixture(scope="module")
 def api_world(
     local_stack: LocalStack,
@@ -174,14 +275,18 @@ def api_world(
     """``cachesync api serve`` on a free port, on fresh tables and a fresh bucket.
 
     A test module may set ``API_SERVER_ENVIRONMENT`` (a dict) to add or override variables.
+    Rate limits are on (as in production) with defaults high enough for any test's pace; a
+    test wanting a limit gives its key one (``world.key(rate_per_minute=...)``).
     """
     dynamodb, s3 = local_stack.client("dynamodb"), local_stack.client("s3")
     suffix = uuid.uuid4().hex[:8]
     table, keys_table, idempotency = f"api-{suffix}", f"keys-{suffix}", f"idem-{suffix}"
+    usage = f"usage-{suffix}"
     bucket = f"api-{suffix}"
     dynamodb.create_table(**create_table_request(table))
     dynamodb.create_table(**create_api_keys_table_request(keys_table))
     dynamodb.create_table(**create_idempotency_table_request(idempotency))
+    dynamodb.create_table(**create_api_usage_table_request(usage))
     s3.create_bucket(Bucket=bucket)
     environment = {
         **{n: v for n, v in os.environ.items() if not n.startswith(("AWS_", "CACHESYNC_"))},
@@ -190,6 +295,10 @@ def api_world(
         "CACHESYNC_BUCKET_NAME": bucket,
         "CACHESYNC_IDEMPOTENCY_TABLE_NAME": idempotency,
         "CACHESYNC_API_KEYS_TABLE_NAME": keys_table,
+        "CACHESYNC_API_USAGE_TABLE_NAME": usage,
+        "CACHESYNC_API_RATE_LIMITS_ENABLED": "true",
+        "CACHESYNC_API_RATE_LIMIT_PER_MINUTE": "60000",
+        "CACHESYNC_API_RATE_LIMIT_BURST": "1000",
         "CACHESYNC_API_TOKEN_SECRET": TOKEN_SECRET,
         "CACHESYNC_RETENTION_DAYS": "3650",
         "CACHESYNC_WRITE_RATE_PER_SECOND": "1000",
@@ -213,24 +322,7 @@ def api_world(
         s3=s3,
         environment=environment,
     )
-    # One worker: its memory cache sees every write of the tests (another worker's cache would
-    # serve what it holds until its TTL, as in production).
-    command = [CLI, "api", "serve", "--port", str(port), "--workers", "1"]
-    log = (cwd / "server.log").open("wb")
-    with (
-        log,
-        subprocess.Popen(
-            command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT
-        ) as process,
-    ):
-        try:
-            _wait_until_serving(world, process)
-            yield world
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    for name in (table, keys_table, idempotency):
+    with _server(world, cwd / "server.log"):
+        yield world
+    for name in (table, keys_table, idempotency, usage):
         dynamodb.delete_table(TableName=name)

@@ -199,3 +199,50 @@ def test_logs_carry_the_request_id_and_never_the_key(
     secret = api_key.rsplit("_", 1)[1]
     assert secret not in written.getvalue()
     assert "Authorization" not in written.getvalue()
+
+
+def test_an_ipv6_caller_is_checked_against_the_keys_allowlist(
+    local_stack: LocalStack, api_environment: dict[str, str], handler: LambdaHandler
+) -> None:
+    # Given a key pinned to an IPv6 network, in the function's keys table
+    created = new_api_key(
+        "pinned", ["*"], [Scope.READ], datetime.now(UTC), allowed_cidrs=["2001:db8::/32"]
+    )
+    store = DynamoDBApiKeyStore(
+        local_stack.client("dynamodb"), api_environment["CACHESYNC_API_KEYS_TABLE_NAME"]
+    )
+    assert store.create(created.record)
+    event = with_key(load_event("query_api_get_document.json"), created.key)
+    # When API Gateway reports an IPv6 caller inside the network, then one outside it (who also
+    # claims an inside address in X-Forwarded-For)
+    event["requestContext"]["identity"]["sourceIp"] = "2001:db8:1::7"
+    inside = invoke(handler, event)
+    event["requestContext"]["identity"]["sourceIp"] = "2001:db9::7"
+    event["headers"]["X-Forwarded-For"] = "2001:db8::1"
+    outside = invoke(handler, event)
+    # Then the first reaches the route (404: nothing written) with the rate-limit headers of the
+    # usage table's counters; the second is a 403 naming the caller's address
+    assert inside["statusCode"] == 404, inside["body"]
+    assert int(header(inside, "X-RateLimit-Remaining")) < int(header(inside, "X-RateLimit-Limit"))
+    assert outside["statusCode"] == 403
+    assert "2001:db9::7" in json.loads(outside["body"])["detail"]
+
+
+def test_a_limiter_failing_open_serves_and_counts_the_failure_as_a_metric(
+    api_environment: dict[str, str],
+    api_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a function whose usage table does not exist, failing open
+    monkeypatch.setenv("CACHESYNC_API_USAGE_TABLE_NAME", "no-such-usage-table")
+    monkeypatch.setenv("CACHESYNC_API_RATE_LIMIT_FAILURE_MODE", "open")
+    handler = load_handler(FUNCTION)
+    # When a request comes
+    response = invoke(handler, with_key(load_event("query_api_get_document.json"), api_key))
+    # Then it is served (404: nothing written) without a count, and the failure is a metric
+    assert response["statusCode"] == 404, response["body"]
+    assert "x-ratelimit-remaining" not in {k.lower() for k in response["multiValueHeaders"]}
+    points = metric_points(emf_lines(capsys.readouterr().out), "ApiRateLimiterFailures")
+    # (Powertools writes a metric's values as a list: one point, one failure)
+    assert [point["ApiRateLimiterFailures"] for point in points] == [[1.0]]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from cachesync.api.request_signing import (
@@ -178,3 +181,20 @@ def test_a_percent_that_starts_no_escape_is_refused() -> None:
     # When / Then it is refused, saying why
     with pytest.raises(SignatureError, match="starts no escape"):
         verifier().verify("k7Hq2", "GET", "/v1/documents/100%zz.json", [], headers, b"")
+
+
+def test_the_worked_example_printed_in_docs_api_md_is_right() -> None:
+    # Given the worked example as docs/API.md prints it: secret, canonical text, signature
+    page = (Path(__file__).parents[2] / "docs" / "API.md").read_text(encoding="utf-8")
+    example = page[page.index("Worked example") :]
+    secret = re.search(r"signing secret\s+`(css_[0-9a-f]{64})`", example)
+    block = re.search(r"```\n(CACHESYNC-HMAC-SHA256\n.*?)\n```", example, re.DOTALL)
+    printed = re.search(r"`X-Cachesync-Signature: (v1=[0-9a-f]{64})`", example)
+    assert secret is not None
+    assert block is not None
+    assert printed is not None
+    # When the example request is made canonical and signed here
+    canonical = canonical_request("GET", "/v1/documents", QUERY, str(NOW), "3f2b8c1d9e7a4b6f", b"")
+    # Then the page shows exactly that text and that signature
+    assert block.group(1) == canonical
+    assert signature(secret.group(1), canonical) == printed.group(1)

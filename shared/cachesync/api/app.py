@@ -36,6 +36,7 @@ from cachesync.api.bulk_documents import bulk_operations, run_bulk
 from cachesync.api.cache import ApiCaches
 from cachesync.api.docs import DOCS_CSP, DOCS_PAGE, docs_asset
 from cachesync.api.keys import (
+    ApiKeyRecord,
     InvalidApiKeyError,
     KeyRecordCache,
     Principal,
@@ -77,6 +78,9 @@ from cachesync.api.problems import (
     unsupported_media_type,
     validation_problem,
 )
+from cachesync.api.request_guard import RequestFacts, RequestGuard
+from cachesync.api.request_limits import LimitPolicy
+from cachesync.api.request_signing import signing_master_secret, signing_secret
 from cachesync.api.tokens import SigningSealer
 from cachesync.bulk_writes import BulkOperation
 from cachesync.documents import DocumentKind, parse_document
@@ -119,8 +123,9 @@ _PROBLEM_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
     for status, description in (
         (400, "Invalid parameters or pagination token"),
         (401, "Missing, unknown or revoked API key"),
-        (403, "The key lacks the scope or the customer"),
-        (503, "A backing store is unavailable"),
+        (403, "The key lacks the scope or the customer, or may not be used from this address"),
+        (429, "The key's rate limit was reached: retry after Retry-After"),
+        (503, "A backing store (or the rate limiter, failing closed) is unavailable"),
     )
 }
 _WRITE_PROBLEM_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
@@ -133,7 +138,7 @@ _WRITE_PROBLEM_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
         for status, description in (
             (409, "A concurrent write to the same key, or a replay still running: retry"),
             (422, "An Idempotency-Key reused with another request"),
-            (429, "The write rate limit was reached: retry after Retry-After"),
+            (429, "The key's or the writes' rate limit was reached: retry after Retry-After"),
             (502, "S3 refused the write (the index was restored)"),
         )
     },
@@ -169,6 +174,8 @@ class ApiDependencies:
     takes effect within this time."""
     bulk_concurrency: int = 8
     """How many items of one bulk request are written at once."""
+    guard: RequestGuard | None = None
+    """Allowlists, signatures and rate limits of keyed routes (``None``: allowlists only)."""
 
 
 class CacheSyncResolver(APIGatewayRestResolver):
@@ -184,15 +191,32 @@ class CacheSyncResolver(APIGatewayRestResolver):
         compiled: re.Pattern[str] = APIGatewayRestResolver._compile_regex(rule, base_regex)
         return compiled
 
+    # The rate-limit headers of the request being resolved, once its limit was evaluated: kept
+    # on the resolver, not in its context (cleared before the answer is built), and reset for
+    # every request (a resolver resolves one request at a time: see local/api_server.py).
+    rate_limit_headers: dict[str, str] | None = None
+    request_guard: RequestGuard | None = None
+
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        """Resolve ``event``, then add the security headers the route did not set itself."""
-        result: dict[str, Any] = super().resolve(event, context)
+        """Resolve ``event``, then add the security headers the route did not set itself, and
+        the rate-limit headers when the request's limit was evaluated (any status)."""
+        self.rate_limit_headers = {}
+        try:
+            result: dict[str, Any] = super().resolve(event, context)
+            extra = {**SECURITY_HEADERS, **self.rate_limit_headers}
+        finally:
+            self.rate_limit_headers = None
         headers = result.setdefault("multiValueHeaders", {})
         present = {name.lower() for name in headers}
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in extra.items():
             if name.lower() not in present:
                 headers[name] = [value]
         return result
+
+    def note_rate_limit(self, headers: Mapping[str, str]) -> None:
+        """Keep the rate-limit ``headers`` for the answer of the request being resolved."""
+        if self.rate_limit_headers is not None:
+            self.rate_limit_headers.update(headers)
 
 
 def create_app(deps: ApiDependencies) -> CacheSyncResolver:
@@ -208,6 +232,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         else None
     )
     app = CacheSyncResolver(enable_validation=True, cors=cors)
+    app.request_guard = deps.guard
     generated_openapi: list[str] = []
     logger = deps.logger or Logger(service="query_api")
     # A lambda, not deps.keys.get: the store is needed at the first request only (some tests
@@ -628,6 +653,14 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
             key_id=key_id,
             key=rotated.key,
             previous_secret_valid_until=rotated.record.previous_valid_until,
+            # The signing secret follows the key's salt: a rotation changes it too.
+            signing_secret=(
+                signing_secret(
+                    signing_master_secret(deps.token_secret), key_id, rotated.record.salt
+                )
+                if rotated.record.requires_signing
+                else None
+            ),
         )
         return Response(
             status_code=200, content_type="application/json", body=body.model_dump_json()
@@ -725,8 +758,14 @@ class RequiresScope:
         return f"requires_{self.scope.value}"
 
     def admit(self, app: EventHandlerInstance) -> Principal:
-        """The caller, once its key is verified and holds the scope; else a 401 or 403."""
-        principal = _authenticate(app, self.keys)
+        """The caller, once its key is verified, its request passed the guard
+        (``api/request_guard.py``: allowlist, signature, rate limit) and its key holds the
+        scope; else a 401, 403, 429 or 503."""
+        record, principal = _authenticate(app, self.keys)
+        if isinstance(app, CacheSyncResolver):
+            guard = app.request_guard or _ALLOWLIST_ONLY
+            facts = RequestFacts.of(app.current_event.raw_event)
+            guard.check(record, facts, app.note_rate_limit)
         if self.scope not in principal.scopes:
             raise forbidden(f"this API key lacks the {self.scope.value!r} scope")
         return principal
@@ -735,6 +774,12 @@ class RequiresScope:
         """Admit the caller, keep it in the request's context, then go on."""
         app.context[PRINCIPAL] = self.admit(app)
         return next_middleware(app)
+
+
+# Without a configured guard (tests that build the resolver bare), allowlists still hold.
+_ALLOWLIST_ONLY: Final = RequestGuard(
+    signatures=None, limiter=None, default_limits=LimitPolicy(per_minute=1, burst=1)
+)
 
 
 def _guard_of(app: APIGatewayRestResolver) -> RequiresScope | None:
@@ -755,8 +800,11 @@ def _methods_serving(app: APIGatewayRestResolver, path: str) -> list[str]:
     return sorted({route.method.upper() for route in routes if route.rule.match(path)})
 
 
-def _authenticate(app: EventHandlerInstance, keys: KeyRecordCache) -> Principal:
-    """The caller of the current request, from ``Authorization: Bearer`` or ``X-Api-Key``."""
+def _authenticate(
+    app: EventHandlerInstance, keys: KeyRecordCache
+) -> tuple[ApiKeyRecord, Principal]:
+    """The caller of the current request, from ``Authorization: Bearer`` or ``X-Api-Key``: its
+    key's record and what it may do."""
     event = app.current_event
     # Powertools' event headers are case-insensitive.
     authorization = event.headers.get("Authorization")
@@ -770,9 +818,12 @@ def _authenticate(app: EventHandlerInstance, keys: KeyRecordCache) -> Principal:
         raise unauthorized("an API key is required (Authorization: Bearer, or X-Api-Key)")
     try:
         key_id, secret = split_key(presented)
-        return verify(keys.get(key_id), secret)
+        record = keys.get(key_id)
+        principal = verify(record, secret)
     except InvalidApiKeyError as error:
         raise unauthorized(str(error)) from error
+    assert record is not None
+    return record, principal
 
 
 def _check_document_key(key: str) -> None:

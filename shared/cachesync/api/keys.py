@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import threading
 import time
@@ -32,6 +33,9 @@ from cachesync.exceptions import CacheSyncError, InvalidRequestError
 KEY_PREFIX: Final = "csk_"
 KEY_ID_LENGTH: Final = 12
 ALL_CUSTOMERS: Final = "*"
+# The counters' caps (api/request_limits.py LimitPolicy): one key's requests update one item.
+MAX_RATE_PER_MINUTE: Final = 60_000
+MAX_RATE_BURST: Final = 1_000
 # Compared against when the key id is unknown, so that an unknown id costs the same as a
 # wrong secret.
 _DUMMY_SALT: Final = "00" * 16
@@ -72,6 +76,22 @@ class ApiKeyRecord(BaseModel):
     previous_secret_hash: str | None = None
     previous_valid_until: datetime | None = None
     """After a rotation, the previous secret works until then (its grace period)."""
+    allowed_cidrs: tuple[str, ...] = ()
+    """Networks (IPv4 and IPv6 CIDRs) the key may be used from; empty: any address."""
+    requires_signing: bool = False
+    """Every request must be signed (``api/request_signing.py``); unsigned ones are refused."""
+    rate_per_minute: int | None = None
+    """The key's own limit per minute; ``None``: the API's default."""
+    rate_burst: int | None = None
+    """The key's own limit per second; ``None``: the API's default."""
+
+    def signing_salts(self, now: datetime) -> tuple[str, ...]:
+        """The salts whose signing secrets this key accepts at ``now``: the current one, and
+        the previous one during a rotation's grace period."""
+        until = self.previous_valid_until
+        if self.previous_salt and until is not None and now < until:
+            return (self.salt, self.previous_salt)
+        return (self.salt,)
 
 
 class Principal(BaseModel):
@@ -101,15 +121,66 @@ class NewApiKey(BaseModel):
     key: str
 
 
+def parse_cidrs(cidrs: Iterable[str]) -> tuple[str, ...]:
+    """``cidrs`` in their normal form (``10.1.2.3/8`` is refused: host bits set), each once;
+    :class:`InvalidRequestError` naming the first that is not an IPv4 or IPv6 network."""
+    networks: list[str] = []
+    for text in cidrs:
+        try:
+            network = ipaddress.ip_network(text.strip(), strict=True)
+        except ValueError as error:
+            raise InvalidRequestError(
+                f"{text.strip()!r} is not an IPv4 or IPv6 network in CIDR form ({error})",
+                "allowed_cidrs",
+            ) from error
+        networks.append(str(network))
+    return tuple(dict.fromkeys(networks))
+
+
+def address_allowed(record: ApiKeyRecord, source_ip: str | None) -> bool:
+    """Whether a request from ``source_ip`` may use the key (always, without an allowlist).
+
+    An IPv4 address seen through an IPv6 socket (``::ffff:10.0.0.1``) counts as the IPv4 one;
+    an unknown or unparsable address is refused by an allowlist.
+    """
+    if not record.allowed_cidrs:
+        return True
+    if not source_ip:
+        return False
+    try:
+        address = ipaddress.ip_address(source_ip.strip())
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in ipaddress.ip_network(cidr) for cidr in record.allowed_cidrs)
+
+
 def hash_secret(salt: str, secret: str) -> str:
     """The stored form of ``secret``: SHA-256 over the key's salt and the secret, hex."""
     return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
 
 
 def new_api_key(
-    name: str, customers: Iterable[str], scopes: Iterable[Scope], now: datetime
+    name: str,
+    customers: Iterable[str],
+    scopes: Iterable[Scope],
+    now: datetime,
+    *,
+    allowed_cidrs: Iterable[str] = (),
+    requires_signing: bool = False,
+    rate_per_minute: int | None = None,
+    rate_burst: int | None = None,
 ) -> NewApiKey:
-    """A fresh key for ``name``: random key id, secret and salt."""
+    """A fresh key for ``name``: random key id, secret and salt; optionally pinned to networks,
+    signing required, and its own rate limits (``None``: the API's defaults)."""
+    networks = parse_cidrs(allowed_cidrs)
+    for value, field_name, most in (
+        (rate_per_minute, "rate_per_minute", MAX_RATE_PER_MINUTE),
+        (rate_burst, "rate_burst", MAX_RATE_BURST),
+    ):
+        if value is not None and not 1 <= value <= most:
+            raise InvalidRequestError(f"{field_name} must be 1 to {most}", field_name)
     listed = list(customers)
     codes = (ALL_CUSTOMERS,) if ALL_CUSTOMERS in listed else tuple(normalise_customers(listed))
     if not codes:
@@ -128,6 +199,10 @@ def new_api_key(
         customers=codes,
         scopes=wanted,
         created_at=now,
+        allowed_cidrs=networks,
+        requires_signing=requires_signing,
+        rate_per_minute=rate_per_minute,
+        rate_burst=rate_burst,
     )
     return NewApiKey(record=record, key=f"{KEY_PREFIX}{key_id}_{secret}")
 

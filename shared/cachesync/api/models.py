@@ -108,6 +108,9 @@ class RotatedKey(BaseModel):
     """The key with its new secret (``csk_<key id>_<secret>``): store it now."""
     previous_secret_valid_until: datetime
     """The old secret works until then."""
+    signing_secret: str | None = None
+    """For a key that requires signing: its new signing secret (the old one also works until
+    ``previous_secret_valid_until``); store it now."""
 
 
 class CacheReport(BaseModel):

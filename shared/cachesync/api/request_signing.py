@@ -11,8 +11,10 @@ signs each request's method, path, sorted query, a timestamp, a nonce and the bo
 The server refuses (401) a missing or wrong signature, a timestamp more than five minutes off
 its clock, and a nonce it has seen in that window (nonces are kept, with a TTL, in the API usage
 table). Signing secrets are not stored: each is derived from the server's signing master secret
-and the key id (:func:`signing_secret`), so a key's secret is shown once, at creation, and a new
-one comes with a new key. docs/API.md has a worked example.
+(itself derived from the token secret: :func:`signing_master_secret`), the key id and the key's
+current salt (:func:`signing_secret`), so a key's signing secret is shown once, at creation or
+rotation; a rotation changes it, the previous one working during the grace period.
+docs/API.md has a worked example.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, Protocol
 from urllib.parse import quote, unquote
 
@@ -95,9 +97,25 @@ def signature(secret: str, canonical: str) -> str:
     return f"{SIGNATURE_VERSION}={digest}"
 
 
-def signing_secret(master_secret: bytes, key_id: str) -> str:
-    """The signing secret of ``key_id``, derived from the server's master secret."""
-    derived = hmac.new(master_secret, f"cachesync-signing:{key_id}".encode(), hashlib.sha256)
+def signing_master_secret(token_secret: bytes) -> bytes:
+    """The signing master secret, derived from the API's token secret
+    (``CACHESYNC_API_TOKEN_SECRET`` or the Secrets Manager secret ``..._SECRET_ID`` names).
+
+    Domain-separated (its own label), so a signing secret and a pagination token never share an
+    HMAC key: no new secret to provision, and whoever can mint signing secrets (the API, and the
+    CLI that creates keys) already holds the token secret.
+    """
+    return hmac.new(token_secret, b"cachesync-signing-master-v1", hashlib.sha256).digest()
+
+
+def signing_secret(master_secret: bytes, key_id: str, salt: str = "") -> str:
+    """The signing secret of ``key_id`` whose current salt is ``salt``.
+
+    The salt changes with every rotation of the key: a rotation gives a new signing secret too,
+    and the previous one is accepted while the previous API key secret is (its grace period).
+    """
+    label = f"cachesync-signing:{key_id}:{salt}" if salt else f"cachesync-signing:{key_id}"
+    derived = hmac.new(master_secret, label.encode(), hashlib.sha256)
     return f"css_{derived.hexdigest()}"
 
 
@@ -138,10 +156,14 @@ class SignatureVerifier:
         query: Iterable[tuple[str, str]],
         headers: Mapping[str, str],
         body: bytes,
+        *,
+        salts: Sequence[str] = ("",),
     ) -> None:
         """Return if the request is signed by ``key_id``'s secret, fresh and not replayed;
         raise :class:`SignatureError` saying why not. ``path``: as sent, still percent-encoded
-        (API Gateway's ``path``, gunicorn's ``RAW_URI``); ``headers``: names in lower case."""
+        (API Gateway's ``path``, gunicorn's ``RAW_URI``); ``headers``: names in lower case;
+        ``salts``: the key's salts whose signing secrets are valid now (see
+        :meth:`ApiKeyRecord.signing_salts`)."""
         timestamp = headers.get(TIMESTAMP_HEADER.lower())
         nonce = headers.get(NONCE_HEADER.lower())
         sent = headers.get(SIGNATURE_HEADER.lower())
@@ -161,8 +183,15 @@ class SignatureVerifier:
         if _MALFORMED_ESCAPE.search(path):
             raise SignatureError("the path has a '%' that starts no escape")
         canonical = canonical_request(method, path, query, timestamp, nonce, body)
-        expected = signature(signing_secret(self._master, key_id), canonical)
-        if not hmac.compare_digest(expected.encode(), sent.encode()):
+        # Every candidate is compared (constant time each): which one matched is not timed.
+        matches = [
+            hmac.compare_digest(
+                signature(signing_secret(self._master, key_id, salt), canonical).encode(),
+                sent.encode(),
+            )
+            for salt in salts
+        ]
+        if not any(matches):
             raise SignatureError("the signature does not match the request")
         # Checked last: only a request that passed everything else uses up its nonce.
         if not self._nonces.remember(key_id, nonce, int(timestamp) + 2 * ALLOWED_SKEW_SECONDS):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -9,20 +10,27 @@ from pathlib import Path
 from typing import Final
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from cachesync import aws_clients
 from cachesync.api.access_log import access_log_for, install_access_log
 from cachesync.api.app import ApiDependencies, CacheSyncResolver, create_app
 from cachesync.api.cache import ApiCaches
 from cachesync.api.cache_metrics import cache_metrics_middleware
-from cachesync.exceptions import ConfigurationError, SecretRequestError
+from cachesync.api.request_guard import RequestGuard
+from cachesync.api.request_limits import FailureMode, LimitPolicy, RequestLimiter
+from cachesync.api.request_signing import SignatureVerifier, signing_master_secret
+from cachesync.exceptions import ConfigurationError, SecretRequestError, UsageStoreError
 from cachesync.runtime import ClientOptions, build_reader, build_writer
-from cachesync.settings import ApiSettings, variable_name
+from cachesync.settings import ApiSettings, TokenSecretSettings, variable_name
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
+from cachesync.stores.dynamodb_api_usage import DynamoDBApiUsageStore
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.page_tokens import PageTokens
 from cachesync.stores.secrets_manager import SecretsManagerSecretStore
 
+RATE_LIMITER_FAILURE_METRIC: Final = "ApiRateLimiterFailures"
+"""Counted each time the rate limiter cannot reach its counters (alarm on it)."""
 # HMAC-SHA256 keys shorter than the hash add no strength and hint at a wrong secret.
 MIN_TOKEN_SECRET_BYTES: Final = 32
 
@@ -36,7 +44,7 @@ def cachesync_version() -> str:
 
 
 def token_secret(
-    settings: ApiSettings,
+    settings: TokenSecretSettings,
     *,
     client_options: ClientOptions | None = None,
     secret_store: SecretsManagerSecretStore | None = None,
@@ -64,6 +72,41 @@ def token_secret(
             variable, f"the secret holds {len(value)} bytes, at least {MIN_TOKEN_SECRET_BYTES}"
         )
     return value
+
+
+def build_request_guard(
+    settings: ApiSettings,
+    token_secret: bytes,
+    usage: DynamoDBApiUsageStore,
+    *,
+    logger: Logger | None = None,
+    metrics: Metrics | None = None,
+) -> RequestGuard:
+    """Allowlists, signatures (master secret derived from the token secret) and the rate
+    limiter of ``settings``, counting in ``usage`` (shared by every API instance)."""
+    log = logger or Logger(service="query_api")
+    mode = FailureMode(settings.api_rate_limit_failure_mode)
+
+    def counters_down(error: UsageStoreError) -> None:
+        log.warning(
+            "the rate limiter cannot reach its counters",
+            extra={"failure_mode": mode.value, "error_code": error.code},
+        )
+        if metrics is not None:
+            metrics.add_metric(name=RATE_LIMITER_FAILURE_METRIC, unit=MetricUnit.Count, value=1)
+
+    limiter = (
+        RequestLimiter(usage, failure_mode=mode, on_counter_failure=counters_down)
+        if settings.api_rate_limits_enabled
+        else None
+    )
+    return RequestGuard(
+        signatures=SignatureVerifier(signing_master_secret(token_secret), usage, clock=time.time),
+        limiter=limiter,
+        default_limits=LimitPolicy(
+            per_minute=settings.api_rate_limit_per_minute, burst=settings.api_rate_limit_burst
+        ),
+    )
 
 
 def build_api(
@@ -112,6 +155,13 @@ def build_api(
         logger=logger,
         key_cache_ttl_seconds=settings.api_key_cache_ttl_seconds,
         bulk_concurrency=settings.api_bulk_concurrency,
+        guard=build_request_guard(
+            settings,
+            secret,
+            DynamoDBApiUsageStore(dynamodb, settings.api_usage_table_name),
+            logger=logger,
+            metrics=metrics,
+        ),
     )
     app = create_app(deps)
     if metrics is not None:

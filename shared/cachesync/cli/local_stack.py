@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -34,7 +35,7 @@ from cachesync.local.env_file import (
     local_stack_pid,
     read_env_file,
 )
-from cachesync.settings import CliSettings, load_settings
+from cachesync.settings import CliSettings, load_settings, variable_name
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 
 FUNCTION_LOG_FILE: Final = LOCAL_ENV_FILE.parent / "functions.log"
@@ -85,11 +86,12 @@ def local_up(
             DynamoDBApiKeyStore(stack.client("dynamodb"), stack.resources.api_keys_table_name),
             datetime.now(UTC),
         )
+        token_secret = draw_token_secret()
         api = LocalApiServer(
             api_server_environment(
                 {**stack.environment(), **LOCAL_FUNCTION_ENVIRONMENT},
                 api_keys_table_name=stack.resources.api_keys_table_name,
-                token_secret=draw_token_secret(),
+                token_secret=token_secret,
             ),
             log_path=API_LOG_FILE,
             port=api_port,
@@ -122,7 +124,13 @@ def local_up(
             # Written once the demo documents are indexed: whoever sources the file (or copies
             # the exports) from then on queries a complete index.
             exports = [*stack.export_lines(), *api_export_lines(api.base_url, keys)]
-            lines = [*exports, f"export {LOCAL_STACK_PID_VARIABLE}={os.getpid()}"]
+            lines = [
+                *exports,
+                # In the file only (not shown): `cachesync keys create --require-signing`
+                # derives signing secrets from it, as this stack's API does.
+                f"export {variable_name('api_token_secret')}={shlex.quote(token_secret)}",
+                f"export {LOCAL_STACK_PID_VARIABLE}={os.getpid()}",
+            ]
             LOCAL_ENV_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
             screen.print(
                 f"\nIn another shell inside this checkout, `cachesync` finds the stack through "

@@ -15,10 +15,11 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from gunicorn.app.base import BaseApplication
 
+from cachesync.api.request_guard import RAW_PATH_CONTEXT_FIELD
 from cachesync.local.lambda_functions import LocalLambdaContext
 
 if TYPE_CHECKING:
@@ -73,11 +74,21 @@ def event_from_environ(environ: WSGIEnvironment) -> dict[str, Any]:
             "path": f"/{STAGE}{path}",
             "resourcePath": path,
             "requestTimeEpoch": int(time.time() * 1000),
+            # The TCP peer (gunicorn never takes it from X-Forwarded-For: see serve()).
             "identity": {"sourceIp": environ.get("REMOTE_ADDR", "127.0.0.1")},
+            # The path as sent, still percent-encoded: what a signature covers.
+            RAW_PATH_CONTEXT_FIELD: _raw_path(environ) or path,
         },
         "body": body,
         "isBase64Encoded": encoded,
     }
+
+
+def _raw_path(environ: WSGIEnvironment) -> str:
+    """The request target's path as sent (gunicorn's ``RAW_URI``), query left out."""
+    raw = str(environ.get("RAW_URI") or "")
+    # An absolute-form target (http://host/path) is allowed by HTTP/1.1.
+    return raw.split("?", 1)[0] if raw.startswith("/") else urlsplit(raw).path
 
 
 class ResolverWsgiApp:
@@ -139,12 +150,16 @@ def serve(build: Callable[[], CacheSyncResolver], *, host: str, port: int, worke
     ApiServer(
         build,
         {
-            "bind": f"{host}:{port}",
+            # An IPv6 address is bracketed in a bind address: [::1]:8080.
+            "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
             "workers": workers,
             "threads": 1,
             "worker_class": "gthread",
             # gunicorn 23+ would create a control socket under the home folder.
             "control_socket_disable": True,
+            # REMOTE_ADDR is the TCP peer: gunicorn reads no PROXY protocol header (off by
+            # default) and trusts forwarding headers (scheme only) from no address.
+            "forwarded_allow_ips": "",
             "timeout": 30,
             "graceful_timeout": 5,
         },

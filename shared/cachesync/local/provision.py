@@ -1,7 +1,7 @@
 """Creates the AWS resources cachesync needs on local emulators; running it again is harmless.
 
-What it creates mirrors ``infra/``: the documents bucket, the index, idempotency and API keys
-tables (with TTL), one queue per event kind each with a dead-letter queue, and the bucket
+What it creates mirrors ``infra/``: the documents bucket, the index, idempotency, API keys and
+API usage tables (with TTL), one queue per event kind each with a dead-letter queue, and the bucket
 notifications that feed the queues. Every AWS error is translated into :class:`LocalStackError`
 by :func:`_step`; the "already exists" answers that make a second run harmless are caught where
 they can occur.
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from cachesync import api_keys_schema, index_schema
+from cachesync import api_keys_schema, api_usage_schema, index_schema
 from cachesync.exceptions import LocalStackError
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class LocalResources(BaseModel):
     table_name: str = index_schema.TABLE_NAME_DEFAULT
     idempotency_table_name: str = index_schema.IDEMPOTENCY_TABLE_NAME_DEFAULT
     api_keys_table_name: str = api_keys_schema.API_KEYS_TABLE_NAME_DEFAULT
+    api_usage_table_name: str = api_usage_schema.API_USAGE_TABLE_NAME_DEFAULT
     created_queue_name: str = "cachesync-object-created"
     removed_queue_name: str = "cachesync-object-removed"
     max_receive_count: int = Field(default=3, ge=1, le=1000)
@@ -76,6 +77,7 @@ class ProvisionedResources(BaseModel):
     bucket_name: str
     table_name: str
     idempotency_table_name: str
+    api_usage_table_name: str
     created_queue: ProvisionedQueue
     created_dlq: ProvisionedQueue
     removed_queue: ProvisionedQueue
@@ -123,6 +125,11 @@ def provision(
         api_keys_schema.create_api_keys_table_request(resources.api_keys_table_name),
         api_keys_schema.TTL_ATTRIBUTE,
     )
+    _create_table(
+        dynamodb_client,
+        api_usage_schema.create_api_usage_table_request(resources.api_usage_table_name),
+        api_usage_schema.TTL_ATTRIBUTE,
+    )
     with _step(f"create bucket {resources.bucket_name}"):
         try:
             s3_client.create_bucket(Bucket=resources.bucket_name)
@@ -168,6 +175,7 @@ def provision(
             resources.table_name,
             resources.idempotency_table_name,
             resources.api_keys_table_name,
+            resources.api_usage_table_name,
         )
         for table in tables:
             waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
@@ -176,6 +184,7 @@ def provision(
         bucket_name=resources.bucket_name,
         table_name=resources.table_name,
         idempotency_table_name=resources.idempotency_table_name,
+        api_usage_table_name=resources.api_usage_table_name,
         created_queue=created,
         created_dlq=queues[resources.created_dlq_name],
         removed_queue=removed,

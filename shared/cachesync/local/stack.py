@@ -123,6 +123,8 @@ class LocalStack(ServerLifecycle):
             "CACHESYNC_TABLE_NAME": provisioned.table_name,
             "CACHESYNC_BUCKET_NAME": provisioned.bucket_name,
             "CACHESYNC_IDEMPOTENCY_TABLE_NAME": provisioned.idempotency_table_name,
+            # The query API's rate-limit counters and signing nonces.
+            "CACHESYNC_API_USAGE_TABLE_NAME": provisioned.api_usage_table_name,
             "CACHESYNC_CREATED_QUEUE_URL": provisioned.created_queue.url,
             "CACHESYNC_REMOVED_QUEUE_URL": provisioned.removed_queue.url,
         }

@@ -194,6 +194,15 @@ def _item(record: ApiKeyRecord) -> dict[str, Any]:
             if record.rotated_at and record.previous_valid_until
             else {}
         ),
+        # Written only when set: older items (and keys without options) keep their layout.
+        **({KeyAttr.ALLOWED_CIDRS: list(record.allowed_cidrs)} if record.allowed_cidrs else {}),
+        **({KeyAttr.REQUIRES_SIGNING: True} if record.requires_signing else {}),
+        **(
+            {KeyAttr.RATE_PER_MINUTE: record.rate_per_minute}
+            if record.rate_per_minute is not None
+            else {}
+        ),
+        **({KeyAttr.RATE_BURST: record.rate_burst} if record.rate_burst is not None else {}),
     }
 
 
@@ -212,7 +221,15 @@ def _record(item: dict[str, Any]) -> ApiKeyRecord:
         previous_salt=item.get(KeyAttr.PREVIOUS_SALT),
         previous_secret_hash=item.get(KeyAttr.PREVIOUS_SECRET_HASH),
         previous_valid_until=_time_or_none(item.get(KeyAttr.PREVIOUS_VALID_UNTIL)),
+        allowed_cidrs=tuple(str(cidr) for cidr in item.get(KeyAttr.ALLOWED_CIDRS) or ()),
+        requires_signing=bool(item.get(KeyAttr.REQUIRES_SIGNING, False)),
+        rate_per_minute=_int_or_none(item.get(KeyAttr.RATE_PER_MINUTE)),
+        rate_burst=_int_or_none(item.get(KeyAttr.RATE_BURST)),
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if value is not None else None
 
 
 def _time_or_none(value: Any) -> datetime | None:
