@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from cachesync.client import (
     ApiConnectionError,
     ApiForbiddenError,
     ApiNotFoundError,
+    ApiRateLimitedError,
     ApiRequestError,
     BulkItem,
     CacheSyncClient,
@@ -184,3 +186,64 @@ def test_more_than_100_bulk_items_is_the_servers_413(api_world: ApiWorld) -> Non
     assert refused.value.status == 413
     assert refused.value.detail is not None
     assert "at most 100" in refused.value.detail
+
+
+def test_a_key_requiring_signatures_works_only_through_a_signing_client(
+    api_world: ApiWorld,
+) -> None:
+    # Scenario: signed
+    # Given a writer key that requires signed requests, and its signing secret
+    key = api_world.key(scopes=(Scope.READ, Scope.WRITE), requires_signing=True)
+    url = f"http://{api_world.host}:{api_world.port}"
+    signed = CacheSyncClient(url, key, timeout=10, signing_secret=api_world.signing_secret_of(key))
+    unsigned = connect(api_world, key)
+    wrong = CacheSyncClient(url, key, timeout=10, signing_secret="css_" + "0" * 64)
+    path = f"client-signed/{uuid.uuid4().hex[:6]}/a b+c.json"
+    # When the signing client writes (one document and a bulk), reads and queries
+    receipt = signed.put(path, change("CHG-SIGNED", modified=NOW))
+    bulk = signed.bulk([{"op": "delete", "key": path}])
+    page = signed.query(customer="acme", status=["approved", "draft"], limit=2)
+    # Then each is served; unsigned or wrongly signed requests are refused with 401
+    assert receipt.index == "committed"
+    assert bulk.failed == 0
+    assert page.count <= 2
+    for refused in (unsigned, wrong):
+        with pytest.raises(ApiAuthenticationError) as raised:
+            refused.query()
+        assert raised.value.status == 401
+
+
+def test_a_429_is_retried_after_retry_after(api_world: ApiWorld) -> None:
+    # Scenario: rate-limited-retry
+    # Given a key allowed one request per second, a client that really waits (recording how
+    # long), and one that makes a single attempt
+    key = api_world.key(rate_per_minute=100, rate_burst=1)
+    waited: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        time.sleep(seconds)
+
+    url = f"http://{api_world.host}:{api_world.port}"
+    patient = CacheSyncClient(url, key, timeout=10, retry=RetryPolicy(attempts=4, sleep=sleep))
+    once = CacheSyncClient(url, key, timeout=10, retry=RetryPolicy(attempts=1))
+    # When each asks again and again, quickly (the second's one request is soon spent)
+    refusals = []
+    for _ in range(10):
+        try:
+            once.query(limit=1)
+        except ApiRateLimitedError as error:
+            refusals.append(error)
+            break
+    pages = []
+    while not waited and len(pages) < 10:
+        pages.append(patient.query(limit=1))
+    # Then the single attempt saw a 429 with Retry-After; the patient client waited that long
+    # and was served every time
+    assert len(refusals) == 1
+    assert refusals[0].status == 429
+    assert refusals[0].retry_after is not None
+    assert refusals[0].retry_after >= 1
+    assert waited, "ten quick requests never met the limit"
+    assert all(wait >= 1 for wait in waited)
+    assert all(page.count <= 1 for page in pages)

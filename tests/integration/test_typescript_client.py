@@ -22,7 +22,8 @@ CLIENT = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 
 
 def test_the_typescript_client_passes_its_tests_against_the_server(api_world: ApiWorld) -> None:
-    # Given a writer key, a reader key limited to acme, and 11 documents of one customer
+    # Given a writer key, a reader key limited to acme, a writer key requiring signatures, a key
+    # allowed one request per second, and 11 documents of one customer
     assert (CLIENT / "node_modules").is_dir(), "clients/typescript has no node_modules: make setup"
     npm = shutil.which("npm")
     assert npm is not None, "npm is not on PATH"
@@ -31,11 +32,16 @@ def test_the_typescript_client_passes_its_tests_against_the_server(api_world: Ap
         key = f"ts/{customer}/{number:02d}.json"
         when = datetime(2026, 1, 5, tzinfo=UTC) + timedelta(days=12 * number)
         index_document(api_world, key, change(f"T{number}", customers=(customer,), modified=when))
+    signed = api_world.key(scopes=(Scope.READ, Scope.WRITE), requires_signing=True)
     environment = {
         **{n: v for n, v in os.environ.items() if not n.startswith(("AWS_", "CACHESYNC_"))},
         "CACHESYNC_API_URL": f"http://{api_world.host}:{api_world.port}",
         "CACHESYNC_API_KEY": api_world.key(scopes=(Scope.READ, Scope.WRITE)),
         "CACHESYNC_API_KEY_RESTRICTED": api_world.key(customers=("acme",)),
+        "CACHESYNC_API_KEY_SIGNED": signed,
+        "CACHESYNC_API_SIGNING_SECRET": api_world.signing_secret_of(signed),
+        # One request per second: the 429 + Retry-After scenario.
+        "CACHESYNC_API_KEY_LIMITED": api_world.key(rate_per_minute=100, rate_burst=1),
         "TS_TEST_CUSTOMER": customer,
         "TS_TEST_SEEDED": "11",
     }

@@ -10,6 +10,7 @@ import {
   ApiConnectionError,
   ApiForbiddenError,
   ApiNotFoundError,
+  ApiRateLimitedError,
   ApiRequestError,
   CacheSyncClient,
   type BulkItem,
@@ -172,4 +173,54 @@ test("more than 100 bulk items is the server's 413", async () => {
     assert.match(error.detail ?? "", /at most 100/);
     return true;
   });
+});
+
+test("a key requiring signatures works only through a signing client", async () => {
+  // Scenario: signed
+  const key = required("CACHESYNC_API_KEY_SIGNED");
+  const signed = new CacheSyncClient(url, key, { timeoutMs: 10_000, signingSecret: required("CACHESYNC_API_SIGNING_SECRET") });
+  const unsigned = new CacheSyncClient(url, key, { timeoutMs: 10_000 });
+  const wrong = new CacheSyncClient(url, key, { timeoutMs: 10_000, signingSecret: `css_${"0".repeat(64)}` });
+  const path = `ts-signed/${signed.newIdempotencyKey().slice(0, 8)}/a b+c.json`;
+  const receipt = await signed.put(path, changeDocument("CHG-TS-SIGNED"));
+  const bulk = await signed.bulk([{ op: "delete", key: path }]);
+  const page = await signed.query({ customer: "acme", status: ["approved", "draft"], limit: 2 });
+  assert.equal(receipt.index, "committed");
+  assert.equal(bulk.failed, 0);
+  assert.ok(page.count <= 2);
+  for (const refused of [unsigned, wrong]) {
+    await assert.rejects(refused.query(), (error: unknown) => error instanceof ApiAuthenticationError && error.status === 401);
+  }
+});
+
+test("a 429 is retried after Retry-After", async () => {
+  // Scenario: rate-limited-retry
+  const key = required("CACHESYNC_API_KEY_LIMITED");
+  const waited: number[] = [];
+  const patient = new CacheSyncClient(url, key, {
+    timeoutMs: 10_000,
+    retry: { attempts: 4 },
+    sleep: async (ms) => {
+      waited.push(ms);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+    },
+  });
+  const once = new CacheSyncClient(url, key, { timeoutMs: 10_000, retry: { attempts: 1 } });
+  const refusals: ApiRateLimitedError[] = [];
+  for (let n = 0; n < 10 && refusals.length === 0; n++) {
+    try {
+      await once.query({ limit: 1 });
+    } catch (error) {
+      if (!(error instanceof ApiRateLimitedError)) throw error;
+      refusals.push(error);
+    }
+  }
+  const pages = [];
+  while (waited.length === 0 && pages.length < 10) pages.push(await patient.query({ limit: 1 }));
+  assert.equal(refusals.length, 1);
+  assert.equal(refusals[0]!.status, 429);
+  assert.ok((refusals[0]!.retryAfter ?? 0) >= 1, `Retry-After ${refusals[0]!.retryAfter}`);
+  assert.ok(waited.length > 0, "ten quick requests never met the limit");
+  assert.ok(waited.every((ms) => ms >= 1000), `waited ${waited.join(", ")} ms`);
+  assert.ok(pages.every((page) => page.count <= 1));
 });
