@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import shlex
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,12 +57,15 @@ def test_the_server_serves_on_the_stack_and_stops(
 ) -> None:
     # Given the server configured as `local up` configures it
     keys = create_demo_keys(key_store, datetime.now(UTC))
+    environment = api_server_environment(
+        local_stack.environment(),
+        api_keys_table_name=local_stack.resources.api_keys_table_name,
+        token_secret=draw_token_secret(),
+    )
+    # The access log in the test's folder, not .cachesync/ of the folder the tests run from.
+    access_log = tmp_path / "api-access.jsonl"
     server = LocalApiServer(
-        api_server_environment(
-            local_stack.environment(),
-            api_keys_table_name=local_stack.resources.api_keys_table_name,
-            token_secret=draw_token_secret(),
-        ),
+        {**environment, "CACHESYNC_API_ACCESS_LOG": str(access_log)},
         log_path=tmp_path / "api.log",
         workers=1,
     )
@@ -79,6 +83,11 @@ def test_the_server_serves_on_the_stack_and_stops(
         connection.close()
     # Then it answered with the stack's keys (403: not acme), and no longer listens
     assert refused == 403
+    # and logged it (the access line `keys usage` reads), with its key id and route
+    logged = [json.loads(line) for line in access_log.read_text().splitlines()]
+    assert {
+        (line["key_id"], line["route"], line["status"]) for line in logged if line["key_id"]
+    } == {(split_key(keys.restricted)[0], "GET /v1/documents", 403)}
     with pytest.raises(ConnectionRefusedError):
         http.client.HTTPConnection(host_port, timeout=5).request("GET", "/v1/health")
     # And its export lines hold the URL and the keys, shell-quoted
