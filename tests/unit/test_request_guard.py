@@ -362,3 +362,24 @@ def test_with_limits_off_no_counter_is_touched_and_no_limit_announced() -> None:
     assert [status for status, _, _ in replies] == [400, 400]
     assert not any("X-RateLimit-Limit" in headers for _, headers, _ in replies)
     assert world.usage.calls == 0
+
+
+def test_a_query_without_its_multi_value_form_is_still_signed_in_full() -> None:
+    # Given an event carrying only queryStringParameters
+    event = {"path": "/v1/documents", "queryStringParameters": {"limit": "5", "kind": "change"}}
+    # When its facts are read / Then every pair is there
+    assert sorted(RequestFacts.of(event).query) == [("kind", "change"), ("limit", "5")]
+
+
+def test_a_signed_request_is_refused_when_its_nonce_cannot_be_recorded() -> None:
+    # Given a limiter failing open, and a usage table that is down
+    world = World(FailureMode.OPEN)
+    key, record = world.keys.add(requires_signing=True)
+    world.usage.down = True
+    secret = signing_secret(MASTER, record.key_id, record.salt)
+    # When a correctly signed request comes
+    status, headers, problem = world.call(key, headers=signed_headers(secret, [("limit", "0")]))
+    # Then 503: replay protection cannot be given, whatever the limiter's failure mode
+    assert status == 503
+    assert problem["type"] == "urn:cachesync:problem:unavailable"
+    assert headers["Retry-After"] == "1"

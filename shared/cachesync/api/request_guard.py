@@ -60,10 +60,12 @@ class RequestFacts:
         context = event.get("requestContext") or {}
         identity = context.get("identity") or {}
         http = context.get("http") or {}
+        # Payload 1.0 has both forms; the multi-value one keeps repeated names.
+        multi = event.get("multiValueQueryStringParameters") or {
+            name: [value] for name, value in (event.get("queryStringParameters") or {}).items()
+        }
         query = tuple(
-            (str(name), str(value))
-            for name, values in (event.get("multiValueQueryStringParameters") or {}).items()
-            for value in values or ()
+            (str(name), str(value)) for name, values in multi.items() for value in values or ()
         )
         text = event.get("body") or ""
         body = text.encode()
