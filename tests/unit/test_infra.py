@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args, get_origin
 
 import hcl2
 import pytest
@@ -597,8 +597,17 @@ def test_optional_settings_come_from_variables_with_the_model_defaults(
         assert environment[variable_name(name)] == f"${{tostring(var.{name})}}"
         variable = tf.variables[name]
         assert variable["default"] == field.default, f"var.{name}"
+        if field.annotation is bool:
+            # A bool has no bounds: its type is the whole check, and null is refused.
+            assert variable["type"] in ("bool", "${bool}"), f"var.{name}"
+            assert variable["nullable"] is False, f"var.{name}"
+            continue
         (validation,) = variable["validation"]
         condition = validation["condition"]
+        if get_origin(field.annotation) is Literal:
+            # A choice: the condition admits exactly the model's values.
+            allowed = re.findall(r'"([^"]*)"', unquote(condition))
+            assert sorted(allowed) == sorted(get_args(field.annotation)), f"var.{name}"
         for bound in field.metadata:
             for attribute, operator in (("ge", ">="), ("gt", ">"), ("le", "<=")):
                 limit = getattr(bound, attribute, None)
