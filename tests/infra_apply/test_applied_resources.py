@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import pytest
 
-from cachesync import api_keys_schema, index_schema
+from cachesync import api_keys_schema, api_usage_schema, index_schema
 from cachesync.settings import variable_name
 from tests.unit.test_infra import (
     BASE_ACTIONS,
@@ -236,6 +236,7 @@ def test_functions_run_the_packaged_handlers_with_their_settings(
             assert variables["CACHESYNC_API_TOKEN_SECRET_ID"] == outputs["api_token_secret_arn"]
             assert "CACHESYNC_API_TOKEN_SECRET" not in variables
             assert variables["CACHESYNC_API_KEYS_TABLE_NAME"] == outputs["api_keys_table_name"]
+            assert variables["CACHESYNC_API_USAGE_TABLE_NAME"] == outputs["api_usage_table_name"]
 
 
 def test_the_layer_is_the_packaged_layer(aws: Any, manifest: dict[str, Any]) -> None:
@@ -505,6 +506,36 @@ def test_api_keys_table_has_the_schema_key_ttl_and_pitr(aws: Any, outputs: dict[
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": api_keys_schema.TTL_ATTRIBUTE}
     recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
     assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_api_usage_table_has_the_schema_key_ttl_and_only_query_api_counts_in_it(
+    aws: Any, outputs: dict[str, Any]
+) -> None:
+    # Given the applied usage table
+    dynamodb = aws("dynamodb")
+    name = outputs["api_usage_table_name"]
+    assert name == api_usage_schema.API_USAGE_TABLE_NAME_DEFAULT
+    # When it is described
+    table = dynamodb.describe_table(TableName=name)["Table"]
+    ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    # Then it is what api_usage_schema says, with TTL on counters and nonces
+    request = api_usage_schema.create_api_usage_table_request(name)
+    assert table["KeySchema"] == request["KeySchema"]
+    assert table["AttributeDefinitions"] == request["AttributeDefinitions"]
+    assert table["BillingModeSummary"]["BillingMode"] == request["BillingMode"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": api_usage_schema.TTL_ATTRIBUTE}
+    # And query_api's role may update counters and put nonces there, nothing else
+    document = role_documents(aws, f"{function_name('query_api')}-role")["cachesync-access"]
+    on_usage = [s for s in allow_statements(document) if table["TableArn"] in s["Resource"]]
+    assert [(sorted(s["Action"]), s["Resource"]) for s in on_usage] == [
+        (["dynamodb:PutItem", "dynamodb:UpdateItem"], [table["TableArn"]])
+    ]
+    # And no other function's role names it
+    for folder in FUNCTIONS:
+        if folder == "query_api":
+            continue
+        documents = role_documents(aws, f"{function_name(folder)}-role")
+        assert name not in json.dumps(documents), folder
 
 
 def test_the_token_secret_holds_a_generated_value_only_query_api_may_read(

@@ -23,7 +23,7 @@ from hcl2.utils import SerializationOptions
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from cachesync import api_keys_schema, index_schema
+from cachesync import api_keys_schema, api_usage_schema, index_schema
 from cachesync.api.cache_metrics import API_CACHE_HITS, API_CACHE_MISSES, CACHE_DIMENSION
 from cachesync.settings import (
     ApiSettings,
@@ -72,6 +72,7 @@ UNSET_SETTINGS: Final = {"query_api": {"api_token_secret"}}
 RESOURCE_SETTINGS: Final = {
     "idempotency_table_name": "${aws_dynamodb_table.idempotency.name}",
     "api_keys_table_name": "${aws_dynamodb_table.api_keys.name}",
+    "api_usage_table_name": "${aws_dynamodb_table.api_usage.name}",
     "api_token_secret_id": "${aws_secretsmanager_secret.api_token.arn}",
 }
 EVENT_FUNCTIONS: Final = {"s3_object_created", "s3_object_removed"}
@@ -475,8 +476,9 @@ def test_index_table_matches_the_schema_module(tf: Terraform) -> None:
 
 
 def test_tables_are_protected(tf: Terraform) -> None:
-    assert set(tf.resources["aws_dynamodb_table"]) == {"index", "idempotency", "api_keys"}
-    for name in ("index", "idempotency", "api_keys"):
+    tables = {"index", "idempotency", "api_keys", "api_usage"}
+    assert set(tf.resources["aws_dynamodb_table"]) == tables
+    for name in sorted(tables):
         table = tf.resources["aws_dynamodb_table"][name]
         assert table["point_in_time_recovery"] == [{"enabled": True}]
         (encryption,) = table["server_side_encryption"]
@@ -509,6 +511,34 @@ def test_api_keys_table_matches_the_schema_module(tf: Terraform) -> None:
     ]
     (ttl,) = table["ttl"]
     assert ttl == {"attribute_name": api_keys_schema.TTL_ATTRIBUTE, "enabled": True}
+    assert "global_secondary_index" not in table
+
+
+def test_api_usage_table_matches_the_schema_module(tf: Terraform) -> None:
+    # Given the usage table and api_usage_schema's CreateTable request
+    table = tf.resources["aws_dynamodb_table"]["api_usage"]
+    request = api_usage_schema.create_api_usage_table_request(
+        api_usage_schema.API_USAGE_TABLE_NAME_DEFAULT
+    )
+    # Then name, billing, key and TTL attribute are the schema module's, as are the defaults
+    assert table["name"] == "${var.api_usage_table_name}"
+    assert tf.variables["api_usage_table_name"]["default"] == (
+        api_usage_schema.API_USAGE_TABLE_NAME_DEFAULT
+    )
+    assert ApiSettings.model_fields["api_usage_table_name"].default == (
+        api_usage_schema.API_USAGE_TABLE_NAME_DEFAULT
+    )
+    assert table["billing_mode"] == request["BillingMode"] == "PAY_PER_REQUEST"
+    assert [table["hash_key"]] == [k["AttributeName"] for k in request["KeySchema"]]
+    assert table["hash_key"] == api_usage_schema.PARTITION_KEY
+    assert "range_key" not in table
+    assert [{"name": a["name"], "type": a["type"]} for a in table["attribute"]] == [
+        {"name": d["AttributeName"], "type": d["AttributeType"]}
+        for d in request["AttributeDefinitions"]
+    ]
+    # And counters and nonces expire by the schema's TTL attribute
+    (ttl,) = table["ttl"]
+    assert ttl == {"attribute_name": api_usage_schema.TTL_ATTRIBUTE, "enabled": True}
     assert "global_secondary_index" not in table
 
 
@@ -1122,8 +1152,30 @@ def test_query_api_reads_and_rotates_keys_and_reads_its_secret_only(tf: Terrafor
         if keys_table in resources
     ]
     assert sorted(touching_keys) == ["dynamodb:GetItem", "dynamodb:PutItem"]
-    # Updates: the idempotency records and the write-through's claim on the index
+    # The usage table: exactly the actions of the calls its store makes, in a statement of its own
+    usage_table = "${aws_dynamodb_table.api_usage.arn}"
+    usage_store = ROOT / "shared" / "cachesync" / "stores" / "dynamodb_api_usage.py"
+    usage_calls = set(
+        re.findall(r"self\._client\.(\w+)\(", usage_store.read_text(encoding="utf-8"))
+    )
+    assert usage_calls == {"update_item", "put_item"}
+    touching_usage = [
+        action
+        for action, grants in by_action.items()
+        for resources in grants
+        if usage_table in resources
+    ]
+    assert sorted(touching_usage) == sorted(
+        action for call in usage_calls for action in CLIENT_CALL_ACTIONS[call]
+    )
+    assert [
+        [unquote(r) for r in s["resources"]]
+        for s in statements(document)
+        if usage_table in [unquote(r) for r in s.get("resources", [])]
+    ] == [[usage_table]]
+    # Updates: the idempotency records, the write-through's claim on the index, the counters
     assert sorted(r[0] for r in by_action["dynamodb:UpdateItem"]) == [
+        "${aws_dynamodb_table.api_usage.arn}",
         "${local.idempotency_table_arn}",
         "${local.table_arn}",
     ]
@@ -1191,4 +1243,9 @@ def test_dashboard_shows_the_api_cache_hit_ratio_of_the_emitted_metrics(tf: Terr
 
 def test_outputs_give_the_api_url(tf: Terraform) -> None:
     assert tf.outputs["api_url"]["value"] == "${aws_api_gateway_stage.query.invoke_url}"
-    assert {"api_docs_url", "api_keys_table_name", "api_token_secret_arn"} <= set(tf.outputs)
+    assert {
+        "api_docs_url",
+        "api_keys_table_name",
+        "api_usage_table_name",
+        "api_token_secret_arn",
+    } <= set(tf.outputs)
