@@ -302,6 +302,82 @@ resource "aws_cloudwatch_metric_alarm" "api_latency_p95" {
   ok_actions          = local.alarm_actions
 }
 
+# ------------------------------------------------------------------ query API rate limits
+
+# The query API's own metrics (namespace "cachesync", dimension service = "query_api", as every
+# Powertools metric of the function). The names are a contract with the code that emits them
+# (docs/RUNBOOK.md#query-api-metrics):
+#   ApiThrottled               a request refused with 429 by its key's rate limit
+#   ApiRateLimiterUnavailable  the usage table could not be reached to count a request (served
+#                              unlimited with api_rate_limit_failure_mode = "open", 503 with "closed")
+#   ApiRequests, ApiErrors     per request (errors: status >= 500), dimensions {service, route}
+#                              and {service, key_id}: the dashboard's per-route and per-key widgets
+locals {
+  api_metric_dimensions = { service = "query_api" }
+}
+
+# Share of requests refused by the per-key rate limits: a client looping on 429s, a limit set too
+# low for a real workload, or a key shared by more callers than planned.
+resource "aws_cloudwatch_metric_alarm" "api_throttled_rate" {
+  alarm_name          = "${var.name_prefix}-api-throttled-rate"
+  alarm_description   = "More than ${var.api_throttled_rate_threshold_percent}% of the query API's requests are refused (429) by per-key rate limits. Runbook: docs/RUNBOOK.md#api-throttled-rate"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.api_throttled_rate_threshold_percent
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "rate"
+    label       = "Throttled rate (%)"
+    expression  = "IF(FILL(requests, 0) >= ${var.api_alarm_min_requests}, 100 * FILL(throttled, 0) / requests, 0)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "throttled"
+    metric {
+      namespace   = "cachesync"
+      metric_name = "ApiThrottled"
+      dimensions  = local.api_metric_dimensions
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id = "requests"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "Count"
+      dimensions  = local.api_dimensions
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+}
+
+# The limiter's own storage failing: with the "open" failure mode requests are served without
+# limits (nothing is refused, but nothing is counted either); with "closed" they are refused
+# with 503. Either way a person should know within one period.
+resource "aws_cloudwatch_metric_alarm" "api_rate_limiter_unavailable" {
+  alarm_name          = "${var.name_prefix}-api-rate-limiter-unavailable"
+  alarm_description   = "The query API could not reach its usage table to count requests (failure mode ${var.api_rate_limit_failure_mode}: ${var.api_rate_limit_failure_mode == "open" ? "served without limits" : "refused with 503"}). Runbook: docs/RUNBOOK.md#api-rate-limiter-unavailable"
+  namespace           = "cachesync"
+  metric_name         = "ApiRateLimiterUnavailable"
+  dimensions          = local.api_metric_dimensions
+  statistic           = "Sum"
+  period              = var.alarm_period_seconds
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
 # ------------------------------------------------------------------ dashboard
 
 locals {
@@ -474,6 +550,63 @@ locals {
           ["AWS/Lambda", "Duration", "FunctionName", local.function_names["query_api"], { stat = "p95", label = "duration p95 (ms)" }],
           ["AWS/Lambda", "ConcurrentExecutions", "FunctionName", local.function_names["query_api"], { stat = "Maximum", label = "concurrent executions" }],
           ["AWS/Lambda", "Throttles", "FunctionName", local.function_names["query_api"], { stat = "Sum", label = "throttles" }],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 36, width = 12, height = 6
+      properties = {
+        title  = "Query API rate limits (count)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = [
+          ["cachesync", "ApiThrottled", "service", "query_api", { label = "throttled (429, per-key limit)" }],
+          ["cachesync", "ApiRateLimiterUnavailable", "service", "query_api", { label = "limiter unavailable (${var.api_rate_limit_failure_mode})" }],
+          ["AWS/Lambda", "Throttles", "FunctionName", local.function_names["query_api"], { label = "Lambda throttles (concurrency)" }],
+        ]
+      }
+    },
+    {
+      # One line per route (dimension "route"), whatever routes the API has.
+      type = "metric", x = 12, y = 36, width = 12, height = 6
+      properties = {
+        title  = "Query API requests and errors per route (count)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = [
+          [{ expression = "SEARCH('{cachesync,service,route} MetricName=\"ApiRequests\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds})", id = "requests", label = "requests" }],
+          [{ expression = "SEARCH('{cachesync,service,route} MetricName=\"ApiErrors\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds})", id = "errors", label = "errors" }],
+        ]
+      }
+    },
+    {
+      # The ten busiest keys (dimension "key_id": the key's id, never its secret).
+      type = "metric", x = 0, y = 42, width = 12, height = 6
+      properties = {
+        title  = "Query API requests per key (top 10, count)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = [
+          [{ expression = "SORT(SEARCH('{cachesync,service,key_id} MetricName=\"ApiRequests\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds}), SUM, DESC, 10)", id = "keys" }],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 42, width = 12, height = 6
+      properties = {
+        title  = "Query API throttled per key (top 10, count)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = [
+          [{ expression = "SORT(SEARCH('{cachesync,service,key_id} MetricName=\"ApiThrottled\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds}), SUM, DESC, 10)", id = "throttled" }],
         ]
       }
     },

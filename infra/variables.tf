@@ -835,6 +835,17 @@ variable "api_alarm_min_requests" {
   }
 }
 
+variable "api_throttled_rate_threshold_percent" {
+  description = "Alarm when more than this share of the API's requests are refused (429) by per-key rate limits (periods with fewer than api_alarm_min_requests requests are ignored)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.api_throttled_rate_threshold_percent > 0 && var.api_throttled_rate_threshold_percent < 100
+    error_message = "api_throttled_rate_threshold_percent: more than 0, less than 100."
+  }
+}
+
 variable "api_latency_p95_threshold_ms" {
   description = "Alarm when the API's p95 latency (API Gateway Latency: request in to response out) exceeds this."
   type        = number
