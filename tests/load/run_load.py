@@ -114,9 +114,9 @@ def _load_average() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
 
-def seed(stack: LocalStack) -> list[dict[str, Any]]:
-    """Put the demo documents into S3 and the index (as the S3 events would); their keys and
-    customers."""
+def seed(stack: LocalStack, count: int = DOCUMENTS) -> list[dict[str, Any]]:
+    """Put ``count`` demo documents into S3 and the index (as the S3 events would); their keys
+    and customers."""
     s3 = stack.client("s3")
     bucket = stack.provisioned.bucket_name
     index = DynamoDBIndexStore(stack.client("dynamodb"), stack.provisioned.table_name)
@@ -137,7 +137,7 @@ def seed(stack: LocalStack) -> list[dict[str, Any]]:
         return {"key": key, "customers": list(parsed.customers)}
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(put, demo_documents(DOCUMENTS)))
+        return list(pool.map(put, demo_documents(count)))
 
 
 def create_keys(stack: LocalStack) -> list[dict[str, Any]]:
