@@ -529,6 +529,17 @@ data "aws_iam_policy_document" "operator" {
     resources = [aws_dynamodb_table.api_keys.arn]
   }
 
+  # `cachesync keys create --require-signing` and `keys rotate` show a signing key's signing
+  # secret once: it is derived from the token secret (request_signing.signing_master_secret), never
+  # stored, so the command reads the token secret. Whoever may create keys may already mint their
+  # secrets; nothing else here reads it.
+  statement {
+    sid       = "ShowSigningSecrets"
+    effect    = "Allow"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.api_token.arn]
+  }
+
   # The redrive's destination: the event queues the dead-letter queues' messages came from.
   statement {
     sid       = "RedriveToEventQueues"

@@ -1198,6 +1198,14 @@ def test_operators_manage_api_keys(tf: Terraform) -> None:
     # cachesync keys create (PutItem), list (Scan), revoke (GetItem, PutItem)
     assert actions_of(tf, manage) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"}
     assert manage["resources"] == ["${aws_dynamodb_table.api_keys.arn}"]
+    # Signing keys' secrets are derived from the token secret: create and rotate read it, only it
+    (signing,) = [s for s in statements(operator) if s.get("sid") == "ShowSigningSecrets"]
+    assert actions_of(tf, signing) == {"secretsmanager:GetSecretValue"}
+    assert signing["resources"] == ["${aws_secretsmanager_secret.api_token.arn}"]
+    secret_readers = [
+        s for s in statements(operator) if "secretsmanager:GetSecretValue" in actions_of(tf, s)
+    ]
+    assert secret_readers == [signing]
 
 
 def test_api_alarms_5xx_rate_p95_latency_and_4xx_spike(tf: Terraform) -> None:
