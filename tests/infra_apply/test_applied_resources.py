@@ -19,6 +19,8 @@ import pytest
 from cachesync import api_keys_schema, api_usage_schema, index_schema
 from cachesync.settings import variable_name
 from tests.unit.test_infra import (
+    API_RATE_LIMITER_UNAVAILABLE,
+    API_THROTTLED,
     BASE_ACTIONS,
     EVENT_FUNCTIONS,
     IAM_MATRIX,
@@ -375,6 +377,7 @@ def test_alarms_and_dashboard_exist(aws: Any, outputs: dict[str, Any]) -> None:
         {f"{NAME_PREFIX}-cache-hit-rate", f"{NAME_PREFIX}-read-latency-p99"}
         | {f"{NAME_PREFIX}-api-5xx-rate", f"{NAME_PREFIX}-api-4xx-rate"}
         | {f"{NAME_PREFIX}-api-latency-p95"}
+        | {f"{NAME_PREFIX}-api-throttled-rate", f"{NAME_PREFIX}-api-rate-limiter-unavailable"}
         | {f"{function_name(f)}-error-rate" for f in FUNCTIONS}
         | {f"{name}-depth" for name in dlq_names}
         | {f"{function_name(f)}-sync-lag-p99" for f in EVENT_FUNCTIONS}
@@ -392,6 +395,20 @@ def test_alarms_and_dashboard_exist(aws: Any, outputs: dict[str, Any]) -> None:
         if "MetricStat" in query
     }
     assert metric_names == {"CacheHits", "CacheMisses"}
+    # And the rate-limit alarms read the query API's own metrics, in its service dimension
+    limiter = by_name[f"{NAME_PREFIX}-api-rate-limiter-unavailable"]
+    assert (limiter["Namespace"], limiter["MetricName"]) == (
+        "cachesync",
+        API_RATE_LIMITER_UNAVAILABLE,
+    )
+    assert limiter["Dimensions"] == [{"Name": "service", "Value": "query_api"}]
+    throttled = by_name[f"{NAME_PREFIX}-api-throttled-rate"]
+    throttled_metrics = {
+        query["MetricStat"]["Metric"]["MetricName"]
+        for query in throttled["Metrics"]
+        if "MetricStat" in query
+    }
+    assert throttled_metrics == {API_THROTTLED, "Count"}
     # And the dashboard shows the figures the README names
     dashboard = cloudwatch.get_dashboard(DashboardName=outputs["dashboard_name"])
     body = json.loads(dashboard["DashboardBody"])
@@ -399,6 +416,12 @@ def test_alarms_and_dashboard_exist(aws: Any, outputs: dict[str, Any]) -> None:
     assert {"Cache hit rate (fallback_read, %)", "Read latency p99 (ms)"} <= titles
     assert "Dead-letter queue depth" in titles
     assert "Query API cache hit ratio (%)" in titles
+    assert {
+        "Query API rate limits (count)",
+        "Query API requests and errors per route (count)",
+        "Query API requests per key (top 10, count)",
+        "Query API throttled per key (top 10, count)",
+    } <= titles
 
 
 def test_every_function_has_its_log_group(aws: Any, tf: Terraform) -> None:
