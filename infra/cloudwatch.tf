@@ -304,25 +304,28 @@ resource "aws_cloudwatch_metric_alarm" "api_latency_p95" {
 
 # ------------------------------------------------------------------ query API rate limits
 
-# The query API's own metrics (namespace "cachesync", dimension service = "query_api", as every
-# Powertools metric of the function). The names are a contract with the code that emits them
+# The query API's own metrics, namespace "cachesync", a contract with the code that emits them
 # (docs/RUNBOOK.md#query-api-metrics):
-#   ApiThrottled               a request refused with 429 by its key's rate limit
-#   ApiRateLimiterUnavailable  the usage table could not be reached to count a request (served
-#                              unlimited with api_rate_limit_failure_mode = "open", 503 with "closed")
-#   ApiRequests, ApiErrors     per request (errors: status >= 500), dimensions {service, route}
-#                              and {service, key_id}: the dashboard's per-route and per-key widgets
+#   per request (api/access_log.py), two EMF sets: dimensions {service, route} and {service, key_id}
+#     ApiRequests, ApiClientErrors (4xx), ApiServerErrors (5xx), ApiThrottled (429 of a per-key
+#     rate limit), ApiLatency (ms)
+#   per failure to reach the usage table (the function's Metrics: dimension {service} only)
+#     ApiRateLimiterUnavailable (served unlimited with api_rate_limit_failure_mode = "open",
+#     refused with 503 with "closed")
+# No set carries totals: the throttled alarm sums the {service, route} set with a Metrics Insights
+# query (an alarm cannot use SEARCH), the dashboard uses SEARCH per route and per key.
 locals {
   api_metric_dimensions = { service = "query_api" }
+  api_throttled_query   = "SELECT SUM(ApiThrottled) FROM SCHEMA(\"cachesync\", route, service) WHERE service = 'query_api'"
 }
 
-# Share of requests refused by the per-key rate limits: a client looping on 429s, a limit set too
-# low for a real workload, or a key shared by more callers than planned.
-resource "aws_cloudwatch_metric_alarm" "api_throttled_rate" {
-  alarm_name          = "${var.name_prefix}-api-throttled-rate"
-  alarm_description   = "More than ${var.api_throttled_rate_threshold_percent}% of the query API's requests are refused (429) by per-key rate limits. Runbook: docs/RUNBOOK.md#api-throttled-rate"
+# Requests refused by the per-key rate limits: a client looping on 429s, a limit set too low for a
+# real workload, or a key shared by more callers than planned.
+resource "aws_cloudwatch_metric_alarm" "api_throttled_requests" {
+  alarm_name          = "${var.name_prefix}-api-throttled-requests"
+  alarm_description   = "More than ${var.api_throttled_requests_threshold} of the query API's requests per period are refused (429) by per-key rate limits. Runbook: docs/RUNBOOK.md#api-throttled-requests"
   comparison_operator = "GreaterThanThreshold"
-  threshold           = var.api_throttled_rate_threshold_percent
+  threshold           = var.api_throttled_requests_threshold
   evaluation_periods  = var.alarm_evaluation_periods
   datapoints_to_alarm = var.alarm_evaluation_periods
   treat_missing_data  = "notBreaching"
@@ -330,32 +333,11 @@ resource "aws_cloudwatch_metric_alarm" "api_throttled_rate" {
   ok_actions          = local.alarm_actions
 
   metric_query {
-    id          = "rate"
-    label       = "Throttled rate (%)"
-    expression  = "IF(FILL(requests, 0) >= ${var.api_alarm_min_requests}, 100 * FILL(throttled, 0) / requests, 0)"
+    id          = "throttled"
+    label       = "Requests refused by per-key rate limits"
+    expression  = local.api_throttled_query
+    period      = var.alarm_period_seconds
     return_data = true
-  }
-
-  metric_query {
-    id = "throttled"
-    metric {
-      namespace   = "cachesync"
-      metric_name = "ApiThrottled"
-      dimensions  = local.api_metric_dimensions
-      period      = var.alarm_period_seconds
-      stat        = "Sum"
-    }
-  }
-
-  metric_query {
-    id = "requests"
-    metric {
-      namespace   = "AWS/ApiGateway"
-      metric_name = "Count"
-      dimensions  = local.api_dimensions
-      period      = var.alarm_period_seconds
-      stat        = "Sum"
-    }
   }
 }
 
@@ -562,14 +544,15 @@ locals {
         stat   = "Sum"
         period = var.alarm_period_seconds
         metrics = [
-          ["cachesync", "ApiThrottled", "service", "query_api", { label = "throttled (429, per-key limit)" }],
+          [{ expression = local.api_throttled_query, id = "throttled", label = "throttled (429, per-key limits)", period = var.alarm_period_seconds }],
           ["cachesync", "ApiRateLimiterUnavailable", "service", "query_api", { label = "limiter unavailable (${var.api_rate_limit_failure_mode})" }],
           ["AWS/Lambda", "Throttles", "FunctionName", local.function_names["query_api"], { label = "Lambda throttles (concurrency)" }],
         ]
+        annotations = { horizontal = [{ label = "alarm (throttled)", value = var.api_throttled_requests_threshold }] }
       }
     },
     {
-      # One line per route (dimension "route"), whatever routes the API has.
+      # One line per route (dimension "route": METHOD /template), whatever routes the API has.
       type = "metric", x = 12, y = 36, width = 12, height = 6
       properties = {
         title  = "Query API requests and errors per route (count)"
@@ -578,35 +561,36 @@ locals {
         stat   = "Sum"
         period = var.alarm_period_seconds
         metrics = [
-          [{ expression = "SEARCH('{cachesync,service,route} MetricName=\"ApiRequests\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds})", id = "requests", label = "requests" }],
-          [{ expression = "SEARCH('{cachesync,service,route} MetricName=\"ApiErrors\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds})", id = "errors", label = "errors" }],
+          for name in ["ApiRequests", "ApiClientErrors", "ApiServerErrors"] :
+          [{ expression = "SEARCH('{cachesync,service,route} MetricName=\"${name}\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds})", id = lower(name), label = name }]
         ]
       }
     },
     {
-      # The ten busiest keys (dimension "key_id": the key's id, never its secret).
       type = "metric", x = 0, y = 42, width = 12, height = 6
       properties = {
-        title  = "Query API requests per key (top 10, count)"
+        title  = "Query API latency p95 per route (ms)"
         region = local.region
         view   = "timeSeries"
-        stat   = "Sum"
         period = var.alarm_period_seconds
         metrics = [
-          [{ expression = "SORT(SEARCH('{cachesync,service,key_id} MetricName=\"ApiRequests\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds}), SUM, DESC, 10)", id = "keys" }],
+          [{ expression = "SEARCH('{cachesync,service,route} MetricName=\"ApiLatency\" service=\"query_api\"', 'p95', ${var.alarm_period_seconds})", id = "latency", label = "p95" }],
         ]
       }
     },
     {
+      # The ten busiest keys and the ten most throttled (dimension "key_id": the key's id, never
+      # its secret; keys beyond the emitter's cap are folded into key_id=other).
       type = "metric", x = 12, y = 42, width = 12, height = 6
       properties = {
-        title  = "Query API throttled per key (top 10, count)"
+        title  = "Query API requests and throttled per key (top 10, count)"
         region = local.region
         view   = "timeSeries"
         stat   = "Sum"
         period = var.alarm_period_seconds
         metrics = [
-          [{ expression = "SORT(SEARCH('{cachesync,service,key_id} MetricName=\"ApiThrottled\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds}), SUM, DESC, 10)", id = "throttled" }],
+          for name in ["ApiRequests", "ApiThrottled"] :
+          [{ expression = "SORT(SEARCH('{cachesync,service,key_id} MetricName=\"${name}\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds}), SUM, DESC, 10)", id = lower(name), label = name }]
         ]
       }
     },

@@ -835,14 +835,14 @@ variable "api_alarm_min_requests" {
   }
 }
 
-variable "api_throttled_rate_threshold_percent" {
-  description = "Alarm when more than this share of the API's requests are refused (429) by per-key rate limits (periods with fewer than api_alarm_min_requests requests are ignored)."
+variable "api_throttled_requests_threshold" {
+  description = "Alarm when more than this many of the API's requests in one alarm period are refused (429) by per-key rate limits (all keys and routes together)."
   type        = number
-  default     = 5
+  default     = 100
 
   validation {
-    condition     = var.api_throttled_rate_threshold_percent > 0 && var.api_throttled_rate_threshold_percent < 100
-    error_message = "api_throttled_rate_threshold_percent: more than 0, less than 100."
+    condition     = var.api_throttled_requests_threshold >= 0 && floor(var.api_throttled_requests_threshold) == var.api_throttled_requests_threshold
+    error_message = "api_throttled_requests_threshold: a whole number, 0 or more."
   }
 }
 

@@ -1249,37 +1249,35 @@ def test_dashboard_shows_the_api_cache_hit_ratio_of_the_emitted_metrics(tf: Terr
         assert f'title  = "{title}"' in text
 
 
-# The query API's own metric names (namespace cachesync, dimension service=query_api): the
-# contract with the code that emits them, written down in docs/RUNBOOK.md#query-api-metrics.
+# The query API's own metric names (namespace cachesync): the contract with the code that emits
+# them, written down in docs/RUNBOOK.md#query-api-metrics. Per request, with dimensions
+# {service, route} and {service, key_id}: requests, errors, throttled, latency; per limiter
+# failure, with {service} only.
 API_THROTTLED: Final = "ApiThrottled"
 API_RATE_LIMITER_UNAVAILABLE: Final = "ApiRateLimiterUnavailable"
-API_REQUESTS: Final = "ApiRequests"
-API_ERRORS: Final = "ApiErrors"
+API_REQUEST_METRICS: Final = ("ApiRequests", "ApiClientErrors", "ApiServerErrors", API_THROTTLED)
+API_LATENCY: Final = "ApiLatency"
 
 
 def test_api_rate_limit_alarms_watch_the_emitted_metrics(tf: Terraform) -> None:
     # Given the two rate-limit alarms
     assert tf.locals["api_metric_dimensions"] == {"service": "query_api"}
-    throttled = alarm(tf, "api_throttled_rate")
+    throttled = alarm(tf, "api_throttled_requests")
     unavailable = alarm(tf, "api_rate_limiter_unavailable")
-    # Then the throttled share divides ApiThrottled by API Gateway's request count ...
-    metrics = {q["id"]: q["metric"][0] for q in throttled["metric_query"] if "metric" in q}
-    assert (metrics["throttled"]["namespace"], metrics["throttled"]["metric_name"]) == (
-        "cachesync",
-        API_THROTTLED,
-    )
-    assert metrics["throttled"]["dimensions"] == "${local.api_metric_dimensions}"
-    assert (metrics["requests"]["namespace"], metrics["requests"]["metric_name"]) == (
-        "AWS/ApiGateway",
-        "Count",
-    )
-    assert metrics["requests"]["dimensions"] == "${local.api_dimensions}"
-    (expression,) = [q for q in throttled["metric_query"] if "expression" in q]
-    assert "100 * FILL(throttled, 0) / requests" in expression["expression"]
-    assert "var.api_alarm_min_requests" in expression["expression"]
-    assert throttled["threshold"] == "${var.api_throttled_rate_threshold_percent}"
-    assert tf.variables["api_throttled_rate_threshold_percent"]["default"] == 5
-    # ... and any limiter failure in one period alarms
+    # Then the throttled requests of every route are summed by one Metrics Insights query over
+    # exactly the {service, route} set (an alarm cannot SEARCH; the key_id set would count twice)
+    (query,) = throttled["metric_query"]
+    assert query["expression"] == "${local.api_throttled_query}"
+    assert query["return_data"] is True
+    assert query["period"] == "${var.alarm_period_seconds}"
+    # A CloudWatch Metrics Insights query, not SQL.
+    schema = 'SCHEMA("cachesync", route, service)'
+    insights = f"SELECT SUM({API_THROTTLED}) FROM {schema} WHERE service = 'query_api'"  # noqa: S608
+    assert unquote(tf.locals["api_throttled_query"]) == insights
+    assert throttled["comparison_operator"] == "GreaterThanThreshold"
+    assert throttled["threshold"] == "${var.api_throttled_requests_threshold}"
+    assert tf.variables["api_throttled_requests_threshold"]["default"] == 100
+    # And any limiter failure in one period alarms
     assert (unavailable["namespace"], unavailable["metric_name"]) == (
         "cachesync",
         API_RATE_LIMITER_UNAVAILABLE,
@@ -1299,9 +1297,10 @@ def test_runbook_names_the_query_api_metrics_the_alarms_and_dashboard_use(
     runbook = (ROOT / "docs" / "RUNBOOK.md").read_text(encoding="utf-8")
     section = runbook[runbook.index("## Query API metrics") :]
     section = section[: section.index("\n## ", 1)]
-    dashboard = tf.texts["cloudwatch.tf"][tf.texts["cloudwatch.tf"].index("dashboard_widgets") :]
+    text = tf.texts["cloudwatch.tf"]
+    dashboard = text[text.index("dashboard_widgets") :]
     # Then every name is documented there and used on the dashboard
-    for name in (API_THROTTLED, API_RATE_LIMITER_UNAVAILABLE, API_REQUESTS, API_ERRORS):
+    for name in (*API_REQUEST_METRICS, API_LATENCY, API_RATE_LIMITER_UNAVAILABLE):
         assert f"`{name}`" in section, name
         assert name in dashboard, name
     # And per-route and per-key lines come from SEARCH on exactly those dimensions
