@@ -366,7 +366,10 @@ def report(results: dict[str, Any]) -> str:
             lines.append(_line(name, run["total"]) + f"  load {run['load_before']}")
     guard = results.get("guard")
     if guard is not None:
-        lines += guard_phases.report_lines(guard["summary"], GUARD_ROUNDS, GUARD_SECONDS)
+        settings = results["settings"]
+        lines += guard_phases.report_lines(
+            guard["summary"], settings["guard_rounds"], settings["guard_seconds"]
+        )
     floor = results["floor"]
     lines.append(
         f"stack floor, no API (8 threads, {FLOOR_SECONDS} s each, load {floor['load_before']}): "
@@ -387,6 +390,18 @@ def report(results: dict[str, Any]) -> str:
         goals[f"cached query >= {GOAL_CACHED_OVER_HEALTH} x health rps"] = (
             pair["ratio"] >= GOAL_CACHED_OVER_HEALTH
         )
+    if guard is not None:
+        # The goals with each guard feature on (the read mix), and no failed request.
+        workloads = guard["summary"]["workloads"]
+        for variant, figures in workloads.get("reads", {}).items():
+            goals[f">= {GOAL_RPS} rps (read mix, {variant})"] = figures["rps"] >= GOAL_RPS
+            goals[f"p95 < {GOAL_P95_MS} ms (read mix, {variant})"] = figures["p95_ms"] < GOAL_P95_MS
+        for workload, variants in workloads.items():
+            for variant, figures in variants.items():
+                rate = figures["failures"] / figures["requests"] if figures["requests"] else 1.0
+                goals[f"errors < {GOAL_ERROR_RATE:.1%} ({workload}, {variant})"] = (
+                    rate < GOAL_ERROR_RATE
+                )
     lines += [f"  goal {'met   ' if met else 'MISSED'} {goal}" for goal, met in goals.items()]
     return "\n".join(lines)
 
