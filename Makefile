@@ -126,7 +126,9 @@ soak: setup ## Long runs of the property and 2,000-object suites (minutes; not i
 	CACHESYNC_SOAK=1 $(PYTEST) -o timeout=1800 $(SOAK_SUITES)
 
 # The API load test alone: `.venv/bin/python -m tests.load.run_load` (settings: CACHESYNC_LOAD_*
-# variables, see tests/load/run_load.py; CACHESYNC_LOAD_SECONDS=60 by default).
+# variables, see tests/load/run_load.py; CACHESYNC_LOAD_SECONDS=60 by default). Its last phase
+# measures the request guard's cost (rate limits, signing, allowlists) as ratios to a baseline
+# (CACHESYNC_LOAD_PHASES=guard runs it alone; docs/PERFORMANCE.md).
 bench: setup ## Benchmarks: ratios against raw floors, then the API load test (writes build/bench/)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s -q
 	$(BIN)/python -m tests.load.run_load

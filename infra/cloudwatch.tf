@@ -302,6 +302,64 @@ resource "aws_cloudwatch_metric_alarm" "api_latency_p95" {
   ok_actions          = local.alarm_actions
 }
 
+# ------------------------------------------------------------------ query API rate limits
+
+# The query API's own metrics, namespace "cachesync", a contract with the code that emits them
+# (docs/RUNBOOK.md#query-api-metrics):
+#   per request (api/access_log.py), two EMF sets: dimensions {service, route} and {service, key_id}
+#     ApiRequests, ApiClientErrors (4xx), ApiServerErrors (5xx), ApiThrottled (429 of a per-key
+#     rate limit), ApiLatency (ms)
+#   per failure to reach the usage table (the function's Metrics: dimension {service} only)
+#     ApiRateLimiterUnavailable (served unlimited with api_rate_limit_failure_mode = "open",
+#     refused with 503 with "closed")
+# No set carries totals: the throttled alarm sums the {service, route} set with a Metrics Insights
+# query (an alarm cannot use SEARCH), the dashboard uses SEARCH per route and per key.
+locals {
+  api_metric_dimensions = { service = "query_api" }
+  api_throttled_query   = "SELECT SUM(ApiThrottled) FROM SCHEMA(\"cachesync\", route, service) WHERE service = 'query_api'"
+}
+
+# Requests refused by the per-key rate limits: a client looping on 429s, a limit set too low for a
+# real workload, or a key shared by more callers than planned.
+resource "aws_cloudwatch_metric_alarm" "api_throttled_requests" {
+  alarm_name          = "${var.name_prefix}-api-throttled-requests"
+  alarm_description   = "More than ${var.api_throttled_requests_threshold} of the query API's requests per period are refused (429) by per-key rate limits. Runbook: docs/RUNBOOK.md#api-throttled-requests"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.api_throttled_requests_threshold
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "throttled"
+    label       = "Requests refused by per-key rate limits"
+    expression  = local.api_throttled_query
+    period      = var.alarm_period_seconds
+    return_data = true
+  }
+}
+
+# The limiter's own storage failing: with the "open" failure mode requests are served without
+# limits (nothing is refused, but nothing is counted either); with "closed" they are refused
+# with 503. Either way a person should know within one period.
+resource "aws_cloudwatch_metric_alarm" "api_rate_limiter_unavailable" {
+  alarm_name          = "${var.name_prefix}-api-rate-limiter-unavailable"
+  alarm_description   = "The query API could not reach its usage table to count requests (failure mode ${var.api_rate_limit_failure_mode}: ${var.api_rate_limit_failure_mode == "open" ? "served without limits" : "refused with 503"}). Runbook: docs/RUNBOOK.md#api-rate-limiter-unavailable"
+  namespace           = "cachesync"
+  metric_name         = "ApiRateLimiterUnavailable"
+  dimensions          = local.api_metric_dimensions
+  statistic           = "Sum"
+  period              = var.alarm_period_seconds
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
 # ------------------------------------------------------------------ dashboard
 
 locals {
@@ -474,6 +532,65 @@ locals {
           ["AWS/Lambda", "Duration", "FunctionName", local.function_names["query_api"], { stat = "p95", label = "duration p95 (ms)" }],
           ["AWS/Lambda", "ConcurrentExecutions", "FunctionName", local.function_names["query_api"], { stat = "Maximum", label = "concurrent executions" }],
           ["AWS/Lambda", "Throttles", "FunctionName", local.function_names["query_api"], { stat = "Sum", label = "throttles" }],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 36, width = 12, height = 6
+      properties = {
+        title  = "Query API rate limits (count)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = [
+          [{ expression = local.api_throttled_query, id = "throttled", label = "throttled (429, per-key limits)", period = var.alarm_period_seconds }],
+          ["cachesync", "ApiRateLimiterUnavailable", "service", "query_api", { label = "limiter unavailable (${var.api_rate_limit_failure_mode})" }],
+          ["AWS/Lambda", "Throttles", "FunctionName", local.function_names["query_api"], { label = "Lambda throttles (concurrency)" }],
+        ]
+        annotations = { horizontal = [{ label = "alarm (throttled)", value = var.api_throttled_requests_threshold }] }
+      }
+    },
+    {
+      # One line per route (dimension "route": METHOD /template), whatever routes the API has.
+      type = "metric", x = 12, y = 36, width = 12, height = 6
+      properties = {
+        title  = "Query API requests and errors per route (count)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = [
+          for name in ["ApiRequests", "ApiClientErrors", "ApiServerErrors"] :
+          [{ expression = "SEARCH('{cachesync,service,route} MetricName=\"${name}\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds})", id = lower(name), label = name }]
+        ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 42, width = 12, height = 6
+      properties = {
+        title  = "Query API latency p95 per route (ms)"
+        region = local.region
+        view   = "timeSeries"
+        period = var.alarm_period_seconds
+        metrics = [
+          [{ expression = "SEARCH('{cachesync,service,route} MetricName=\"ApiLatency\" service=\"query_api\"', 'p95', ${var.alarm_period_seconds})", id = "latency", label = "p95" }],
+        ]
+      }
+    },
+    {
+      # The ten busiest keys and the ten most throttled (dimension "key_id": the key's id, never
+      # its secret; keys beyond the emitter's cap are folded into key_id=other).
+      type = "metric", x = 12, y = 42, width = 12, height = 6
+      properties = {
+        title  = "Query API requests and throttled per key (top 10, count)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = [
+          for name in ["ApiRequests", "ApiThrottled"] :
+          [{ expression = "SORT(SEARCH('{cachesync,service,key_id} MetricName=\"${name}\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds}), SUM, DESC, 10)", id = lower(name), label = name }]
         ]
       }
     },

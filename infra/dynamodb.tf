@@ -1,6 +1,7 @@
-# The index table, the idempotency table and the API keys table. Names, keys, GSIs, projection
-# and TTL come from shared/cachesync/index_schema.py and api_keys_schema.py, the single sources of
-# truth; tests/unit/test_infra.py checks that this file says the same.
+# The index table, the idempotency table, the API keys table and the API usage table. Names, keys,
+# GSIs, projection and TTL come from shared/cachesync/index_schema.py, api_keys_schema.py and
+# api_usage_schema.py, the single sources of truth; tests/unit/test_infra.py checks that this file
+# says the same.
 
 locals {
   # index_schema.SUMMARY_ATTRIBUTES: what the GSIs project (never the body).
@@ -150,6 +151,39 @@ resource "aws_dynamodb_table" "api_keys" {
 
   attribute {
     name = "key_id"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+}
+
+# The query API's usage (shared/cachesync/api_usage_schema.py): per-key rate-limit counters (one
+# item per key and minute, conditional UpdateItem) and signed-request nonces (conditional
+# PutItem), partition key "counter_id". Every API instance counts in the same items, so a limit
+# holds in total. Items expire by TTL "expires_at" minutes after they are written; DynamoDB
+# deletes them only eventually, and the code never reads an expired counter's minute again.
+# Point-in-time recovery as for the other tables, though the contents are minutes old: restoring
+# them is never needed, but the table is then covered by the same account-wide checks.
+resource "aws_dynamodb_table" "api_usage" {
+  name                        = var.api_usage_table_name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "counter_id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "counter_id"
     type = "S"
   }
 

@@ -24,12 +24,14 @@
 #   write_through      GetObject, PutObject, DeleteObject ListBucket   Get/Put/Update/DeleteItem Get/Put/Update/DeleteItem   -
 #   fallback_read      GetObject                          ListBucket   Get/Put/DeleteItem -                           -
 #   backfill           GetObject                          ListBucket   Get/Put/DeleteItem -                           InvokeFunction on itself, SendMessage to backfill-failures
-#   query_api          GetObject, PutObject, DeleteObject ListBucket   Get/Put/Update/DeleteItem Get/Put/Update/DeleteItem   GetItem on the API keys table,
-#                                                                      + Query on index/*                                    GetSecretValue on the token secret
+#   query_api          GetObject, PutObject, DeleteObject ListBucket   Get/Put/Update/DeleteItem Get/Put/Update/DeleteItem   Get/PutItem on the API keys table,
+#                                                                      + Query on index/*                                    Update/PutItem on the API usage table,
+#                                                                                                                            GetSecretValue on the token secret
 # query_api is the one function that queries: GET /v1/documents pages through the GSIs
 # (Query with IndexName: index/* resources only, never the base table; no Scan). Its writes go
-# through the write-through saga (write_through's permissions). API keys: GetItem only
-# (consistent read of one key; `cachesync keys` creates, lists and revokes).
+# through the write-through saga (write_through's permissions). API keys: GetItem (consistent
+# read of one key) and PutItem (the admin rotate route); `cachesync keys` creates, lists and
+# revokes. API usage: UpdateItem (rate-limit counters) and PutItem (signed-request nonces) only.
 # Every role also writes its own log group and sends X-Ray traces. tests/unit/test_infra.py
 # pins this matrix.
 
@@ -381,8 +383,9 @@ data "aws_iam_policy_document" "backfill" {
 }
 
 # query_api: read, write and delete the documents (write-through); list the bucket; read/write
-# the index, claim entries, query the GSIs; its idempotency records; read API keys; read the
-# token secret; the documents key via S3; the cachesync key via DynamoDB and Secrets Manager.
+# the index, claim entries, query the GSIs; its idempotency records; read API keys; count
+# requests and record nonces in the usage table; read the token secret; the documents key via
+# S3; the cachesync key via DynamoDB and Secrets Manager.
 data "aws_iam_policy_document" "query_api" {
   source_policy_documents = [
     data.aws_iam_policy_document.list_documents_bucket.json,
@@ -424,6 +427,16 @@ data "aws_iam_policy_document" "query_api" {
     effect    = "Allow"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
     resources = [local.documents_arn]
+  }
+
+  # Rate limits and signed requests (stores/dynamodb_api_usage.py): UpdateItem counts a request
+  # in its key's minute item (conditional ADD; the answer carries the counts), PutItem records a
+  # signed request's nonce only if absent. Nothing reads, deletes, queries or scans it.
+  statement {
+    sid       = "CountApiUsage"
+    effect    = "Allow"
+    actions   = ["dynamodb:UpdateItem", "dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.api_usage.arn]
   }
 
   # Cold start: the pagination-token secret, and only it.
@@ -514,6 +527,17 @@ data "aws_iam_policy_document" "operator" {
     effect    = "Allow"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"]
     resources = [aws_dynamodb_table.api_keys.arn]
+  }
+
+  # `cachesync keys create --require-signing` and `keys rotate` show a signing key's signing
+  # secret once: it is derived from the token secret (request_signing.signing_master_secret), never
+  # stored, so the command reads the token secret. Whoever may create keys may already mint their
+  # secrets; nothing else here reads it.
+  statement {
+    sid       = "ShowSigningSecrets"
+    effect    = "Allow"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.api_token.arn]
   }
 
   # The redrive's destination: the event queues the dead-letter queues' messages came from.

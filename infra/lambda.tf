@@ -83,6 +83,12 @@ locals {
       CACHESYNC_API_KEY_CACHE_TTL_SECONDS   = tostring(var.api_key_cache_ttl_seconds)
       CACHESYNC_API_CACHE_MAX_ENTRIES       = tostring(var.api_cache_max_entries)
       CACHESYNC_API_CORS_ORIGINS            = tostring(var.api_cors_origins)
+      CACHESYNC_API_USAGE_TABLE_NAME        = aws_dynamodb_table.api_usage.name
+      CACHESYNC_API_RATE_LIMITS_ENABLED     = tostring(var.api_rate_limits_enabled)
+      CACHESYNC_API_RATE_LIMIT_PER_MINUTE   = tostring(var.api_rate_limit_per_minute)
+      CACHESYNC_API_RATE_LIMIT_BURST        = tostring(var.api_rate_limit_burst)
+      CACHESYNC_API_RATE_LIMIT_FAILURE_MODE = tostring(var.api_rate_limit_failure_mode)
+      CACHESYNC_API_BULK_CONCURRENCY        = tostring(var.api_bulk_concurrency)
     }
   }
 

@@ -104,6 +104,11 @@ output "api_keys_table_name" {
   value       = aws_dynamodb_table.api_keys.name
 }
 
+output "api_usage_table_name" {
+  description = "The API usage table: rate-limit counters and signed-request nonces (CACHESYNC_API_USAGE_TABLE_NAME of query_api)."
+  value       = aws_dynamodb_table.api_usage.name
+}
+
 output "api_token_secret_arn" {
   description = "The Secrets Manager secret signing the query API's pagination tokens (its value is not an output)."
   value       = aws_secretsmanager_secret.api_token.arn

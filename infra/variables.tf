@@ -729,6 +729,68 @@ variable "api_cors_origins" {
   }
 }
 
+variable "api_usage_table_name" {
+  description = "CACHESYNC_API_USAGE_TABLE_NAME (query_api): the table of rate-limit counters and signed-request nonces every API instance shares."
+  type        = string
+  default     = "cachesync-api-usage"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.api_usage_table_name))
+    error_message = "api_usage_table_name: 3 to 255 characters, letters, digits, \"_\", \".\" and \"-\"."
+  }
+}
+
+variable "api_rate_limits_enabled" {
+  description = "CACHESYNC_API_RATE_LIMITS_ENABLED (query_api): enforce each key's request rate (counters in the usage table, RateLimit headers on every response). false: no counters read or written, no headers."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "api_rate_limit_per_minute" {
+  description = "CACHESYNC_API_RATE_LIMIT_PER_MINUTE (query_api): requests per key and minute, for keys without a limit of their own. Mind api_throttle_rate_limit (the stage-wide ceiling)."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.api_rate_limit_per_minute >= 1 && var.api_rate_limit_per_minute <= 60000 && floor(var.api_rate_limit_per_minute) == var.api_rate_limit_per_minute
+    error_message = "api_rate_limit_per_minute: a whole number from 1 to 60000."
+  }
+}
+
+variable "api_rate_limit_burst" {
+  description = "CACHESYNC_API_RATE_LIMIT_BURST (query_api): requests per key in any one second, for keys without a burst of their own."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.api_rate_limit_burst >= 1 && var.api_rate_limit_burst <= 1000 && floor(var.api_rate_limit_burst) == var.api_rate_limit_burst
+    error_message = "api_rate_limit_burst: a whole number from 1 to 1000."
+  }
+}
+
+variable "api_rate_limit_failure_mode" {
+  description = "CACHESYNC_API_RATE_LIMIT_FAILURE_MODE (query_api): what the API does when the usage table cannot be reached. \"open\": serve without limits (logged, metric ApiRateLimiterUnavailable); \"closed\": refuse with 503."
+  type        = string
+  default     = "open"
+
+  validation {
+    condition     = contains(["open", "closed"], var.api_rate_limit_failure_mode)
+    error_message = "api_rate_limit_failure_mode: \"open\" or \"closed\"."
+  }
+}
+
+variable "api_bulk_concurrency" {
+  description = "CACHESYNC_API_BULK_CONCURRENCY (query_api): items of one POST /v1/documents/bulk written at once (each a write-through saga)."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.api_bulk_concurrency >= 1 && var.api_bulk_concurrency <= 20 && floor(var.api_bulk_concurrency) == var.api_bulk_concurrency
+    error_message = "api_bulk_concurrency: a whole number from 1 to 20."
+  }
+}
+
 variable "api_token_secret_recovery_window_days" {
   description = "Days Secrets Manager keeps the deleted token secret recoverable after a destroy (its name stays taken meanwhile); 0 deletes it at once."
   type        = number
@@ -770,6 +832,17 @@ variable "api_alarm_min_requests" {
   validation {
     condition     = var.api_alarm_min_requests >= 1 && floor(var.api_alarm_min_requests) == var.api_alarm_min_requests
     error_message = "api_alarm_min_requests: a whole number, at least 1."
+  }
+}
+
+variable "api_throttled_requests_threshold" {
+  description = "Alarm when more than this many of the API's requests in one alarm period are refused (429) by per-key rate limits (all keys and routes together)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.api_throttled_requests_threshold >= 0 && floor(var.api_throttled_requests_threshold) == var.api_throttled_requests_threshold
+    error_message = "api_throttled_requests_threshold: a whole number, 0 or more."
   }
 }
 

@@ -16,9 +16,11 @@ from typing import Any, Final
 
 import pytest
 
-from cachesync import api_keys_schema, index_schema
+from cachesync import api_keys_schema, api_usage_schema, index_schema
 from cachesync.settings import variable_name
 from tests.unit.test_infra import (
+    API_RATE_LIMITER_UNAVAILABLE,
+    API_THROTTLED,
     BASE_ACTIONS,
     EVENT_FUNCTIONS,
     IAM_MATRIX,
@@ -236,6 +238,7 @@ def test_functions_run_the_packaged_handlers_with_their_settings(
             assert variables["CACHESYNC_API_TOKEN_SECRET_ID"] == outputs["api_token_secret_arn"]
             assert "CACHESYNC_API_TOKEN_SECRET" not in variables
             assert variables["CACHESYNC_API_KEYS_TABLE_NAME"] == outputs["api_keys_table_name"]
+            assert variables["CACHESYNC_API_USAGE_TABLE_NAME"] == outputs["api_usage_table_name"]
 
 
 def test_the_layer_is_the_packaged_layer(aws: Any, manifest: dict[str, Any]) -> None:
@@ -374,6 +377,7 @@ def test_alarms_and_dashboard_exist(aws: Any, outputs: dict[str, Any]) -> None:
         {f"{NAME_PREFIX}-cache-hit-rate", f"{NAME_PREFIX}-read-latency-p99"}
         | {f"{NAME_PREFIX}-api-5xx-rate", f"{NAME_PREFIX}-api-4xx-rate"}
         | {f"{NAME_PREFIX}-api-latency-p95"}
+        | {f"{NAME_PREFIX}-api-throttled-requests", f"{NAME_PREFIX}-api-rate-limiter-unavailable"}
         | {f"{function_name(f)}-error-rate" for f in FUNCTIONS}
         | {f"{name}-depth" for name in dlq_names}
         | {f"{function_name(f)}-sync-lag-p99" for f in EVENT_FUNCTIONS}
@@ -391,6 +395,17 @@ def test_alarms_and_dashboard_exist(aws: Any, outputs: dict[str, Any]) -> None:
         if "MetricStat" in query
     }
     assert metric_names == {"CacheHits", "CacheMisses"}
+    # And the rate-limit alarms read the query API's own metrics, in its service dimension
+    limiter = by_name[f"{NAME_PREFIX}-api-rate-limiter-unavailable"]
+    assert (limiter["Namespace"], limiter["MetricName"]) == (
+        "cachesync",
+        API_RATE_LIMITER_UNAVAILABLE,
+    )
+    assert limiter["Dimensions"] == [{"Name": "service", "Value": "query_api"}]
+    throttled = by_name[f"{NAME_PREFIX}-api-throttled-requests"]
+    (query,) = throttled["Metrics"]
+    insights = f"SELECT SUM({API_THROTTLED}) FROM SCHEMA("  # noqa: S608 - CloudWatch, not SQL
+    assert query["Expression"].startswith(insights)
     # And the dashboard shows the figures the README names
     dashboard = cloudwatch.get_dashboard(DashboardName=outputs["dashboard_name"])
     body = json.loads(dashboard["DashboardBody"])
@@ -398,6 +413,12 @@ def test_alarms_and_dashboard_exist(aws: Any, outputs: dict[str, Any]) -> None:
     assert {"Cache hit rate (fallback_read, %)", "Read latency p99 (ms)"} <= titles
     assert "Dead-letter queue depth" in titles
     assert "Query API cache hit ratio (%)" in titles
+    assert {
+        "Query API rate limits (count)",
+        "Query API requests and errors per route (count)",
+        "Query API latency p95 per route (ms)",
+        "Query API requests and throttled per key (top 10, count)",
+    } <= titles
 
 
 def test_every_function_has_its_log_group(aws: Any, tf: Terraform) -> None:
@@ -505,6 +526,36 @@ def test_api_keys_table_has_the_schema_key_ttl_and_pitr(aws: Any, outputs: dict[
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": api_keys_schema.TTL_ATTRIBUTE}
     recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
     assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_api_usage_table_has_the_schema_key_ttl_and_only_query_api_counts_in_it(
+    aws: Any, outputs: dict[str, Any]
+) -> None:
+    # Given the applied usage table
+    dynamodb = aws("dynamodb")
+    name = outputs["api_usage_table_name"]
+    assert name == api_usage_schema.API_USAGE_TABLE_NAME_DEFAULT
+    # When it is described
+    table = dynamodb.describe_table(TableName=name)["Table"]
+    ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    # Then it is what api_usage_schema says, with TTL on counters and nonces
+    request = api_usage_schema.create_api_usage_table_request(name)
+    assert table["KeySchema"] == request["KeySchema"]
+    assert table["AttributeDefinitions"] == request["AttributeDefinitions"]
+    assert table["BillingModeSummary"]["BillingMode"] == request["BillingMode"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": api_usage_schema.TTL_ATTRIBUTE}
+    # And query_api's role may update counters and put nonces there, nothing else
+    document = role_documents(aws, f"{function_name('query_api')}-role")["cachesync-access"]
+    on_usage = [s for s in allow_statements(document) if table["TableArn"] in s["Resource"]]
+    assert [(sorted(s["Action"]), s["Resource"]) for s in on_usage] == [
+        (["dynamodb:PutItem", "dynamodb:UpdateItem"], [table["TableArn"]])
+    ]
+    # And no other function's role names it
+    for folder in FUNCTIONS:
+        if folder == "query_api":
+            continue
+        documents = role_documents(aws, f"{function_name(folder)}-role")
+        assert name not in json.dumps(documents), folder
 
 
 def test_the_token_secret_holds_a_generated_value_only_query_api_may_read(

@@ -14,6 +14,11 @@ picks a key (most unrestricted, some limited to one customer) and then, without 
 * :class:`CachedQueryUser`: one fixed query, answered from the worker's memory cache after its
   first miss per worker and TTL.
 
+With ``CACHESYNC_LOAD_VARIANT`` set (the request guard phases, ``tests/load/guard_phases.py``),
+users take their keys from that variant of the plan instead; a key that has a signing secret
+signs every request (:func:`cachesync.api.request_signing.sign_headers`: a fresh timestamp and
+nonce each time, as a client must).
+
 Every answer is checked (status, and ``X-Cache`` where the API sets it); ``X-Cache`` hits and
 misses are counted per request name and written, with locust's own statistics, to the result
 file named by ``CACHESYNC_LOAD_RESULT`` when locust quits.
@@ -24,18 +29,24 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from locust import FastHttpUser, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import StatsEntry
 
+from cachesync.api.request_signing import sign_headers
+
 PLAN: Final = json.loads(Path(os.environ["CACHESYNC_LOAD_PLAN"]).read_text())
+VARIANT: Final = os.environ.get("CACHESYNC_LOAD_VARIANT")
+KEYS: Final[list[dict[str, Any]]] = PLAN["variants"][VARIANT] if VARIANT else PLAN["keys"]
 PERCENTILES: Final = (0.5, 0.95, 0.99)
 MAX_WALK_PAGES: Final = 5
 HOT_DOCUMENTS: Final = 50
@@ -43,9 +54,22 @@ _cache_counts: Counter[tuple[str, str]] = Counter()
 
 
 def _pick_key(rng: random.Random) -> dict[str, Any]:
-    keys = PLAN["keys"]
-    chosen: dict[str, Any] = rng.choices(keys, weights=[k["weight"] for k in keys])[0]
+    chosen: dict[str, Any] = rng.choices(KEYS, weights=[k["weight"] for k in KEYS])[0]
     return chosen
+
+
+def _signature(secret: str, method: str, target: str) -> dict[str, str]:
+    """The signature headers of a body-less request to ``target`` (path and query, as sent)."""
+    parts = urlsplit(target)
+    return sign_headers(
+        secret,
+        method,
+        parts.path,
+        parse_qsl(parts.query, keep_blank_values=True),
+        b"",
+        timestamp=int(time.time()),
+        nonce=secrets.token_urlsafe(16),
+    )
 
 
 class _ApiUser(FastHttpUser):
@@ -67,6 +91,9 @@ class _ApiUser(FastHttpUser):
         self.fields = "key,doc_id,status,customers,index_time" if self.rng.random() < 0.3 else None
 
     def _get(self, path: str, name: str, headers: dict[str, str], ok: tuple[int, ...]) -> Any:
+        signing_secret = self.api_key.get("signing_secret")
+        if signing_secret is not None:
+            headers = headers | _signature(signing_secret, "GET", path)
         with self.client.get(path, name=name, headers=headers, catch_response=True) as response:
             if response.status_code not in ok:
                 response.failure(f"{response.status_code}: {(response.text or '')[:200]}")
@@ -186,11 +213,14 @@ class HealthUser(FastHttpUser):
 
 
 class CachedQueryUser(_ApiUser):
-    """One fixed query with the plan's first key: a memory-cache hit after each worker's miss."""
+    """One fixed query with the plan's first key (a variant's: any of its keys): a memory-cache
+    hit after each worker's miss (per key)."""
 
     def on_start(self) -> None:
         super().on_start()
-        self.auth = {"Authorization": f"Bearer {PLAN['keys'][0]['key']}"}
+        if VARIANT is None:
+            self.api_key = PLAN["keys"][0]
+        self.auth = {"Authorization": f"Bearer {self.api_key['key']}"}
 
     @task
     def cached_query(self) -> None:

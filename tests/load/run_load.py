@@ -16,7 +16,17 @@
       ``CACHESYNC_LOAD_SECONDS`` (60); reported whole and for its reads alone; then the read
       mix (``ReadUser``: the same without the writes) as long: the issue's goals are on it;
    b. side by side, alternating ``CACHESYNC_LOAD_PAIR_ROUNDS`` (2) times: ``/v1/health`` then one
-      cached query, ``CACHESYNC_LOAD_PAIR_SECONDS`` (15) each, on the same server.
+      cached query, ``CACHESYNC_LOAD_PAIR_SECONDS`` (15) each, on the same server;
+   c. the request guard's cost (``tests/load/guard_phases.py``): baseline keys, rate limits on,
+      signed requests and IP allowlists side by side, ``CACHESYNC_LOAD_GUARD_ROUNDS`` (2) rounds
+      of ``CACHESYNC_LOAD_GUARD_SECONDS`` (15) per variant and workload
+      (``CACHESYNC_LOAD_GUARD_WORKLOADS``: ``cached,reads``) after an unmeasured warm-up of
+      ``CACHESYNC_LOAD_GUARD_WARMUP_SECONDS`` (5) each, every variant as a ratio to the baseline;
+      a feature the code does not have is reported "not available".
+
+The server of phases a, b and the baseline runs with rate limits off
+(``CACHESYNC_API_RATE_LIMITS_ENABLED=false``: the figures compare with earlier runs); the rate
+limit variant has a second server of its own, with limits on and too high to refuse anything.
 
 The machine's load average is recorded before and after each phase (the emulators, the server
 and locust share its cores; other work on the machine shows there). Results go to
@@ -49,6 +59,7 @@ from cachesync.local import LocalStack
 from cachesync.local.demo_data import DEMO_CUSTOMERS, demo_documents
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+from tests.load import guard_phases
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 OUTPUT: Final = ROOT / "build" / "bench"
@@ -69,8 +80,17 @@ MIX_SECONDS: Final = _setting("CACHESYNC_LOAD_SECONDS", 60)
 PAIR_SECONDS: Final = _setting("CACHESYNC_LOAD_PAIR_SECONDS", 15)
 PAIR_ROUNDS: Final = _setting("CACHESYNC_LOAD_PAIR_ROUNDS", 2)
 FLOOR_SECONDS: Final = _setting("CACHESYNC_LOAD_FLOOR_SECONDS", 10)
-PHASES: Final = frozenset(os.environ.get("CACHESYNC_LOAD_PHASES", "mix,reads,pair").split(","))
-"""The phases to run (all three by default; fewer when comparing settings)."""
+GUARD_SECONDS: Final = _setting("CACHESYNC_LOAD_GUARD_SECONDS", 15)
+GUARD_ROUNDS: Final = _setting("CACHESYNC_LOAD_GUARD_ROUNDS", 2)
+GUARD_WARMUP_SECONDS: Final = _setting("CACHESYNC_LOAD_GUARD_WARMUP_SECONDS", 5)
+GUARD_WORKLOADS: Final = tuple(
+    os.environ.get("CACHESYNC_LOAD_GUARD_WORKLOADS", "cached,reads").split(",")
+)
+GUARD_USERS: Final = {"cached": "CachedQueryUser", "reads": "ReadUser"}
+PHASES: Final = frozenset(
+    os.environ.get("CACHESYNC_LOAD_PHASES", "mix,reads,pair,guard").split(",")
+)
+"""The phases to run (all four by default; fewer when comparing settings)."""
 SERVER_SETTINGS: Final = (
     "CACHESYNC_API_KEY_CACHE_TTL_SECONDS",
     "CACHESYNC_API_CACHE_TTL_SECONDS",
@@ -80,6 +100,7 @@ GOAL_RPS: Final = 1000
 GOAL_P95_MS: Final = 200
 GOAL_ERROR_RATE: Final = 0.001
 GOAL_CACHED_OVER_HEALTH: Final = 0.6
+TOKEN_SECRET: Final = "load-test-secret-" + "x" * 40
 
 
 def _free_port() -> int:
@@ -93,9 +114,9 @@ def _load_average() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
 
-def seed(stack: LocalStack) -> list[dict[str, Any]]:
-    """Put the demo documents into S3 and the index (as the S3 events would); their keys and
-    customers."""
+def seed(stack: LocalStack, count: int = DOCUMENTS) -> list[dict[str, Any]]:
+    """Put ``count`` demo documents into S3 and the index (as the S3 events would); their keys
+    and customers."""
     s3 = stack.client("s3")
     bucket = stack.provisioned.bucket_name
     index = DynamoDBIndexStore(stack.client("dynamodb"), stack.provisioned.table_name)
@@ -116,7 +137,7 @@ def seed(stack: LocalStack) -> list[dict[str, Any]]:
         return {"key": key, "customers": list(parsed.customers)}
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(put, demo_documents(DOCUMENTS)))
+        return list(pool.map(put, demo_documents(count)))
 
 
 def create_keys(stack: LocalStack) -> list[dict[str, Any]]:
@@ -189,14 +210,24 @@ def store_floor(stack: LocalStack, seconds: float) -> dict[str, Any]:
 
 
 @contextmanager
-def api_server(stack: LocalStack, workers: int, log: Path) -> Iterator[str]:
-    """``cachesync api serve`` on a free port against ``stack``; its base URL."""
+def api_server(
+    stack: LocalStack,
+    workers: int,
+    log: Path,
+    *,
+    usage_table: str,
+    guard: dict[str, str] = guard_phases.UNLIMITED_SERVER,
+) -> Iterator[str]:
+    """``cachesync api serve`` on a free port against ``stack``; its base URL. ``guard``: its
+    rate-limit settings (off by default)."""
     port = _free_port()
     environment = {
         **{n: v for n, v in os.environ.items() if not n.startswith(("AWS_", "CACHESYNC_"))},
         **stack.environment(),
         "CACHESYNC_API_KEYS_TABLE_NAME": stack.resources.api_keys_table_name,
-        "CACHESYNC_API_TOKEN_SECRET": "load-test-secret-" + "x" * 40,
+        "CACHESYNC_API_USAGE_TABLE_NAME": usage_table,
+        **guard,
+        "CACHESYNC_API_TOKEN_SECRET": TOKEN_SECRET,
         "CACHESYNC_RETENTION_DAYS": str(RETENTION.days),
         "CACHESYNC_WRITE_RATE_PER_SECOND": "10000",
         "CACHESYNC_WRITE_BURST": "10000",
@@ -239,9 +270,11 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the API server did not answer within 60 s")
 
 
-def run_locust(url: str, plan: Path, user_class: str, seconds: int, label: str) -> dict[str, Any]:
-    """One headless locust run of ``user_class`` against ``url``; its result, with the machine's
-    load average before and after."""
+def run_locust(
+    url: str, plan: Path, user_class: str, seconds: int, label: str, variant: str | None = None
+) -> dict[str, Any]:
+    """One headless locust run of ``user_class`` against ``url`` (with the keys of ``variant``
+    of the plan, if given); its result, with the machine's load average before and after."""
     result_file = OUTPUT / f"api_load_{label}.json"
     result_file.unlink(missing_ok=True)
     command = [
@@ -257,6 +290,7 @@ def run_locust(url: str, plan: Path, user_class: str, seconds: int, label: str) 
         **os.environ,
         "CACHESYNC_LOAD_PLAN": str(plan),
         "CACHESYNC_LOAD_RESULT": str(result_file),
+        **({"CACHESYNC_LOAD_VARIANT": variant} if variant else {}),
     }
     before = _load_average()
     started = time.monotonic()
@@ -330,6 +364,12 @@ def report(results: dict[str, Any]) -> str:
         for run in pair["runs"]:
             name = "health" if run["user_class"] == "HealthUser" else "cached query"
             lines.append(_line(name, run["total"]) + f"  load {run['load_before']}")
+    guard = results.get("guard")
+    if guard is not None:
+        settings = results["settings"]
+        lines += guard_phases.report_lines(
+            guard["summary"], settings["guard_rounds"], settings["guard_seconds"]
+        )
     floor = results["floor"]
     lines.append(
         f"stack floor, no API (8 threads, {FLOOR_SECONDS} s each, load {floor['load_before']}): "
@@ -350,8 +390,78 @@ def report(results: dict[str, Any]) -> str:
         goals[f"cached query >= {GOAL_CACHED_OVER_HEALTH} x health rps"] = (
             pair["ratio"] >= GOAL_CACHED_OVER_HEALTH
         )
+    if guard is not None:
+        # The issue's goals with each guard feature on (the read mix), and no failed request.
+        workloads = guard["summary"]["workloads"]
+        for variant, figures in workloads.get("reads", {}).items():
+            goals[f">= {GOAL_RPS} rps (read mix, {variant})"] = figures["rps"] >= GOAL_RPS
+            goals[f"p95 < {GOAL_P95_MS} ms (read mix, {variant})"] = figures["p95_ms"] < GOAL_P95_MS
+        for workload, variants in workloads.items():
+            for variant, figures in variants.items():
+                rate = figures["failures"] / figures["requests"] if figures["requests"] else 1.0
+                goals[f"errors < {GOAL_ERROR_RATE:.1%} ({workload}, {variant})"] = (
+                    rate < GOAL_ERROR_RATE
+                )
     lines += [f"  goal {'met   ' if met else 'MISSED'} {goal}" for goal, met in goals.items()]
     return "\n".join(lines)
+
+
+def run_guard_phases(
+    stack: LocalStack,
+    url: str,
+    plan_file: Path,
+    variants: dict[str, list[dict[str, Any]]],
+    unavailable: dict[str, str],
+    usage_table: str,
+) -> dict[str, Any]:
+    """Phase (c): every available guard variant, probed, then measured in alternation with the
+    baseline; their runs and summary."""
+    unavailable = dict(unavailable)
+    limited_log = OUTPUT / "api_load_server_rate_limited.log"
+    with api_server(
+        stack, WORKERS, limited_log, usage_table=usage_table, guard=guard_phases.RATE_LIMITED_SERVER
+    ) as limited_url:
+        urls = {variant: limited_url if variant == "rate_limits" else url for variant in variants}
+        measured = []
+        for variant in guard_phases.VARIANTS:
+            if variant not in variants:
+                continue
+            try:
+                guard_phases.probe(variant, urls[variant], variants)
+                measured.append(variant)
+            except guard_phases.FeatureUnavailableError as reason:
+                unavailable[variant] = str(reason)
+        if "baseline" not in measured:
+            raise RuntimeError(f"the baseline keys do not work: {unavailable.get('baseline')}")
+        # Not measured: the first run on a fresh server (imports, connection pools, the JVM's
+        # compiler) would otherwise count against whichever variant comes first.
+        for variant in measured:
+            for workload in GUARD_WORKLOADS if GUARD_WARMUP_SECONDS > 0 else ():
+                run_locust(
+                    urls[variant],
+                    plan_file,
+                    GUARD_USERS[workload],
+                    GUARD_WARMUP_SECONDS,
+                    f"guard_warmup_{workload}_{variant}",
+                    variant=variant,
+                )
+        runs = []
+        for round_number in range(GUARD_ROUNDS):
+            # The order turns each round: no variant always runs on the warmest stack.
+            shift = round_number % len(measured)
+            for variant in measured[shift:] + measured[:shift]:
+                for workload in GUARD_WORKLOADS:
+                    label = f"guard_{workload}_{variant}_{round_number}"
+                    run = run_locust(
+                        urls[variant],
+                        plan_file,
+                        GUARD_USERS[workload],
+                        GUARD_SECONDS,
+                        label,
+                        variant=variant,
+                    )
+                    runs.append(run | {"variant": variant, "workload": workload})
+    return {"runs": runs, "summary": guard_phases.summarise(runs, unavailable)}
 
 
 def main() -> int:
@@ -370,13 +480,20 @@ def main() -> int:
             "mix_seconds": MIX_SECONDS,
             "pair_seconds": PAIR_SECONDS,
             "pair_rounds": PAIR_ROUNDS,
+            "guard_seconds": GUARD_SECONDS,
+            "guard_rounds": GUARD_ROUNDS,
+            "guard_workloads": list(GUARD_WORKLOADS),
+            "guard_warmup_seconds": GUARD_WARMUP_SECONDS,
             "server": {n: os.environ[n] for n in SERVER_SETTINGS if n in os.environ},
         },
     }
     with LocalStack() as stack:
         documents = seed(stack)
+        usage_table = guard_phases.ensure_usage_table(stack)
+        variants, unavailable = guard_phases.create_variant_keys(stack, TOKEN_SECRET)
         plan = {
             "keys": create_keys(stack),
+            "variants": variants,
             "documents": documents,
             "customers": list(DEMO_CUSTOMERS),
             "months": _months(datetime.now(UTC)),
@@ -385,7 +502,8 @@ def main() -> int:
         plan_file = OUTPUT / "api_load_plan.json"
         plan_file.write_text(json.dumps(plan))
         results["floor"] = store_floor(stack, FLOOR_SECONDS)
-        with api_server(stack, WORKERS, OUTPUT / "api_load_server.log") as url:
+        server_log = OUTPUT / "api_load_server.log"
+        with api_server(stack, WORKERS, server_log, usage_table=usage_table) as url:
             if "mix" in PHASES:
                 results["mix"] = run_locust(url, plan_file, "MixUser", MIX_SECONDS, "mix")
             if "reads" in PHASES:
@@ -398,6 +516,10 @@ def main() -> int:
                             url, plan_file, user_class, PAIR_SECONDS, f"{label}_{round_number}"
                         )
                     )
+            if "guard" in PHASES:
+                results["guard"] = run_guard_phases(
+                    stack, url, plan_file, variants, unavailable, usage_table
+                )
     if runs:
         health = [r["total"]["rps"] for r in runs if r["user_class"] == "HealthUser"]
         cached = [r["total"]["rps"] for r in runs if r["user_class"] == "CachedQueryUser"]

@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args, get_origin
 
 import hcl2
 import pytest
@@ -23,7 +23,7 @@ from hcl2.utils import SerializationOptions
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from cachesync import api_keys_schema, index_schema
+from cachesync import api_keys_schema, api_usage_schema, index_schema
 from cachesync.api.cache_metrics import API_CACHE_HITS, API_CACHE_MISSES, CACHE_DIMENSION
 from cachesync.settings import (
     ApiSettings,
@@ -72,6 +72,7 @@ UNSET_SETTINGS: Final = {"query_api": {"api_token_secret"}}
 RESOURCE_SETTINGS: Final = {
     "idempotency_table_name": "${aws_dynamodb_table.idempotency.name}",
     "api_keys_table_name": "${aws_dynamodb_table.api_keys.name}",
+    "api_usage_table_name": "${aws_dynamodb_table.api_usage.name}",
     "api_token_secret_id": "${aws_secretsmanager_secret.api_token.arn}",
 }
 EVENT_FUNCTIONS: Final = {"s3_object_created", "s3_object_removed"}
@@ -475,8 +476,9 @@ def test_index_table_matches_the_schema_module(tf: Terraform) -> None:
 
 
 def test_tables_are_protected(tf: Terraform) -> None:
-    assert set(tf.resources["aws_dynamodb_table"]) == {"index", "idempotency", "api_keys"}
-    for name in ("index", "idempotency", "api_keys"):
+    tables = {"index", "idempotency", "api_keys", "api_usage"}
+    assert set(tf.resources["aws_dynamodb_table"]) == tables
+    for name in sorted(tables):
         table = tf.resources["aws_dynamodb_table"][name]
         assert table["point_in_time_recovery"] == [{"enabled": True}]
         (encryption,) = table["server_side_encryption"]
@@ -509,6 +511,34 @@ def test_api_keys_table_matches_the_schema_module(tf: Terraform) -> None:
     ]
     (ttl,) = table["ttl"]
     assert ttl == {"attribute_name": api_keys_schema.TTL_ATTRIBUTE, "enabled": True}
+    assert "global_secondary_index" not in table
+
+
+def test_api_usage_table_matches_the_schema_module(tf: Terraform) -> None:
+    # Given the usage table and api_usage_schema's CreateTable request
+    table = tf.resources["aws_dynamodb_table"]["api_usage"]
+    request = api_usage_schema.create_api_usage_table_request(
+        api_usage_schema.API_USAGE_TABLE_NAME_DEFAULT
+    )
+    # Then name, billing, key and TTL attribute are the schema module's, as are the defaults
+    assert table["name"] == "${var.api_usage_table_name}"
+    assert tf.variables["api_usage_table_name"]["default"] == (
+        api_usage_schema.API_USAGE_TABLE_NAME_DEFAULT
+    )
+    assert ApiSettings.model_fields["api_usage_table_name"].default == (
+        api_usage_schema.API_USAGE_TABLE_NAME_DEFAULT
+    )
+    assert table["billing_mode"] == request["BillingMode"] == "PAY_PER_REQUEST"
+    assert [table["hash_key"]] == [k["AttributeName"] for k in request["KeySchema"]]
+    assert table["hash_key"] == api_usage_schema.PARTITION_KEY
+    assert "range_key" not in table
+    assert [{"name": a["name"], "type": a["type"]} for a in table["attribute"]] == [
+        {"name": d["AttributeName"], "type": d["AttributeType"]}
+        for d in request["AttributeDefinitions"]
+    ]
+    # And counters and nonces expire by the schema's TTL attribute
+    (ttl,) = table["ttl"]
+    assert ttl == {"attribute_name": api_usage_schema.TTL_ATTRIBUTE, "enabled": True}
     assert "global_secondary_index" not in table
 
 
@@ -597,8 +627,17 @@ def test_optional_settings_come_from_variables_with_the_model_defaults(
         assert environment[variable_name(name)] == f"${{tostring(var.{name})}}"
         variable = tf.variables[name]
         assert variable["default"] == field.default, f"var.{name}"
+        if field.annotation is bool:
+            # A bool has no bounds: its type is the whole check, and null is refused.
+            assert variable["type"] in ("bool", "${bool}"), f"var.{name}"
+            assert variable["nullable"] is False, f"var.{name}"
+            continue
         (validation,) = variable["validation"]
         condition = validation["condition"]
+        if get_origin(field.annotation) is Literal:
+            # A choice: the condition admits exactly the model's values.
+            allowed = re.findall(r'"([^"]*)"', unquote(condition))
+            assert sorted(allowed) == sorted(get_args(field.annotation)), f"var.{name}"
         for bound in field.metadata:
             for attribute, operator in (("ge", ">="), ("gt", ">"), ("le", "<=")):
                 limit = getattr(bound, attribute, None)
@@ -1113,8 +1152,30 @@ def test_query_api_reads_and_rotates_keys_and_reads_its_secret_only(tf: Terrafor
         if keys_table in resources
     ]
     assert sorted(touching_keys) == ["dynamodb:GetItem", "dynamodb:PutItem"]
-    # Updates: the idempotency records and the write-through's claim on the index
+    # The usage table: exactly the actions of the calls its store makes, in a statement of its own
+    usage_table = "${aws_dynamodb_table.api_usage.arn}"
+    usage_store = ROOT / "shared" / "cachesync" / "stores" / "dynamodb_api_usage.py"
+    usage_calls = set(
+        re.findall(r"self\._client\.(\w+)\(", usage_store.read_text(encoding="utf-8"))
+    )
+    assert usage_calls == {"update_item", "put_item"}
+    touching_usage = [
+        action
+        for action, grants in by_action.items()
+        for resources in grants
+        if usage_table in resources
+    ]
+    assert sorted(touching_usage) == sorted(
+        action for call in usage_calls for action in CLIENT_CALL_ACTIONS[call]
+    )
+    assert [
+        [unquote(r) for r in s["resources"]]
+        for s in statements(document)
+        if usage_table in [unquote(r) for r in s.get("resources", [])]
+    ] == [[usage_table]]
+    # Updates: the idempotency records, the write-through's claim on the index, the counters
     assert sorted(r[0] for r in by_action["dynamodb:UpdateItem"]) == [
+        "${aws_dynamodb_table.api_usage.arn}",
         "${local.idempotency_table_arn}",
         "${local.table_arn}",
     ]
@@ -1137,6 +1198,14 @@ def test_operators_manage_api_keys(tf: Terraform) -> None:
     # cachesync keys create (PutItem), list (Scan), revoke (GetItem, PutItem)
     assert actions_of(tf, manage) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"}
     assert manage["resources"] == ["${aws_dynamodb_table.api_keys.arn}"]
+    # Signing keys' secrets are derived from the token secret: create and rotate read it, only it
+    (signing,) = [s for s in statements(operator) if s.get("sid") == "ShowSigningSecrets"]
+    assert actions_of(tf, signing) == {"secretsmanager:GetSecretValue"}
+    assert signing["resources"] == ["${aws_secretsmanager_secret.api_token.arn}"]
+    secret_readers = [
+        s for s in statements(operator) if "secretsmanager:GetSecretValue" in actions_of(tf, s)
+    ]
+    assert secret_readers == [signing]
 
 
 def test_api_alarms_5xx_rate_p95_latency_and_4xx_spike(tf: Terraform) -> None:
@@ -1180,6 +1249,71 @@ def test_dashboard_shows_the_api_cache_hit_ratio_of_the_emitted_metrics(tf: Terr
         assert f'title  = "{title}"' in text
 
 
+# The query API's own metric names (namespace cachesync): the contract with the code that emits
+# them, written down in docs/RUNBOOK.md#query-api-metrics. Per request, with dimensions
+# {service, route} and {service, key_id}: requests, errors, throttled, latency; per limiter
+# failure, with {service} only.
+API_THROTTLED: Final = "ApiThrottled"
+API_RATE_LIMITER_UNAVAILABLE: Final = "ApiRateLimiterUnavailable"
+API_REQUEST_METRICS: Final = ("ApiRequests", "ApiClientErrors", "ApiServerErrors", API_THROTTLED)
+API_LATENCY: Final = "ApiLatency"
+
+
+def test_api_rate_limit_alarms_watch_the_emitted_metrics(tf: Terraform) -> None:
+    # Given the two rate-limit alarms
+    assert tf.locals["api_metric_dimensions"] == {"service": "query_api"}
+    throttled = alarm(tf, "api_throttled_requests")
+    unavailable = alarm(tf, "api_rate_limiter_unavailable")
+    # Then the throttled requests of every route are summed by one Metrics Insights query over
+    # exactly the {service, route} set (an alarm cannot SEARCH; the key_id set would count twice)
+    (query,) = throttled["metric_query"]
+    assert query["expression"] == "${local.api_throttled_query}"
+    assert query["return_data"] is True
+    assert query["period"] == "${var.alarm_period_seconds}"
+    # A CloudWatch Metrics Insights query, not SQL.
+    schema = 'SCHEMA("cachesync", route, service)'
+    insights = f"SELECT SUM({API_THROTTLED}) FROM {schema} WHERE service = 'query_api'"  # noqa: S608
+    assert unquote(tf.locals["api_throttled_query"]) == insights
+    assert throttled["comparison_operator"] == "GreaterThanThreshold"
+    assert throttled["threshold"] == "${var.api_throttled_requests_threshold}"
+    assert tf.variables["api_throttled_requests_threshold"]["default"] == 100
+    # And any limiter failure in one period alarms
+    assert (unavailable["namespace"], unavailable["metric_name"]) == (
+        "cachesync",
+        API_RATE_LIMITER_UNAVAILABLE,
+    )
+    assert unavailable["dimensions"] == "${local.api_metric_dimensions}"
+    assert (unavailable["comparison_operator"], unavailable["threshold"]) == (
+        "GreaterThanThreshold",
+        0,
+    )
+    assert (unavailable["statistic"], unavailable["evaluation_periods"]) == ("Sum", 1)
+
+
+def test_runbook_names_the_query_api_metrics_the_alarms_and_dashboard_use(
+    tf: Terraform,
+) -> None:
+    # Given the RUNBOOK's metrics contract and the dashboard's text
+    runbook = (ROOT / "docs" / "RUNBOOK.md").read_text(encoding="utf-8")
+    section = runbook[runbook.index("## Query API metrics") :]
+    section = section[: section.index("\n## ", 1)]
+    text = tf.texts["cloudwatch.tf"]
+    dashboard = text[text.index("dashboard_widgets") :]
+    # Then every name is documented there and used on the dashboard
+    for name in (*API_REQUEST_METRICS, API_LATENCY, API_RATE_LIMITER_UNAVAILABLE):
+        assert f"`{name}`" in section, name
+        assert name in dashboard, name
+    # And per-route and per-key lines come from SEARCH on exactly those dimensions
+    for dimension in ("route", "key_id"):
+        assert f"SEARCH('{{cachesync,service,{dimension}}} MetricName" in dashboard, dimension
+        assert f"`{dimension}`" in section, dimension
+
+
 def test_outputs_give_the_api_url(tf: Terraform) -> None:
     assert tf.outputs["api_url"]["value"] == "${aws_api_gateway_stage.query.invoke_url}"
-    assert {"api_docs_url", "api_keys_table_name", "api_token_secret_arn"} <= set(tf.outputs)
+    assert {
+        "api_docs_url",
+        "api_keys_table_name",
+        "api_usage_table_name",
+        "api_token_secret_arn",
+    } <= set(tf.outputs)
