@@ -243,6 +243,6 @@ def test_a_limiter_failing_open_serves_and_counts_the_failure_as_a_metric(
     # Then it is served (404: nothing written) without a count, and the failure is a metric
     assert response["statusCode"] == 404, response["body"]
     assert "x-ratelimit-remaining" not in {k.lower() for k in response["multiValueHeaders"]}
-    points = metric_points(emf_lines(capsys.readouterr().out), "ApiRateLimiterFailures")
+    points = metric_points(emf_lines(capsys.readouterr().out), "ApiRateLimiterUnavailable")
     # (Powertools writes a metric's values as a list: one point, one failure)
-    assert [point["ApiRateLimiterFailures"] for point in points] == [[1.0]]
+    assert [point["ApiRateLimiterUnavailable"] for point in points] == [[1.0]]

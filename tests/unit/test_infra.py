@@ -25,6 +25,7 @@ from pydantic_core import PydanticUndefined
 
 from cachesync import api_keys_schema, api_usage_schema, index_schema
 from cachesync.api.cache_metrics import API_CACHE_HITS, API_CACHE_MISSES, CACHE_DIMENSION
+from cachesync.api.wiring import RATE_LIMITER_FAILURE_METRIC
 from cachesync.settings import (
     ApiSettings,
     BackfillSettings,
@@ -1264,6 +1265,8 @@ def test_api_rate_limit_alarms_watch_the_emitted_metrics(tf: Terraform) -> None:
     assert tf.locals["api_metric_dimensions"] == {"service": "query_api"}
     throttled = alarm(tf, "api_throttled_requests")
     unavailable = alarm(tf, "api_rate_limiter_unavailable")
+    # And the code emits the limiter metric under the name the alarm watches
+    assert RATE_LIMITER_FAILURE_METRIC == API_RATE_LIMITER_UNAVAILABLE
     # Then the throttled requests of every route are summed by one Metrics Insights query over
     # exactly the {service, route} set (an alarm cannot SEARCH; the key_id set would count twice)
     (query,) = throttled["metric_query"]

@@ -29,7 +29,7 @@ from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.page_tokens import PageTokens
 from cachesync.stores.secrets_manager import SecretsManagerSecretStore
 
-RATE_LIMITER_FAILURE_METRIC: Final = "ApiRateLimiterFailures"
+RATE_LIMITER_FAILURE_METRIC: Final = "ApiRateLimiterUnavailable"
 """Counted each time the rate limiter cannot reach its counters (alarm on it)."""
 # HMAC-SHA256 keys shorter than the hash add no strength and hint at a wrong secret.
 MIN_TOKEN_SECRET_BYTES: Final = 32
