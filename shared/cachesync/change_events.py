@@ -27,7 +27,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from cachesync.index_models import DocumentKind
+from cachesync.documents import DocumentKind
 from cachesync.index_schema import DOCUMENT_SORT_KEY, SORT_KEY, Attr, RecordType
 from cachesync.ordering import parse_time
 
