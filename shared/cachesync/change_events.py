@@ -28,6 +28,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict
 
 from cachesync.documents import DocumentKind
+from cachesync.index_models import WriteSource
 from cachesync.index_schema import DOCUMENT_SORT_KEY, SORT_KEY, Attr, RecordType
 from cachesync.ordering import parse_time
 
@@ -63,6 +64,8 @@ class DocumentSnapshot(BaseModel):
     version_id: str | None
     size: int
     s3_last_modified: datetime
+    source: WriteSource
+    """Who indexed this version: an S3 event, a write-through, a backfill or a fallback read."""
 
     def changed_from(self, earlier: DocumentSnapshot) -> tuple[str, ...]:
         """The watched fields that differ from ``earlier``, then ``content`` if the body did."""
@@ -161,6 +164,7 @@ def view_of(image: dict[str, Any] | None) -> View:
         version_id=image.get(Attr.VERSION_ID),
         size=int(image[Attr.SIZE]),
         s3_last_modified=parse_time(image[Attr.S3_LAST_MODIFIED]),
+        source=image[Attr.SOURCE],
     )
 
 

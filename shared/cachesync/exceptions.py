@@ -310,3 +310,21 @@ class SecretRequestError(SecretStoreError):
     secret holds no string."""
 
     verb = "refused"
+
+
+class ChangeFeedStoreError(CacheSyncError):
+    """The change feed table (published state, analytics) could not be read or written."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        super().__init__(f"{operation} on the change feed table failed ({code}): {message}")
+
+
+class IndexStreamError(CacheSyncError):
+    """The index table's stream could not be described or read."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        super().__init__(f"{operation} on the index stream failed ({code}): {message}")
