@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -13,6 +13,7 @@ from botocore.exceptions import NoRegionError, ProfileNotFound
 
 from cachesync import aws_clients
 from cachesync.backfill import Backfill, ObjectIndexer
+from cachesync.change_feed import ChangeFeed, EventPublisher
 from cachesync.document_store import CachedDocumentStore, DirectS3DocumentStore, DocumentStore
 from cachesync.exceptions import ConfigurationError
 from cachesync.fallback_reader import FallbackReader
@@ -22,6 +23,7 @@ from cachesync.settings import (
     ApiSettings,
     BackfillSettings,
     BaseSettings,
+    ChangeFeedSettings,
     CliSettings,
     DocumentStoreSettings,
     FallbackReadSettings,
@@ -29,6 +31,7 @@ from cachesync.settings import (
     WriteThroughSettings,
     load_settings,
 )
+from cachesync.stores.dynamodb_change_feed import DynamoDBChangeFeedStore
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.lambda_invoker import LambdaInvoker
 from cachesync.stores.s3_objects import S3ObjectStore
@@ -228,3 +231,17 @@ def open_document_store(
         build_writer(settings, client_options),
         index,
     )
+
+
+def build_change_feed(
+    settings: ChangeFeedSettings,
+    publishers: Iterable[EventPublisher] = (),
+    client_options: ClientOptions | None = None,
+) -> ChangeFeed:
+    """The change feed on the change feed table, passing events to ``publishers``."""
+    options = (client_options or {}).get("dynamodb", {})
+    with _configuration_errors():
+        store = DynamoDBChangeFeedStore(
+            aws_clients.client("dynamodb", **options), settings.change_feed_table_name
+        )
+    return ChangeFeed(store, publishers)

@@ -18,12 +18,13 @@ from pydantic_core import PydanticCustomError
 
 from cachesync.api_keys_schema import API_KEYS_TABLE_NAME_DEFAULT
 from cachesync.api_usage_schema import API_USAGE_TABLE_NAME_DEFAULT
+from cachesync.change_feed_schema import CHANGE_FEED_TABLE_NAME_DEFAULT
 from cachesync.exceptions import ConfigurationError
 from cachesync.validation_errors import first_validation_error
 
 PREFIX: Final = "CACHESYNC_"
 
-S = TypeVar("S", bound="BaseSettings")
+S = TypeVar("S", bound=BaseModel)
 
 
 class BaseSettings(BaseModel):
@@ -208,3 +209,14 @@ class ApiSettings(BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSe
     def cors_origins(self) -> tuple[str, ...]:
         """:attr:`api_cors_origins` as a tuple."""
         return tuple(o.strip() for o in self.api_cors_origins.split(",") if o.strip())
+
+
+class ChangeFeedSettings(BaseModel):
+    """Settings of the change feed (the ``change_feed`` function and the local stack's pump)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    change_feed_table_name: str = Field(
+        default=CHANGE_FEED_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """What the feed published per document, and the analytics (``change_feed_schema.py``)."""
