@@ -194,6 +194,10 @@ class ApiSettings(BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSe
     ``closed`` refuses with 503."""
     api_bulk_concurrency: int = Field(default=8, ge=1, le=20)
     """Items of one ``POST /v1/documents/bulk`` written at once (at most the client pool's 20)."""
+    change_feed_table_name: str = Field(
+        default=CHANGE_FEED_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """The change feed's analytics counters (``/v1/analytics``; ``change_feed_schema.py``)."""
 
     @model_validator(mode="after")
     def _one_token_secret_source(self) -> ApiSettings:

@@ -32,6 +32,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cachesync.api.analytics_routes import register_analytics_routes
 from cachesync.api.cache import ApiCaches
 from cachesync.api.docs import DOCS_CSP, DOCS_PAGE, docs_asset
 from cachesync.api.keys import (
@@ -82,6 +83,7 @@ from cachesync.stores.index_query_plan import plan_query
 from cachesync.stores.page_tokens import PageTokens
 
 if TYPE_CHECKING:
+    from cachesync.analytics import AnalyticsReader
     from cachesync.fallback_reader import FallbackReader
     from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
     from cachesync.write_through import DocumentWriter
@@ -162,6 +164,8 @@ class ApiDependencies:
     key_cache_ttl_seconds: float = 0.0
     """How long a process reuses a key record it read (0: read on every request); a revocation
     takes effect within this time."""
+    analytics: AnalyticsReader | None = None
+    """The change feed's counters (``None``: the analytics routes answer 503)."""
 
 
 class CacheSyncResolver(APIGatewayRestResolver):
@@ -537,6 +541,22 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         return Response(
             status_code=200, content_type="application/json", body=body.model_dump_json()
         )
+
+    def analytics_reader() -> AnalyticsReader:
+        if deps.analytics is None:
+            raise ApiProblemError(
+                Problem(503, "analytics-unavailable", "Service Unavailable", "analytics are off")
+            )
+        return deps.analytics
+
+    register_analytics_routes(
+        app,
+        analytics_reader,
+        guard=RequiresScope(Scope.READ, key_records),
+        principal=principal,
+        today=deps.clock,
+        problem_responses=_PROBLEM_RESPONSES,
+    )
 
     @app.get(
         "/v1/health",

@@ -10,6 +10,7 @@ from typing import Final
 from aws_lambda_powertools import Logger, Metrics
 
 from cachesync import aws_clients
+from cachesync.analytics import AnalyticsReader
 from cachesync.api.app import ApiDependencies, CacheSyncResolver, create_app
 from cachesync.api.cache import ApiCaches
 from cachesync.api.cache_metrics import cache_metrics_middleware
@@ -17,6 +18,7 @@ from cachesync.exceptions import ConfigurationError, SecretRequestError
 from cachesync.runtime import ClientOptions, build_reader, build_writer
 from cachesync.settings import ApiSettings, variable_name
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
+from cachesync.stores.dynamodb_change_feed import DynamoDBChangeFeedStore
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.page_tokens import PageTokens
 from cachesync.stores.secrets_manager import SecretsManagerSecretStore
@@ -106,6 +108,9 @@ def build_api(
         ),
         logger=logger,
         key_cache_ttl_seconds=settings.api_key_cache_ttl_seconds,
+        analytics=AnalyticsReader(
+            DynamoDBChangeFeedStore(dynamodb, settings.change_feed_table_name)
+        ),
     )
     app = create_app(deps)
     if metrics is not None:
