@@ -49,8 +49,8 @@ def forbidden_reason(address: IPAddress, *, allow_loopback: bool = False) -> str
         ("link-local (instance metadata)", address.is_link_local),
         ("unspecified", address.is_unspecified),
         ("multicast", address.is_multicast),
-        ("private", address.is_private),
         ("reserved", address.is_reserved),
+        ("private", address.is_private),
         # Shared (100.64/10), documentation, benchmarking, 6to4/Teredo relays and the like.
         ("not globally routable", not address.is_global),
     )
