@@ -6,11 +6,11 @@ import http.client
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from cachesync.exceptions import UnsafeWebhookUrlError
-from cachesync.webhooks.address_guard import ResolvedTarget, resolve_target
+from cachesync.webhooks.address_guard import ResolvedTarget, Resolver, resolve_target
 
 USER_AGENT: Final = "cachesync-webhooks/1"
 
@@ -34,12 +34,16 @@ class HttpWebhookSender:
     max_response_bytes: int = 65_536
     allow_loopback: bool = False
     """Only the local stack allows loopback (and plain http)."""
+    resolver: Resolver = field(default=socket.getaddrinfo)
+    """Resolves a host once (``getaddrinfo``'s signature)."""
+    tls_context: ssl.SSLContext | None = None
+    """Verifies receivers' certificates; ``None``: the system's trust store."""
 
     def post(self, url: str, body: str, headers: dict[str, str]) -> SendResult:
         """POST ``body`` with ``headers`` to ``url``; never raises for a receiver's failure."""
         started = time.monotonic()
         try:
-            target = resolve_target(url, allow_loopback=self.allow_loopback)
+            target = resolve_target(url, allow_loopback=self.allow_loopback, resolver=self.resolver)
             status = self._exchange(target, body.encode(), headers)
         except UnsafeWebhookUrlError as error:
             return SendResult(None, f"refused: {error.reason}", _ms_since(started))
@@ -76,7 +80,7 @@ class HttpWebhookSender:
         connection: http.client.HTTPConnection
         if target.scheme == "https":
             connection = http.client.HTTPSConnection(
-                target.host, target.port, context=ssl.create_default_context()
+                target.host, target.port, context=self.tls_context or ssl.create_default_context()
             )
         else:
             connection = http.client.HTTPConnection(target.host, target.port)
