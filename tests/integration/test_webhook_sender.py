@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -155,3 +156,44 @@ def test_a_huge_answer_is_read_only_up_to_the_bound(big_server: Server) -> None:
     assert result.status_code == 200
     assert big_server.seen.write_failed.wait(timeout=10)
     assert big_server.seen.written < BIG_ANSWER_BYTES
+
+
+@pytest.fixture
+def trickling_port() -> Iterator[int]:
+    """A receiver that answers one header byte every 0.1 s, for at most 8 s."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\n")
+            deadline = time.monotonic() + 8
+            while not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    connection.sendall(b"X")
+                except OSError:
+                    return
+                time.sleep(0.1)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(timeout=10)
+    listener.close()
+
+
+def test_a_trickling_receiver_is_cut_at_the_attempt_deadline(trickling_port: int) -> None:
+    # Given a receiver that never stops sending, each byte well within the read timeout
+    sender = HttpWebhookSender(allow_loopback=True, connect_timeout=0.5, read_timeout=0.5)
+    # When a webhook is sent to it
+    started = time.monotonic()
+    result = sender.post(f"http://127.0.0.1:{trickling_port}/hook", "{}", {})
+    took = time.monotonic() - started
+    # Then the attempt is cut at its 1 s deadline (not after the receiver's 8 s), as a failure
+    assert result.status_code is None
+    assert result.error is not None
+    assert "deadline of 1 s passed" in result.error
+    assert took < 3

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Final
 
-from cachesync.exceptions import UnsafeWebhookUrlError
+from cachesync.exceptions import CacheSyncError, UnsafeWebhookUrlError
 from cachesync.webhooks.address_guard import ResolvedTarget, Resolver, resolve_target
 
 USER_AGENT: Final = "cachesync-webhooks/1"
@@ -47,14 +49,23 @@ class HttpWebhookSender:
             status = self._exchange(target, body.encode(), headers)
         except UnsafeWebhookUrlError as error:
             return SendResult(None, f"refused: {error.reason}", _ms_since(started))
+        except _DeadlinePassedError as error:
+            return SendResult(None, str(error), _ms_since(started))
         except (OSError, http.client.HTTPException) as error:
             # Timeouts, refused connections, TLS failures, malformed answers: a failed
             # attempt to retry later, named by its type.
             return SendResult(None, f"{type(error).__name__}: {error}", _ms_since(started))
         return SendResult(status, None, _ms_since(started))
 
+    @property
+    def deadline_seconds(self) -> float:
+        """The longest one attempt may take in total: the read timeout bounds each wait only,
+        and a receiver trickling a byte at a time would otherwise hold the whole batch."""
+        return self.connect_timeout + self.read_timeout
+
     def _exchange(self, target: ResolvedTarget, body: bytes, headers: dict[str, str]) -> int:
         connection = self._connection(target)
+        watchdog = _Watchdog(connection, self.deadline_seconds)
         try:
             connection.request(
                 "POST",
@@ -70,9 +81,18 @@ class HttpWebhookSender:
             # Read a bounded part only: the status is the answer, the body is not needed, and
             # a hostile receiver must not make us hold megabytes.
             response.read(self.max_response_bytes)
-            return response.status
+            status = response.status
+            if watchdog.fired:
+                # The cut can look like a clean end of the headers: never a delivery.
+                raise _DeadlinePassedError(self.deadline_seconds)
+        except (OSError, http.client.HTTPException) as error:
+            if watchdog.fired:
+                raise _DeadlinePassedError(self.deadline_seconds) from error
+            raise
         finally:
+            watchdog.cancel()
             connection.close()
+        return status
 
     def _connection(self, target: ResolvedTarget) -> http.client.HTTPConnection:
         # The name stays the connection's host (Host header, TLS SNI and certificate check);
@@ -99,6 +119,37 @@ class HttpWebhookSender:
 
         connection._create_connection = pinned  # type: ignore[attr-defined]
         return connection
+
+
+class _DeadlinePassedError(CacheSyncError):
+    """Internal: an attempt was cut at its deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"deadline of {seconds:g} s passed: connection cut")
+
+
+class _Watchdog:
+    """Cuts a connection that outlives its deadline: a shutdown wakes a blocked read."""
+
+    def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
+        self._connection = connection
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cut(self) -> None:
+        self.fired = True
+        sock = self._connection.sock
+        if sock is not None:
+            # The plain socket's shutdown, under TLS too: it only wakes the reader, which then
+            # fails and closes the connection itself.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        """The attempt ended in time."""
+        self._timer.cancel()
 
 
 def _ms_since(started: float) -> int:
