@@ -36,10 +36,11 @@ class RecordingHandler:
         return {"batchItemFailures": []}
 
 
+Stream = tuple[DynamoDBIndexStore, DynamoDBStreamReader, str]
+
+
 @pytest.fixture
-def stream(
-    local_stack: LocalStack,
-) -> Iterator[tuple[DynamoDBIndexStore, DynamoDBStreamReader, str]]:
+def stream(local_stack: LocalStack) -> Iterator[Stream]:
     dynamodb = local_stack.client("dynamodb")
     name = f"pump-{uuid.uuid4().hex[:8]}"
     arn = dynamodb.create_table(**create_table_request(name))["TableDescription"]["LatestStreamArn"]
