@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -33,9 +33,13 @@ from cachesync.settings import (
 )
 from cachesync.stores.dynamodb_change_feed import DynamoDBChangeFeedStore
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+from cachesync.stores.dynamodb_webhooks import DynamoDBWebhookStore
 from cachesync.stores.lambda_invoker import LambdaInvoker
 from cachesync.stores.s3_objects import S3ObjectStore
+from cachesync.stores.sqs_webhook_queue import SqsWebhookQueue
 from cachesync.sync import S3EventSync
+from cachesync.webhooks.fan_out import WebhookFanOut
+from cachesync.webhooks_schema import WEBHOOK_DELIVERIES_TABLE_NAME_DEFAULT
 from cachesync.write_through import DocumentWriter
 
 ClientOptions = Mapping[str, Mapping[str, Any]]
@@ -234,14 +238,28 @@ def open_document_store(
 
 
 def build_change_feed(
-    settings: ChangeFeedSettings,
-    publishers: Iterable[EventPublisher] = (),
-    client_options: ClientOptions | None = None,
+    settings: ChangeFeedSettings, client_options: ClientOptions | None = None
 ) -> ChangeFeed:
-    """The change feed on the change feed table, passing events to ``publishers``."""
-    options = (client_options or {}).get("dynamodb", {})
+    """The change feed on the change feed table; with a delivery queue, it also fans events
+    out to the webhook subscriptions."""
+    client_options = client_options or {}
+    publishers: list[EventPublisher] = []
     with _configuration_errors():
-        store = DynamoDBChangeFeedStore(
-            aws_clients.client("dynamodb", **options), settings.change_feed_table_name
-        )
+        dynamodb = aws_clients.client("dynamodb", **client_options.get("dynamodb", {}))
+        store = DynamoDBChangeFeedStore(dynamodb, settings.change_feed_table_name)
+        if settings.webhook_delivery_queue_url is not None:
+            subscriptions = DynamoDBWebhookStore(
+                dynamodb, settings.webhooks_table_name, WEBHOOK_DELIVERIES_TABLE_NAME_DEFAULT
+            )
+            queue = SqsWebhookQueue(
+                aws_clients.client("sqs", **client_options.get("sqs", {})),
+                settings.webhook_delivery_queue_url,
+            )
+            publishers.append(
+                WebhookFanOut(
+                    subscriptions,
+                    queue,
+                    refresh_seconds=settings.webhook_subscriptions_refresh_seconds,
+                )
+            )
     return ChangeFeed(store, publishers)

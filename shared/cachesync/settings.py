@@ -229,6 +229,14 @@ class ChangeFeedSettings(BaseModel):
         default=CHANGE_FEED_TABLE_NAME_DEFAULT, min_length=3, max_length=255
     )
     """What the feed published per document, and the analytics (``change_feed_schema.py``)."""
+    webhooks_table_name: str = Field(
+        default=WEBHOOKS_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """Subscriptions the feed fans events out to (``webhooks_schema.py``)."""
+    webhook_delivery_queue_url: str | None = Field(default=None, min_length=1)
+    """Where delivery messages go; without it the feed keeps analytics only (no webhooks)."""
+    webhook_subscriptions_refresh_seconds: float = Field(default=10.0, ge=0, le=300)
+    """How long a feed process reuses the subscriptions it read (new ones show within it)."""
 
 
 class WebhookDeliverySettings(BaseSettings):

@@ -22,6 +22,7 @@ from standardwebhooks.webhooks import Webhook
 from cachesync.change_events import DocumentSnapshot, DomainEvent, EventType
 from cachesync.documents import DocumentKind
 from cachesync.exceptions import SubscriptionChangedError
+from cachesync.index_models import WriteSource
 from cachesync.local import LocalStack
 from cachesync.local.lambda_functions import LambdaHandler, LocalLambdaContext, load_handler
 from cachesync.stores.dynamodb_webhooks import DynamoDBWebhookStore, SubscriptionChanges
@@ -136,6 +137,7 @@ def document_created() -> DomainEvent:
         version_id=None,
         size=120,
         s3_last_modified=now,
+        source=WriteSource.EVENT,
     )
     return DomainEvent(
         id=f"evt_{uuid.uuid4().hex}",

@@ -9,6 +9,7 @@ import pytest
 
 from cachesync.change_events import DocumentSnapshot, DomainEvent, EventType
 from cachesync.documents import DocumentKind
+from cachesync.index_models import WriteSource
 from cachesync.webhooks.delivery import messages_for
 from cachesync.webhooks.models import (
     DeliveryMessage,
@@ -42,6 +43,7 @@ def snapshot(
         version_id=None,
         size=10,
         s3_last_modified=NOW,
+        source=WriteSource.EVENT,
     )
 
 
