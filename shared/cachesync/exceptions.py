@@ -388,3 +388,11 @@ class DeliveryPostponedError(CacheSyncError):
         self.reason = reason
         then = f"retry in {retry_after} s" if retry_after is not None else "retry budget spent"
         super().__init__(f"delivery {webhook_id} attempt {attempt} failed ({reason}): {then}")
+
+
+class SubscriptionForbiddenError(CacheSyncError):
+    """A webhook subscription asks for customers its owner's key may not see."""
+
+    def __init__(self, customers: list[str]) -> None:
+        self.customers = customers
+        super().__init__(f"this key may not subscribe to customers {customers}")

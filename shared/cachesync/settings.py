@@ -203,6 +203,16 @@ class ApiSettings(BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSe
         default=CHANGE_FEED_TABLE_NAME_DEFAULT, min_length=3, max_length=255
     )
     """The change feed's analytics counters (``/v1/analytics``; ``change_feed_schema.py``)."""
+    webhooks_table_name: str = Field(
+        default=WEBHOOKS_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """Webhook subscriptions (``/v1/webhooks``; ``webhooks_schema.py``)."""
+    webhook_deliveries_table_name: str = Field(
+        default=WEBHOOK_DELIVERIES_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """Recent delivery attempts (``/v1/webhooks/{id}/deliveries``) and test pings' records."""
+    webhook_allow_loopback: bool = False
+    """Allow loopback and plain-http webhook targets: the local stack only, never in AWS."""
 
     @model_validator(mode="after")
     def _one_token_secret_source(self) -> ApiSettings:

@@ -75,6 +75,7 @@ from cachesync.api.problems import (
     validation_problem,
 )
 from cachesync.api.tokens import SigningSealer
+from cachesync.api.webhook_routes import register_webhook_routes
 from cachesync.documents import DocumentKind, parse_document
 from cachesync.exceptions import DocumentNotFoundError, IndexStoreError
 from cachesync.index_models import IndexQuery
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
     from cachesync.analytics import AnalyticsReader
     from cachesync.fallback_reader import FallbackReader
     from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
+    from cachesync.webhooks.subscriptions import SubscriptionManager
     from cachesync.write_through import DocumentWriter
 
 PRINCIPAL: Final = "principal"
@@ -166,6 +168,8 @@ class ApiDependencies:
     takes effect within this time."""
     analytics: AnalyticsReader | None = None
     """The change feed's counters (``None``: the analytics routes answer 503)."""
+    webhooks: SubscriptionManager | None = None
+    """Webhook subscriptions (``None``: the webhook routes answer 503)."""
 
 
 class CacheSyncResolver(APIGatewayRestResolver):
@@ -555,6 +559,21 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         guard=RequiresScope(Scope.READ, key_records),
         principal=principal,
         today=deps.clock,
+        problem_responses=_PROBLEM_RESPONSES,
+    )
+
+    def subscription_manager() -> SubscriptionManager:
+        if deps.webhooks is None:
+            raise ApiProblemError(
+                Problem(503, "webhooks-unavailable", "Service Unavailable", "webhooks are off")
+            )
+        return deps.webhooks
+
+    register_webhook_routes(
+        app,
+        subscription_manager,
+        guard=RequiresScope(Scope.ADMIN, key_records),
+        principal=principal,
         problem_responses=_PROBLEM_RESPONSES,
     )
 

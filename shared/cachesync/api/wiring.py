@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools import Logger, Metrics
 
@@ -15,13 +15,21 @@ from cachesync.api.app import ApiDependencies, CacheSyncResolver, create_app
 from cachesync.api.cache import ApiCaches
 from cachesync.api.cache_metrics import cache_metrics_middleware
 from cachesync.exceptions import ConfigurationError, SecretRequestError
+from cachesync.retry_policies import BackoffSchedule
 from cachesync.runtime import ClientOptions, build_reader, build_writer
 from cachesync.settings import ApiSettings, variable_name
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 from cachesync.stores.dynamodb_change_feed import DynamoDBChangeFeedStore
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+from cachesync.stores.dynamodb_webhooks import DynamoDBWebhookStore
 from cachesync.stores.page_tokens import PageTokens
 from cachesync.stores.secrets_manager import SecretsManagerSecretStore
+from cachesync.webhooks.delivery import WebhookDeliverer
+from cachesync.webhooks.http_sender import HttpWebhookSender
+from cachesync.webhooks.subscriptions import SubscriptionManager
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 # HMAC-SHA256 keys shorter than the hash add no strength and hint at a wrong secret.
 MIN_TOKEN_SECRET_BYTES: Final = 32
@@ -64,6 +72,22 @@ def token_secret(
             variable, f"the secret holds {len(value)} bytes, at least {MIN_TOKEN_SECRET_BYTES}"
         )
     return value
+
+
+def subscription_manager(settings: ApiSettings, dynamodb: DynamoDBClient) -> SubscriptionManager:
+    """Webhook subscriptions for the API: the store, and a sender for test pings."""
+    store = DynamoDBWebhookStore(
+        dynamodb, settings.webhooks_table_name, settings.webhook_deliveries_table_name
+    )
+    pinger = WebhookDeliverer(
+        store,
+        HttpWebhookSender(allow_loopback=settings.webhook_allow_loopback),
+        # Pings are sent once, now, and never postponed or counted as failures.
+        schedule=BackoffSchedule(),
+        max_attempts=1,
+        failure_threshold=1,
+    )
+    return SubscriptionManager(store, pinger, allow_loopback=settings.webhook_allow_loopback)
 
 
 def build_api(
@@ -111,6 +135,7 @@ def build_api(
         analytics=AnalyticsReader(
             DynamoDBChangeFeedStore(dynamodb, settings.change_feed_table_name)
         ),
+        webhooks=subscription_manager(settings, dynamodb),
     )
     app = create_app(deps)
     if metrics is not None:

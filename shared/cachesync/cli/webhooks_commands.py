@@ -18,18 +18,14 @@ from cachesync.change_events import EventType
 # The same --grace syntax as `keys rotate` (24h, 90m, 7d, 0s; at most 30d).
 from cachesync.cli.keys_commands import _duration
 from cachesync.cli.output import Results, command_output, errors
-from cachesync.exceptions import SubscriptionNotFoundError
 from cachesync.local.env_file import cli_environment
 from cachesync.settings import WebhookDeliverySettings, load_settings
-from cachesync.webhooks.address_guard import check_url
 from cachesync.webhooks.models import (
-    SigningSecrets,
     Subscription,
     SubscriptionFilters,
-    new_signing_secret,
-    new_subscription_id,
 )
-from cachesync.webhooks.wiring import WebhookComponents, build_webhooks
+from cachesync.webhooks.subscriptions import Owner, SubscriptionManager
+from cachesync.webhooks.wiring import build_webhooks
 
 # Subscriptions made from the command line belong to the operator (AWS credentials), who sees
 # every customer; the API records the admin key's id and customers instead.
@@ -39,10 +35,17 @@ _MAX_BODY_BYTES: Final = 1_048_576
 _ALL_EVENTS: Final = ",".join(event_type.value for event_type in EventType)
 
 
-def _components() -> tuple[WebhookDeliverySettings, WebhookComponents]:
+# The operator (AWS credentials) sees every customer.
+OPERATOR: Final = Owner(key_id=CLI_OWNER, customers=None)
+
+
+def _manager() -> SubscriptionManager:
     environment = cli_environment()
     settings = load_settings(WebhookDeliverySettings, environment.values)
-    return settings, build_webhooks(settings, environment.client_options("dynamodb"))
+    components = build_webhooks(settings, environment.client_options("dynamodb"))
+    return SubscriptionManager(
+        components.store, components.deliverer, allow_loopback=settings.webhook_allow_loopback
+    )
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -79,21 +82,11 @@ def add(
             ) from error
         if not event_types:
             raise typer.BadParameter("--events names no event type")
-        settings, components = _components()
-        check_url(url, allow_loopback=settings.webhook_allow_loopback)
-        subscription = Subscription(
-            id=new_subscription_id(),
-            url=url,
-            event_types=event_types,
-            filters=SubscriptionFilters(
-                customers=_split(customers), kinds=_split(kinds), statuses=_split(statuses)
-            ),
-            owner_key_id=CLI_OWNER,
-            owner_customers=None,
-            created_at=datetime.now(UTC),
-            secrets=SigningSecrets(current=new_signing_secret()),
+        filters = SubscriptionFilters(
+            customers=_split(customers), kinds=_split(kinds), statuses=_split(statuses)
         )
-        components.store.create(subscription)
+        created = _manager().create(OPERATOR, url, event_types, filters)
+        subscription = created.subscription
         secret = subscription.secrets.current
         if as_json:
             results.json(json.dumps({**_described(subscription), "secret": secret}))
@@ -110,8 +103,7 @@ def list_subscriptions(
 ) -> None:
     """List webhook subscriptions (never their secrets)."""
     with command_output() as results:
-        _, components = _components()
-        found = sorted(components.store.list_subscriptions(), key=lambda s: s.created_at)
+        found = _manager().list_for(OPERATOR)
         if as_json:
             results.json(json.dumps([_described(s) for s in found], indent=2))
             return
@@ -145,8 +137,7 @@ def remove(
 ) -> None:
     """Delete a subscription: nothing more is delivered to it."""
     with command_output() as results:
-        _, components = _components()
-        components.store.delete(subscription_id)
+        _manager().delete(OPERATOR, subscription_id)
         results.console.print(f"removed {subscription_id}", highlight=False)
 
 
@@ -160,12 +151,8 @@ def rotate_secret(
     """Give a subscription a new secret, printed once; both sign until the grace ends."""
     with command_output() as results:
         period = _duration(grace)
-        _, components = _components()
-        before = components.store.get(subscription_id)
-        if before is None:
-            raise SubscriptionNotFoundError(subscription_id)
-        secret = new_signing_secret()
-        rotated = components.store.rotate_secret(before, secret, datetime.now(UTC) + period)
+        new = _manager().rotate_secret(OPERATOR, subscription_id, period)
+        rotated, secret = new.subscription, new.secret
         if as_json:
             results.json(json.dumps({**_described(rotated), "secret": secret}))
             return
@@ -184,11 +171,9 @@ def send_test(
 ) -> None:
     """Send a signed webhook.ping now and print what the receiver answered."""
     with command_output() as results:
-        _, components = _components()
-        subscription = components.store.get(subscription_id)
-        if subscription is None:
-            raise SubscriptionNotFoundError(subscription_id)
-        attempt = components.deliverer.ping(subscription)
+        manager = _manager()
+        subscription = manager.get(OPERATOR, subscription_id)
+        attempt = manager.test(OPERATOR, subscription_id)
         if as_json:
             results.json(attempt.model_dump_json())
         else:
