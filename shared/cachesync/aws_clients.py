@@ -21,6 +21,7 @@ from botocore.loaders import create_loader
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -75,6 +76,10 @@ def client(
 def client(
     service: Literal["secretsmanager"], *, endpoint_url: str | None = ..., **kwargs: Any
 ) -> SecretsManagerClient: ...
+@overload
+def client(
+    service: Literal["dynamodbstreams"], *, endpoint_url: str | None = ..., **kwargs: Any
+) -> DynamoDBStreamsClient: ...
 
 
 def client(service: str, *, endpoint_url: str | None = None, **kwargs: Any) -> Any:

@@ -310,3 +310,89 @@ class SecretRequestError(SecretStoreError):
     secret holds no string."""
 
     verb = "refused"
+
+
+class ChangeFeedStoreError(CacheSyncError):
+    """The change feed table (published state, analytics) could not be read or written."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        super().__init__(f"{operation} on the change feed table failed ({code}): {message}")
+
+
+class IndexStreamError(CacheSyncError):
+    """The index table's stream could not be described or read."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        super().__init__(f"{operation} on the index stream failed ({code}): {message}")
+
+
+class UnsafeWebhookUrlError(CacheSyncError):
+    """A webhook URL is refused by the SSRF guard (not https, or a non-public address)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"webhook URL {url!r} refused: {reason}")
+
+
+class SubscriptionNotFoundError(CacheSyncError):
+    """No webhook subscription has this id."""
+
+    def __init__(self, subscription_id: str) -> None:
+        self.subscription_id = subscription_id
+        super().__init__(f"no webhook subscription {subscription_id!r}")
+
+
+class SubscriptionChangedError(CacheSyncError):
+    """A subscription changed between reading and writing it (e.g. two rotations at once)."""
+
+    def __init__(self, subscription_id: str) -> None:
+        self.subscription_id = subscription_id
+        super().__init__(f"webhook subscription {subscription_id!r} changed meanwhile")
+
+
+class WebhookStoreError(CacheSyncError):
+    """Base of the errors of one webhook-table or delivery-queue call: operation, code, why."""
+
+    verb = "failed"
+
+    def __init__(self, operation: str, code: str, reason: str) -> None:
+        self.operation = operation
+        self.code = code
+        self.reason = reason
+        super().__init__(f"webhooks {operation} {self.verb} ({code}): {reason}")
+
+
+class WebhookStoreUnavailableError(WebhookStoreError):
+    """DynamoDB or SQS could not be reached or kept failing after the bounded retries."""
+
+
+class WebhookStoreRequestError(WebhookStoreError):
+    """DynamoDB or SQS refused a call for a non-transient reason (validation, missing table)."""
+
+    verb = "refused"
+
+
+class DeliveryPostponedError(CacheSyncError):
+    """A webhook delivery failed; the message comes back after ``retry_after`` seconds, or
+    (``exhausted``) its retry budget is spent and SQS moves it to the dead-letter queue."""
+
+    def __init__(self, webhook_id: str, attempt: int, retry_after: int | None, reason: str) -> None:
+        self.webhook_id = webhook_id
+        self.attempt = attempt
+        self.retry_after = retry_after
+        self.reason = reason
+        then = f"retry in {retry_after} s" if retry_after is not None else "retry budget spent"
+        super().__init__(f"delivery {webhook_id} attempt {attempt} failed ({reason}): {then}")
+
+
+class SubscriptionForbiddenError(CacheSyncError):
+    """A webhook subscription asks for customers its owner's key may not see."""
+
+    def __init__(self, customers: list[str]) -> None:
+        self.customers = customers
+        super().__init__(f"this key may not subscribe to customers {customers}")

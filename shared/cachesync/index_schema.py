@@ -33,6 +33,9 @@ from typing import Any, Final
 TABLE_NAME_DEFAULT: Final = "cachesync-index"
 IDEMPOTENCY_TABLE_NAME_DEFAULT: Final = "cachesync-idempotency"
 
+# The index table's stream: both images of every item change (the change feed's input).
+STREAM_VIEW_TYPE: Final = "NEW_AND_OLD_IMAGES"
+
 # Table key.
 PARTITION_KEY: Final = "pk"
 SORT_KEY: Final = "sk"
@@ -162,7 +165,8 @@ SUMMARY_ATTRIBUTES: Final = (
 
 
 def create_table_request(table_name: str) -> dict[str, Any]:
-    """The ``CreateTable`` arguments of the index table (on-demand, three summary GSIs)."""
+    """The ``CreateTable`` arguments of the index table (on-demand, three summary GSIs, a
+    stream of both images)."""
     key_attributes = [PARTITION_KEY, SORT_KEY]
     for index in GLOBAL_INDEXES:
         key_attributes += [index.partition_key, index.sort_key]
@@ -176,6 +180,9 @@ def create_table_request(table_name: str) -> dict[str, Any]:
             {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
             {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
         ],
+        # The change feed (change_feed.py) compares each entry's new state with what it last
+        # published, so it needs the new image; the old one stands in before it published any.
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": STREAM_VIEW_TYPE},
         "GlobalSecondaryIndexes": [
             {
                 "IndexName": index.name,

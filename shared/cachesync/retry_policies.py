@@ -146,3 +146,25 @@ def _log_retry(operation: str, attempts: int, state: RetryCallState) -> None:
 
 DEFAULT_RETRY_POLICY: Final = RetryPolicy()
 NO_RETRY: Final = RetryPolicy(attempts=1)
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffSchedule:
+    """Exponential backoff with full jitter for work retried later (webhook deliveries).
+
+    The wait before retry ``n`` (after the n-th failed attempt) is drawn uniformly from
+    ``[0, min(base * 2 ** (n - 1), max)]``: full jitter spreads a receiver's outage's backlog
+    instead of retrying it all at once.
+    """
+
+    base_seconds: float = 60.0
+    max_seconds: float = 21_600.0
+
+    def ceiling(self, failed_attempts: int) -> float:
+        """The longest wait after ``failed_attempts`` (1 or more) failures."""
+        exponent = min(max(failed_attempts - 1, 0), 62)  # 2**62 s is beyond any cap
+        return min(self.base_seconds * float(1 << exponent), self.max_seconds)
+
+    def delay(self, failed_attempts: int, rng: random.Random | None = None) -> float:
+        """A jittered wait after ``failed_attempts`` failures."""
+        return float((rng or random).uniform(0, self.ceiling(failed_attempts)))

@@ -13,6 +13,7 @@ from botocore.exceptions import NoRegionError, ProfileNotFound
 
 from cachesync import aws_clients
 from cachesync.backfill import Backfill, ObjectIndexer
+from cachesync.change_feed import ChangeFeed, EventPublisher
 from cachesync.document_store import CachedDocumentStore, DirectS3DocumentStore, DocumentStore
 from cachesync.exceptions import ConfigurationError
 from cachesync.fallback_reader import FallbackReader
@@ -22,6 +23,7 @@ from cachesync.settings import (
     ApiSettings,
     BackfillSettings,
     BaseSettings,
+    ChangeFeedSettings,
     CliSettings,
     DocumentStoreSettings,
     FallbackReadSettings,
@@ -29,10 +31,15 @@ from cachesync.settings import (
     WriteThroughSettings,
     load_settings,
 )
+from cachesync.stores.dynamodb_change_feed import DynamoDBChangeFeedStore
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+from cachesync.stores.dynamodb_webhooks import DynamoDBWebhookStore
 from cachesync.stores.lambda_invoker import LambdaInvoker
 from cachesync.stores.s3_objects import S3ObjectStore
+from cachesync.stores.sqs_webhook_queue import SqsWebhookQueue
 from cachesync.sync import S3EventSync
+from cachesync.webhooks.fan_out import WebhookFanOut
+from cachesync.webhooks_schema import WEBHOOK_DELIVERIES_TABLE_NAME_DEFAULT
 from cachesync.write_through import DocumentWriter
 
 ClientOptions = Mapping[str, Mapping[str, Any]]
@@ -228,3 +235,31 @@ def open_document_store(
         build_writer(settings, client_options),
         index,
     )
+
+
+def build_change_feed(
+    settings: ChangeFeedSettings, client_options: ClientOptions | None = None
+) -> ChangeFeed:
+    """The change feed on the change feed table; with a delivery queue, it also fans events
+    out to the webhook subscriptions."""
+    client_options = client_options or {}
+    publishers: list[EventPublisher] = []
+    with _configuration_errors():
+        dynamodb = aws_clients.client("dynamodb", **client_options.get("dynamodb", {}))
+        store = DynamoDBChangeFeedStore(dynamodb, settings.change_feed_table_name)
+        if settings.webhook_delivery_queue_url is not None:
+            subscriptions = DynamoDBWebhookStore(
+                dynamodb, settings.webhooks_table_name, WEBHOOK_DELIVERIES_TABLE_NAME_DEFAULT
+            )
+            queue = SqsWebhookQueue(
+                aws_clients.client("sqs", **client_options.get("sqs", {})),
+                settings.webhook_delivery_queue_url,
+            )
+            publishers.append(
+                WebhookFanOut(
+                    subscriptions,
+                    queue,
+                    refresh_seconds=settings.webhook_subscriptions_refresh_seconds,
+                )
+            )
+    return ChangeFeed(store, publishers)

@@ -18,12 +18,18 @@ from pydantic_core import PydanticCustomError
 
 from cachesync.api_keys_schema import API_KEYS_TABLE_NAME_DEFAULT
 from cachesync.api_usage_schema import API_USAGE_TABLE_NAME_DEFAULT
+from cachesync.change_feed_schema import CHANGE_FEED_TABLE_NAME_DEFAULT
 from cachesync.exceptions import ConfigurationError
 from cachesync.validation_errors import first_validation_error
+from cachesync.webhooks_schema import (
+    ATTEMPT_RETENTION_DAYS_DEFAULT,
+    WEBHOOK_DELIVERIES_TABLE_NAME_DEFAULT,
+    WEBHOOKS_TABLE_NAME_DEFAULT,
+)
 
 PREFIX: Final = "CACHESYNC_"
 
-S = TypeVar("S", bound="BaseSettings")
+S = TypeVar("S", bound=BaseModel)
 
 
 class BaseSettings(BaseModel):
@@ -200,6 +206,20 @@ class ApiSettings(
     ``closed`` refuses with 503."""
     api_bulk_concurrency: int = Field(default=8, ge=1, le=20)
     """Items of one ``POST /v1/documents/bulk`` written at once (at most the client pool's 20)."""
+    change_feed_table_name: str = Field(
+        default=CHANGE_FEED_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """The change feed's analytics counters (``/v1/analytics``; ``change_feed_schema.py``)."""
+    webhooks_table_name: str = Field(
+        default=WEBHOOKS_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """Webhook subscriptions (``/v1/webhooks``; ``webhooks_schema.py``)."""
+    webhook_deliveries_table_name: str = Field(
+        default=WEBHOOK_DELIVERIES_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """Recent delivery attempts (``/v1/webhooks/{id}/deliveries``) and test pings' records."""
+    webhook_allow_loopback: bool = False
+    """Allow loopback and plain-http webhook targets: the local stack only, never in AWS."""
 
     @model_validator(mode="after")
     def _one_token_secret_source(self) -> ApiSettings:
@@ -215,3 +235,61 @@ class ApiSettings(
     def cors_origins(self) -> tuple[str, ...]:
         """:attr:`api_cors_origins` as a tuple."""
         return tuple(o.strip() for o in self.api_cors_origins.split(",") if o.strip())
+
+
+class ChangeFeedSettings(BaseModel):
+    """Settings of the change feed (the ``change_feed`` function and the local stack's pump)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    change_feed_table_name: str = Field(
+        default=CHANGE_FEED_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """What the feed published per document, and the analytics (``change_feed_schema.py``)."""
+    webhooks_table_name: str = Field(
+        default=WEBHOOKS_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """Subscriptions the feed fans events out to (``webhooks_schema.py``)."""
+    webhook_delivery_queue_url: str | None = Field(default=None, min_length=1)
+    """Where delivery messages go; without it the feed keeps analytics only (no webhooks)."""
+    webhook_subscriptions_refresh_seconds: float = Field(default=10.0, ge=0, le=300)
+    """How long a feed process reuses the subscriptions it read (new ones show within it)."""
+
+
+class WebhookDeliverySettings(BaseSettings):
+    """Settings of webhook delivery (the ``webhook_delivery`` function, ``cachesync webhooks``).
+
+    The retry budget: attempt ``n`` failed -> the message stays hidden a jittered
+    ``[0, min(base * 2**(n-1), max)]`` seconds; the queue's ``maxReceiveCount`` must equal
+    :attr:`webhook_max_attempts` (then SQS moves the message to the dead-letter queue).
+    """
+
+    webhooks_table_name: str = Field(
+        default=WEBHOOKS_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """Subscriptions (layout: ``webhooks_schema.py``)."""
+    webhook_deliveries_table_name: str = Field(
+        default=WEBHOOK_DELIVERIES_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """Recent delivery attempts, expiring by TTL."""
+    webhook_delivery_queue_url: str | None = Field(default=None, min_length=1)
+    """The delivery queue; required by the ``webhook_delivery`` function (postpones retries)."""
+    webhook_allow_loopback: bool = False
+    """Allow loopback targets and plain http: the local stack only, never in AWS."""
+    webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    webhook_read_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    """Bounds each wait for the receiver's bytes."""
+    webhook_max_response_bytes: int = Field(default=65_536, ge=0, le=1_048_576)
+    """At most this much of a receiver's answer is read."""
+    webhook_retry_base_seconds: float = Field(default=60.0, ge=0, le=3600)
+    """The backoff's first ceiling (doubles per failed attempt)."""
+    webhook_retry_max_seconds: float = Field(default=21_600.0, ge=0, le=42_900)
+    """The backoff's cap: under SQS's 12 h visibility ceiling, with room for the run itself."""
+    webhook_max_attempts: int = Field(default=12, ge=1, le=1000)
+    """Attempts per message: the delivery queue's ``maxReceiveCount``."""
+    webhook_failure_threshold: int = Field(default=10, ge=1, le=10_000)
+    """Consecutive failed attempts (any messages) that mark a subscription failing."""
+    webhook_attempt_retention_days: int = Field(
+        default=ATTEMPT_RETENTION_DAYS_DEFAULT, ge=1, le=365
+    )
+    """How long each attempt's record is kept (TTL)."""

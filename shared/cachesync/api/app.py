@@ -32,6 +32,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cachesync.api.analytics_routes import register_analytics_routes
 from cachesync.api.bulk_documents import bulk_operations, run_bulk
 from cachesync.api.cache import ApiCaches
 from cachesync.api.docs import DOCS_CSP, DOCS_PAGE, docs_asset
@@ -82,6 +83,7 @@ from cachesync.api.request_guard import RequestFacts, RequestGuard
 from cachesync.api.request_limits import LimitPolicy
 from cachesync.api.request_signing import signing_master_secret, signing_secret
 from cachesync.api.tokens import SigningSealer
+from cachesync.api.webhook_routes import register_webhook_routes
 from cachesync.bulk_writes import BulkOperation
 from cachesync.documents import DocumentKind, parse_document
 from cachesync.exceptions import DocumentNotFoundError, IndexStoreError
@@ -91,8 +93,10 @@ from cachesync.stores.index_query_plan import plan_query
 from cachesync.stores.page_tokens import PageTokens
 
 if TYPE_CHECKING:
+    from cachesync.analytics import AnalyticsReader
     from cachesync.fallback_reader import FallbackReader
     from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
+    from cachesync.webhooks.subscriptions import SubscriptionManager
     from cachesync.write_through import DocumentWriter
 
 PRINCIPAL: Final = "principal"
@@ -176,6 +180,10 @@ class ApiDependencies:
     """How many items of one bulk request are written at once."""
     guard: RequestGuard | None = None
     """Allowlists, signatures and rate limits of keyed routes (``None``: allowlists only)."""
+    analytics: AnalyticsReader | None = None
+    """The change feed's counters (``None``: the analytics routes answer 503)."""
+    webhooks: SubscriptionManager | None = None
+    """Webhook subscriptions (``None``: the webhook routes answer 503)."""
 
 
 class CacheSyncResolver(APIGatewayRestResolver):
@@ -665,6 +673,37 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         return Response(
             status_code=200, content_type="application/json", body=body.model_dump_json()
         )
+
+    def analytics_reader() -> AnalyticsReader:
+        if deps.analytics is None:
+            raise ApiProblemError(
+                Problem(503, "analytics-unavailable", "Service Unavailable", "analytics are off")
+            )
+        return deps.analytics
+
+    register_analytics_routes(
+        app,
+        analytics_reader,
+        guard=RequiresScope(Scope.READ, key_records),
+        principal=principal,
+        today=deps.clock,
+        problem_responses=_PROBLEM_RESPONSES,
+    )
+
+    def subscription_manager() -> SubscriptionManager:
+        if deps.webhooks is None:
+            raise ApiProblemError(
+                Problem(503, "webhooks-unavailable", "Service Unavailable", "webhooks are off")
+            )
+        return deps.webhooks
+
+    register_webhook_routes(
+        app,
+        subscription_manager,
+        guard=RequiresScope(Scope.ADMIN, key_records),
+        principal=principal,
+        problem_responses=_PROBLEM_RESPONSES,
+    )
 
     @app.get(
         "/v1/health",

@@ -26,6 +26,11 @@ from cachesync.exceptions import (
     InvalidRequestError,
     ObjectUnavailableError,
     RateLimitTimeoutError,
+    SubscriptionChangedError,
+    SubscriptionForbiddenError,
+    SubscriptionNotFoundError,
+    UnsafeWebhookUrlError,
+    WebhookStoreUnavailableError,
     WriteFailedError,
 )
 
@@ -149,8 +154,14 @@ def problem_for(error: Exception) -> Problem:
         case InvalidDocumentError():
             extensions = {"field": error.field} if error.field else {}
             return Problem(422, "invalid-document", "Invalid Document", str(error), {}, extensions)
-        case DocumentNotFoundError() | ApiKeyNotFoundError():
+        case DocumentNotFoundError() | ApiKeyNotFoundError() | SubscriptionNotFoundError():
             return not_found(str(error)).problem
+        case SubscriptionForbiddenError():
+            return forbidden(str(error)).problem
+        case UnsafeWebhookUrlError():
+            return Problem(422, "unsafe-webhook-url", "Unprocessable Content", str(error))
+        case SubscriptionChangedError():
+            return Problem(409, "subscription-changed", "Conflict", str(error), _RETRY_SOON)
         case IdempotencyConflictError():
             return Problem(422, "idempotency-conflict", "Idempotency Key Reused", str(error))
         case IdempotencyInProgressError():
@@ -162,7 +173,7 @@ def problem_for(error: Exception) -> Problem:
             return Problem(429, "rate-limited", "Too Many Requests", str(error), wait)
         case WriteFailedError():
             return Problem(502, "write-failed", "Bad Gateway", str(error))
-        case IndexUnavailableError() | ObjectUnavailableError():
+        case IndexUnavailableError() | ObjectUnavailableError() | WebhookStoreUnavailableError():
             return Problem(
                 503,
                 "unavailable",

@@ -7,12 +7,13 @@ from datetime import timedelta
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cachesync import aws_clients
+from cachesync.analytics import AnalyticsReader
 from cachesync.api.access_log import access_log_for, install_access_log
 from cachesync.api.app import ApiDependencies, CacheSyncResolver, create_app
 from cachesync.api.cache import ApiCaches
@@ -21,13 +22,22 @@ from cachesync.api.request_guard import RequestGuard
 from cachesync.api.request_limits import FailureMode, LimitPolicy, RequestLimiter
 from cachesync.api.request_signing import SignatureVerifier, signing_master_secret
 from cachesync.exceptions import ConfigurationError, SecretRequestError, UsageStoreError
+from cachesync.retry_policies import BackoffSchedule
 from cachesync.runtime import ClientOptions, build_reader, build_writer
 from cachesync.settings import ApiSettings, TokenSecretSettings, variable_name
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 from cachesync.stores.dynamodb_api_usage import DynamoDBApiUsageStore
+from cachesync.stores.dynamodb_change_feed import DynamoDBChangeFeedStore
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+from cachesync.stores.dynamodb_webhooks import DynamoDBWebhookStore
 from cachesync.stores.page_tokens import PageTokens
 from cachesync.stores.secrets_manager import SecretsManagerSecretStore
+from cachesync.webhooks.delivery import WebhookDeliverer
+from cachesync.webhooks.http_sender import HttpWebhookSender
+from cachesync.webhooks.subscriptions import SubscriptionManager
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 RATE_LIMITER_FAILURE_METRIC: Final = "ApiRateLimiterUnavailable"
 """Counted each time the rate limiter cannot reach its counters (alarm on it)."""
@@ -109,6 +119,22 @@ def build_request_guard(
     )
 
 
+def subscription_manager(settings: ApiSettings, dynamodb: DynamoDBClient) -> SubscriptionManager:
+    """Webhook subscriptions for the API: the store, and a sender for test pings."""
+    store = DynamoDBWebhookStore(
+        dynamodb, settings.webhooks_table_name, settings.webhook_deliveries_table_name
+    )
+    pinger = WebhookDeliverer(
+        store,
+        HttpWebhookSender(allow_loopback=settings.webhook_allow_loopback),
+        # Pings are sent once, now, and never postponed or counted as failures.
+        schedule=BackoffSchedule(),
+        max_attempts=1,
+        failure_threshold=1,
+    )
+    return SubscriptionManager(store, pinger, allow_loopback=settings.webhook_allow_loopback)
+
+
 def build_api(
     settings: ApiSettings,
     *,
@@ -162,6 +188,10 @@ def build_api(
             logger=logger,
             metrics=metrics,
         ),
+        analytics=AnalyticsReader(
+            DynamoDBChangeFeedStore(dynamodb, settings.change_feed_table_name)
+        ),
+        webhooks=subscription_manager(settings, dynamodb),
     )
     app = create_app(deps)
     if metrics is not None:

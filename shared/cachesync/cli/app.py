@@ -14,6 +14,7 @@ from cachesync.cli import (
     keys_commands,
     local_stack,
     usage_commands,
+    webhooks_commands,
 )
 from cachesync.cli.output import EXIT_ERROR, show_usage_error
 
@@ -30,6 +31,8 @@ api_app = typer.Typer(help="The query API over HTTP.", no_args_is_help=True)
 app.add_typer(api_app, name="api")
 keys_app = typer.Typer(help="API keys of the query API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+webhooks_app = typer.Typer(help="Webhook subscriptions and a local receiver.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 
 local_app.command("up")(local_stack.local_up)
 app.command()(local_stack.invoke)
@@ -45,6 +48,12 @@ keys_app.command("list")(keys_commands.list_keys)
 keys_app.command("rotate")(keys_commands.rotate)
 keys_app.command("revoke")(keys_commands.revoke)
 keys_app.command("usage")(usage_commands.usage)
+webhooks_app.command("add")(webhooks_commands.add)
+webhooks_app.command("list")(webhooks_commands.list_subscriptions)
+webhooks_app.command("remove")(webhooks_commands.remove)
+webhooks_app.command("rotate-secret")(webhooks_commands.rotate_secret)
+webhooks_app.command("test")(webhooks_commands.send_test)
+webhooks_app.command("listen")(webhooks_commands.listen)
 
 
 def main() -> None:

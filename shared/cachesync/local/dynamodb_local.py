@@ -34,6 +34,7 @@ from cachesync.local.server_lifecycle import ServerLifecycle, stop_process
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
@@ -57,9 +58,15 @@ def local_client(service: Literal["dynamodb"], endpoint_url: str) -> DynamoDBCli
 def local_client(service: Literal["s3"], endpoint_url: str) -> S3Client: ...
 @overload
 def local_client(service: Literal["sqs"], endpoint_url: str) -> SQSClient: ...
+@overload
+def local_client(
+    service: Literal["dynamodbstreams"], endpoint_url: str
+) -> DynamoDBStreamsClient: ...
 
 
-def local_client(service: Literal["dynamodb", "s3", "sqs"], endpoint_url: str) -> Any:
+def local_client(
+    service: Literal["dynamodb", "dynamodbstreams", "s3", "sqs"], endpoint_url: str
+) -> Any:
     """A client bound to a local emulator, with the local region and dummy credentials."""
     return aws_clients.client(
         service,

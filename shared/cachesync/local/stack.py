@@ -24,6 +24,7 @@ from cachesync.local.server_lifecycle import ServerLifecycle
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
@@ -103,10 +104,14 @@ class LocalStack(ServerLifecycle):
     def client(self, service: Literal["s3"]) -> S3Client: ...
     @overload
     def client(self, service: Literal["sqs"]) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["dynamodbstreams"]) -> DynamoDBStreamsClient: ...
 
-    def client(self, service: Literal["dynamodb", "s3", "sqs"]) -> Any:
+    def client(self, service: Literal["dynamodb", "dynamodbstreams", "s3", "sqs"]) -> Any:
         """A new client bound to the server that serves ``service``."""
-        endpoint = self.dynamodb_endpoint if service == "dynamodb" else self.moto_endpoint
+        # DynamoDB Local serves the tables' streams on its own endpoint, as AWS does.
+        served_by_dynamodb = service in ("dynamodb", "dynamodbstreams")
+        endpoint = self.dynamodb_endpoint if served_by_dynamodb else self.moto_endpoint
         return local_client(service, endpoint)
 
     def environment(self) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Webhooks (Standard Webhooks 1.0): subscriptions, signed deliveries, the SSRF guard."""
