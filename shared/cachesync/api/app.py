@@ -33,6 +33,7 @@ from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cachesync.api.cache import ApiCaches
+from cachesync.api.console import console_router
 from cachesync.api.docs import DOCS_CSP, DOCS_PAGE, docs_asset
 from cachesync.api.keys import (
     InvalidApiKeyError,
@@ -596,6 +597,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
             headers={"Cache-Control": "public, max-age=86400"},
         )
 
+    app.include_router(console_router())
     return app
 
 
