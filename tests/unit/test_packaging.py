@@ -125,7 +125,7 @@ def test_layer_ships_the_web_console_files(packager: ModuleType) -> None:
     # Then every one of them is shipped, not only the Python modules
     assert console
     assert {f"python/cachesync/api/console/{name}" for name in console} <= names
-    assert "python/cachesync/api/console.py" in names
+    assert "python/cachesync/api/console/routes.py" in names
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -1,12 +1,12 @@
-"""The web console at ``/console``: static files served by the API itself (issue 12).
+"""The web console's routes: ``/console`` and its static files, served by the API (issue 12).
 
-A single page of plain ES modules and CSS (``api/console/``), no build step and no CDN: the same
-files run behind API Gateway (the query_api Lambda's layer ships them as package data) and on
-the local server. The page needs no key; every data call it makes carries the key the user typed
-(``Authorization: Bearer``), so serving the files anonymously discloses nothing.
+A single page of plain ES modules and CSS (this package's folder), no build step and no CDN:
+the same files run behind API Gateway (the query_api Lambda's layer ships them as package data)
+and on the local server. The page needs no key; every data call it makes carries the key the
+user typed (``Authorization: Bearer``), so serving the files anonymously discloses nothing.
 
 Only the file names listed in ``CONSOLE_ASSETS`` are served: a request names an asset, never a
-path, so no request can read another file of the package.
+path, so no request can read another file of the package (its Python modules included).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def console_asset(name: str) -> tuple[str, str, str] | None:
     content_type = CONSOLE_ASSETS.get(name)
     if content_type is None:
         return None
-    text = files("cachesync.api").joinpath("console", name).read_text(encoding="utf-8")
+    text = files("cachesync.api.console").joinpath(name).read_text(encoding="utf-8")
     etag = '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"'
     return text, content_type, etag
 
@@ -56,7 +56,7 @@ def console_asset(name: str) -> tuple[str, str, str] | None:
 def console_router() -> Router:
     """A new router with the console's two routes (one per resolver: a router holds the state
     of the resolver it was last included in)."""
-    router = Router()
+    router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ untyped
 
     def asset_response(name: str) -> Response[Any]:
         found = console_asset(name)
