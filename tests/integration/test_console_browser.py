@@ -212,7 +212,9 @@ def test_a_refused_key_shows_the_problem_and_stays_signed_out(
     origin = f"http://{api_world.host}:{api_world.port}"
     page, recorded = open_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{origin}/console", wait_until="load")
+    # (asked for with a trailing slash: redirected to the page's own address)
+    page.goto(f"{origin}/console/", wait_until="load")
+    assert page.url == f"{origin}/console"
     # When it is used to sign in
     page.get_by_label("API key").fill("csk_000000000000_" + "x" * 43)
     page.get_by_role("button", name="Sign in").click()
@@ -269,6 +271,7 @@ def test_the_chart_code_draws_labelled_svg_from_data(
         {**row, "day": "2026-11-02", "status": "approved", "created": 3},
         {**row, "day": "2026-11-02", "status": "draft", "created": 1},
         {**row, "day": "2026-11-01", "status": "approved", "created": 2},
+        {**row, "day": "2026-11-04", "status": "approved", "created": 1},
     ]
     # When the volume, breakdown, lag and gauge charts are drawn, and each with no data
     stacked = draw(page, "volumeChart", volume, "created")
@@ -305,16 +308,18 @@ def test_the_chart_code_draws_labelled_svg_from_data(
         assert chart["label"] == chart["title"] != ""
         assert chart["width"] > 0
     # And the stacked bars: one segment per day and status, days in order, heights in
-    # proportion, a legend of the statuses and a labelled axis
+    # proportion, a legend of the statuses, a labelled axis
     assert [(bar["category"], bar["series"]) for bar in stacked["bars"]] == [
         ("2026-11-01", "approved"),
         ("2026-11-02", "approved"),
         ("2026-11-02", "draft"),
+        ("2026-11-04", "approved"),
     ]
     heights = [bar["height"] for bar in stacked["bars"]]
     assert heights[1] == pytest.approx(3 * heights[2]) == pytest.approx(1.5 * heights[0])
     assert stacked["bars"][1]["fill"] == stacked["bars"][0]["fill"] != stacked["bars"][2]["fill"]
-    assert {"approved", "draft", "2026-11-01", "2026-11-02", "created", "0"} <= set(
+    # (a day without changes keeps its place on the axis)
+    assert {"approved", "draft", "2026-11-01", "2026-11-03", "created", "0"} <= set(
         stacked["texts"]
     )
     # And the breakdown: one bar per key, the negative one as wide in proportion

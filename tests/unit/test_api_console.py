@@ -46,6 +46,19 @@ def test_the_console_page_is_served_without_a_key_with_its_strict_csp(app: Any) 
     assert headers["X-Frame-Options"] == "DENY"
 
 
+@pytest.mark.parametrize(
+    ("path", "location"), [("/console/", "../console"), ("/console//", "../../console")]
+)
+def test_a_trailing_slash_is_redirected_to_the_page(app: Any, path: str, location: str) -> None:
+    # Given the page's address with trailing slashes (its relative URLs would break there)
+    # When it is asked for
+    status, headers, body = call(app, environ(path))
+    # Then a permanent redirect to the slash-less address, relative to the one asked for
+    assert status == "308 Permanent Redirect"
+    assert headers["Location"] == location
+    assert body == b""
+
+
 def test_the_page_needs_no_inline_script_nor_style(app: Any) -> None:
     # Given the console page
     _, _, body = call(app, environ("/console"))

@@ -210,9 +210,26 @@ export function ratioGauge({ title, ratio, detail = "" }) {
   return svg;
 }
 
+/**
+ * Every day from the first to the last of days (YYYY-MM-DD, sorted): a day without changes
+ * has no row in the API's answer but must still take its place on the axis.
+ */
+export function dayRange(days) {
+  const sorted = [...new Set(days)].sort();
+  if (sorted.length < 2) return sorted;
+  const range = [];
+  const last = new Date(`${sorted[sorted.length - 1]}T00:00:00Z`);
+  // At most about two years of days: more would not be readable as bars anyway.
+  for (let day = new Date(`${sorted[0]}T00:00:00Z`); day <= last && range.length < 800;
+    day = new Date(day.getTime() + 86_400_000)) {
+    range.push(day.toISOString().slice(0, 10));
+  }
+  return range;
+}
+
 /** Volume per day, stacked by status: the rows of GET /v1/analytics/volume. */
 export function volumeChart(days, metric = "created") {
-  const categories = [...new Set(days.map((row) => row.day))].sort();
+  const categories = dayRange(days.map((row) => row.day));
   const series = [...new Set(days.map((row) => row.status))].sort();
   const cells = new Map(days.map((row) => [`${row.day}\u0000${row.status}`, row[metric] || 0]));
   return stackedBars({
@@ -238,9 +255,9 @@ export function syncLagChart(days) {
   const labels = new Map(LAG_BUCKETS.map(([name, label]) => [label, name]));
   return stackedBars({
     title: "Sync lag per day, by latency bucket",
-    categories: [...byDay.keys()].sort(),
+    categories: dayRange([...byDay.keys()]),
     series: LAG_BUCKETS.map(([, label]) => label),
-    value: (day, label) => byDay.get(day)[labels.get(label)] || 0,
+    value: (day, label) => (byDay.get(day) || {})[labels.get(label)] || 0,
     yLabel: "changes",
   });
 }

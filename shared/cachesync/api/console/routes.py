@@ -75,6 +75,14 @@ def console_router() -> Router:
 
     @router.get("/console", include_in_schema=False, compress=True)
     def console_page() -> Response[Any]:
+        # Powertools also routes "/console/" here, where the page's relative URLs would point
+        # under /console/console/: send the browser to the slash-less address instead
+        # (relative, so it holds under an API Gateway stage or base path too).
+        path = router.current_event.path
+        slashes = len(path) - len(path.rstrip("/"))
+        if slashes:
+            location = "../" * slashes + "console"
+            return Response(status_code=308, headers={"Location": location}, body=None)
         return asset_response(CONSOLE_PAGE)
 
     @router.get("/console/<asset>", include_in_schema=False, compress=True)

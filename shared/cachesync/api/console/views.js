@@ -233,7 +233,7 @@ function lagTable(days) {
     h("thead", {}, h("tr", {}, ["Day", "Changes", "Mean", ...LAG_BUCKETS.map(([, label]) => label)]
       .map((name) => h("th", { text: name, attrs: { scope: "col" } })))),
     h("tbody", {}, days.map((row) => h("tr", {},
-      h("td", { text: row.day }), h("td", { class: "number", text: String(row.count) }),
+      h("td", { class: "nowrap", text: row.day }), h("td", { class: "number", text: String(row.count) }),
       h("td", { class: "number", text: row.mean_ms === null || row.mean_ms === undefined ? "—" : `${Math.round(row.mean_ms)} ms` }),
       LAG_BUCKETS.map(([name]) => h("td", { class: "number", text: String((row.buckets || {})[name] || 0) }))))));
 }
@@ -270,7 +270,7 @@ export function renderWebhooks(main, ctx) {
   const kinds = h("input", { name: "kinds", attrs: { placeholder: "any (comma list)" } });
   const statuses = h("input", { name: "statuses", attrs: { placeholder: "any (comma list)" } });
   const form = h("form", { class: "filters", attrs: { "aria-label": "Add a webhook" } },
-    field("Endpoint URL", url),
+    h("label", { class: "field wide" }, h("span", { class: "field-label", text: "Endpoint URL" }), url),
     h("fieldset", { class: "field checks" }, h("legend", { class: "field-label", text: "Events" }),
       types.map((box) => h("label", { class: "check" }, box, box.value))),
     field("Customers", customers), field("Kinds", kinds), field("Statuses", statuses),
@@ -334,7 +334,7 @@ async function loadWebhooks(list, detail, secretBox, ctx) {
       h("td", {}, h("span", { class: `badge hook-${hook.status}`, text: hook.status || "" })),
       h("td", { class: "number", text: String(hook.consecutive_failures ?? 0) }),
       h("td", { class: "nowrap", text: formatTime(hook.created_at) }),
-      h("td", { class: "actions" },
+      h("td", {}, h("div", { class: "actions" },
         act("Test", () => testHook(hook, detail, ctx)),
         act("Deliveries", () => showDeliveries(hook, detail, ctx)),
         act("Rotate secret", async () => {
@@ -349,7 +349,7 @@ async function loadWebhooks(list, detail, secretBox, ctx) {
             await call(`webhooks/${encodeURIComponent(hook.id)}`, { method: "DELETE" });
             reload();
           } catch (error) { ctx.fail(error); }
-        }, "danger")));
+        }, "danger"))));
   });
   replace(list, h("h2", { text: "Subscriptions" }), h("div", { class: "table-wrap" }, h("table", { class: "table" },
     h("thead", {}, h("tr", {}, ["URL", "Events", "Filters", "Status", "Failures", "Created", ""].map((name) => h("th", { text: name, attrs: { scope: "col" } })))),
