@@ -229,6 +229,53 @@ def test_a_refused_key_shows_the_problem_and_stays_signed_out(
     assert unexpected == []
 
 
+def sign_in(page: Page, origin: str, key: str) -> None:
+    """Load the console and sign in with ``key``; back when the documents are shown."""
+    page.goto(f"{origin}/console", wait_until="load")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("table.documents, .results .empty").first.wait_for()
+
+
+def test_a_key_refused_while_signed_in_returns_to_sign_in_with_the_problem(
+    api_world: ApiWorld,
+    seeded: dict[str, list[str]],
+    open_page: Callable[[], tuple[Page, Recorded]],
+) -> None:
+    origin = f"http://{api_world.host}:{api_world.port}"
+    # Given a user signed in with a key that is then revoked
+    page, recorded = open_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    revoked = api_world.key()
+    sign_in(page, origin, revoked)
+    api_world.keys.revoke(api_world.created_keys[revoked], datetime.now(UTC))
+    # When the next call is made
+    page.get_by_role("button", name="Search").click()
+    # Then the 401's problem is shown, on the sign-in form, and the key is forgotten
+    page.get_by_label("API key").wait_for()
+    assert page.locator("#problem").inner_text().startswith("Unauthorized")
+    assert page.evaluate("sessionStorage.length") == 0
+    # Given a key limited to globex
+    sign_in(page, origin, api_world.key(customers=("globex",)))
+    assert set(rows(page)) == set(seeded["globex"])
+    # When it asks for acme's documents
+    page.get_by_label("Customer").fill("acme")
+    page.get_by_role("button", name="Search").click()
+    # Then the 403's detail is shown on the sign-in form, and the key is forgotten
+    page.get_by_label("API key").wait_for()
+    problem = page.locator("#problem").inner_text()
+    assert problem.startswith("Forbidden")
+    assert "may not query customer 'acme'" in problem
+    assert page.evaluate("sessionStorage.length") == 0
+    # And the browser logged only the refused calls (no script error, no CSP violation)
+    unexpected = [
+        (kind, text)
+        for kind, text in recorded.errors()
+        if "status of 401" not in text and "status of 403" not in text
+    ]
+    assert unexpected == []
+
+
 def draw(page: Page, function: str, *arguments: Any) -> dict[str, Any]:
     """Call charts.js's ``function`` in the page with ``arguments``; what the SVG shows."""
     result: dict[str, Any] = page.evaluate(
