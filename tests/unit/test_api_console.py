@@ -16,6 +16,8 @@ import pytest
 
 from cachesync.api.app import SECURITY_HEADERS, create_app, openapi_json
 from cachesync.api.console import CONSOLE_ASSETS, CONSOLE_CSP
+from cachesync.local.api_server import event_from_environ
+from cachesync.local.lambda_functions import LocalLambdaContext
 from tests.unit.test_api_app import call, dependencies, environ
 
 ROOT: Final = Path(__file__).resolve().parents[2]
@@ -107,6 +109,18 @@ def test_assets_are_served_with_their_content_type(app: Any, asset: str, content
     assert headers["Content-Security-Policy"] == CONSOLE_CSP
     assert headers["Cache-Control"] == "no-cache"
     assert body == (CONSOLE_DIR / asset).read_bytes()
+
+
+@pytest.mark.parametrize("path", ["/console", "/console/console.js"])
+def test_answers_are_text_never_base64_even_to_a_gzip_client(app: Any, path: str) -> None:
+    # Given a browser's request, accepting gzip, as API Gateway hands it to Lambda
+    event = event_from_environ(environ(path, **{"Accept-Encoding": "gzip, deflate, br"}))  # type: ignore[arg-type]
+    # When the resolver answers it
+    answer = app.resolve(event, LocalLambdaContext("query_api"))
+    # Then the body is the file's text: API Gateway would pass a base64 body through as is
+    assert answer["statusCode"] == 200
+    assert answer["isBase64Encoded"] is False
+    assert "Content-Encoding" not in answer["multiValueHeaders"]
 
 
 def test_a_known_etag_gets_304_without_a_body(app: Any) -> None:

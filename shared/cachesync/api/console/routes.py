@@ -29,6 +29,9 @@ CONSOLE_CSP: Final = (
 # cached console.js could otherwise outlive the index.html of a new deployment.
 CONSOLE_CACHE_CONTROL: Final = "no-cache"
 CONSOLE_PAGE: Final = "index.html"
+# Never compressed here (no compress=True): a gzipped body leaves Lambda base64-encoded, and a
+# REST API without binaryMediaTypes (infra/api_gateway.tf sets none) would hand the browser that
+# base64 text. The files are small (about 50 KB in all).
 
 # name -> content type: the only files served.
 CONSOLE_ASSETS: Final = {
@@ -73,7 +76,7 @@ def console_router() -> Router:
             return Response(status_code=304, headers=headers, body=None)
         return Response(status_code=200, content_type=content_type, body=text, headers=headers)
 
-    @router.get("/console", include_in_schema=False, compress=True)
+    @router.get("/console", include_in_schema=False)
     def console_page() -> Response[Any]:
         # Powertools also routes "/console/" here, where the page's relative URLs would point
         # under /console/console/: send the browser to the slash-less address instead
@@ -85,7 +88,7 @@ def console_router() -> Router:
             return Response(status_code=308, headers={"Location": location}, body=None)
         return asset_response(CONSOLE_PAGE)
 
-    @router.get("/console/<asset>", include_in_schema=False, compress=True)
+    @router.get("/console/<asset>", include_in_schema=False)
     def console_file(asset: str) -> Response[Any]:
         return asset_response(asset)
 
