@@ -18,7 +18,7 @@ from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from cachesync.api.keys import Scope
 from tests.integration.api_http import ApiWorld, api_world, change
@@ -273,6 +273,48 @@ def test_a_key_refused_while_signed_in_returns_to_sign_in_with_the_problem(
         for kind, text in recorded.errors()
         if "status of 401" not in text and "status of 403" not in text
     ]
+    assert unexpected == []
+
+
+def test_the_analytics_and_webhook_views_render_whatever_the_api_answers(
+    api_world: ApiWorld,
+    seeded: dict[str, list[str]],
+    open_page: Callable[[], tuple[Page, Recorded]],
+) -> None:
+    # Given a signed-in user (the analytics and webhook routes may not exist yet: then each
+    # section shows the API's 404 problem; once they exist, their data)
+    origin = f"http://{api_world.host}:{api_world.port}"
+    page, recorded = open_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    # (every scope: a route refusing the key's scope would send the user back to sign in)
+    sign_in(page, origin, api_world.key(scopes=(Scope.READ, Scope.WRITE, Scope.ADMIN)))
+    # When the analytics view is opened and every section has its answer
+    page.get_by_role("link", name="Analytics").click()
+    cards = page.locator(".cards > .card")
+    cards.first.wait_for()
+    expect(page.locator(".cards")).not_to_contain_text("Loading", timeout=TIMEOUT_MS)
+    # Then each section shows a chart, a table, an empty state or a problem
+    assert cards.count() == 5
+    for index in range(5):
+        card = cards.nth(index)
+        shown = card.locator("svg[role=img], table, .empty, .problem")
+        assert shown.count() >= 1, card.inner_text()
+    # And the cache hit ratio, from /v1/health (which exists), is a labelled SVG
+    gauge = cards.nth(4).locator("svg[role=img]")
+    assert gauge.get_attribute("aria-label") == "Cache hit ratio of this API process"
+    # When the webhooks view is opened
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_role("heading", name="Subscriptions").wait_for()
+    expect(page.locator("main")).not_to_contain_text("Loading", timeout=TIMEOUT_MS)
+    # Then the list shows a table, an empty state or a problem, and the add form is there
+    subscriptions = page.locator(
+        "section.card", has=page.get_by_role("heading", name="Subscriptions")
+    )
+    assert subscriptions.locator("table, .empty, .problem").count() >= 1
+    assert page.get_by_role("button", name="Add webhook").is_visible()
+    # And still signed in, with no script error and no CSP violation (missing routes: 404s)
+    assert page.evaluate("sessionStorage.length") == 1
+    unexpected = [(kind, text) for kind, text in recorded.errors() if "status of 404" not in text]
     assert unexpected == []
 
 

@@ -71,6 +71,15 @@ function renderSignIn() {
   key.focus();
 }
 
+/** The document key of a "#document/<key>" hash; null when it is not valid percent-encoding. */
+function decodedKey(encoded) {
+  try {
+    return decodeURIComponent(encoded) || null;
+  } catch {
+    return null;  // a hand-edited hash: back to the documents
+  }
+}
+
 function route() {
   if (!session.key()) {
     renderSignIn();
@@ -85,7 +94,8 @@ function route() {
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  if (section === "document" && rest.length) renderDocument(main, ctx, decodeURIComponent(rest.join("/")));
+  const key = section === "document" ? decodedKey(rest.join("/")) : null;
+  if (key) renderDocument(main, ctx, key);
   else if (section === "analytics") renderAnalytics(main, ctx);
   else if (section === "webhooks") renderWebhooks(main, ctx);
   else renderDocuments(main, ctx);
