@@ -83,8 +83,20 @@ export function renderDocuments(main, ctx) {
   loadPage(results, ctx);
 }
 
+// Each load of a container gets a number: an answer arriving after a newer load started (a
+// double click, a second search) is dropped instead of overwriting the newer one.
+const latestLoad = new WeakMap();
+
+function startLoad(container) {
+  const number = (latestLoad.get(container) || 0) + 1;
+  latestLoad.set(container, number);
+  return () => latestLoad.get(container) === number;
+}
+
 async function loadPage(results, ctx) {
   const { filters, tokens } = documentsState;
+  const current = startLoad(results);
+  for (const button of results.querySelectorAll("button")) button.disabled = true;
   replace(results, h("p", { class: "muted", text: "Loading…" }));
   let page;
   try {
@@ -100,10 +112,12 @@ async function loadPage(results, ctx) {
       },
     });
   } catch (error) {
+    if (!current()) return;
     replace(results, inlineProblem(error));
     ctx.fail(error, { quiet: true });
     return;
   }
+  if (!current()) return;
   const previous = h("button", { class: "button secondary", type: "button", text: "← Previous",
     disabled: tokens.length === 0, on: { click: () => { tokens.pop(); loadPage(results, ctx); } } });
   const next = h("button", { class: "button secondary", type: "button", text: "Next →",
@@ -200,6 +214,7 @@ export function renderAnalytics(main, ctx) {
 }
 
 async function section(container, ctx, title, path, query, draw) {
+  const current = startLoad(container);
   const heading = h("div", { class: "card-head" }, h("h2", { text: title }));
   replace(container, heading, h("p", { class: "muted", text: "Loading…" }));
   const csv = h("button", { class: "button link", type: "button", text: "Download CSV",
@@ -211,8 +226,9 @@ async function section(container, ctx, title, path, query, draw) {
   heading.append(csv);
   try {
     const data = await callJson(path, { query });
-    replace(container, heading, draw(data));
+    if (current()) replace(container, heading, draw(data));
   } catch (error) {
+    if (!current()) return;
     replace(container, heading, inlineProblem(error));
     ctx.fail(error, { quiet: true });
   }
