@@ -36,7 +36,8 @@ CHROMIUM_ARGS: Final = [
 ]
 TIMEOUT_MS: Final = 30_000
 IMAGES: Final = Path(__file__).resolve().parents[2] / "docs" / "images"
-NOW: Final = datetime.now(UTC).replace(microsecond=0)
+# A fixed time: the screenshots stay the same from one run to the next (bucket name aside).
+NOW: Final = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 # 12 documents of acme (one key with a space: each path segment is percent-encoded), 4 of
 # globex; with 10 a page, acme's documents fill two pages.
 ACME: Final = [
