@@ -192,6 +192,18 @@ def test_sign_in_filter_page_open_a_document_and_sign_out(
     page.screenshot(path=str(IMAGES / "console-document.png"), full_page=True)
     # And it was asked for with each segment percent-encoded
     assert f"{origin}/v1/documents/console/acme/CHG-007%20draft.json" in recorded.requested
+    # When the user goes back to the documents, then asks for two statuses
+    page.get_by_role("link", name="← Documents").click()
+    page.locator("table.documents").wait_for()
+    assert page.get_by_label("Customer").input_value() == "acme"
+    page.get_by_label("Status").select_option(["draft", "scheduled"])
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("Page 1 · 8 shown").wait_for()
+    # Then the filters were kept, and only acme's drafts and scheduled documents are listed
+    assert set(rows(page)) == {key for n, key in enumerate(seeded["acme"]) if n % 3 != 0}
+    assert f"{origin}/v1/documents?customer=acme&status=draft&status=scheduled&limit=10" in (
+        recorded.requested
+    )
     # When the user signs out
     page.get_by_role("button", name="Sign out").click()
     page.get_by_label("API key").wait_for()
