@@ -117,6 +117,17 @@ def test_layer_leaves_out_the_command_line_and_the_local_stack(packager: ModuleT
     assert all(name.startswith("python/cachesync/") for name in names)
 
 
+def test_layer_ships_the_web_console_files(packager: ModuleType) -> None:
+    # Given the console's files (the query_api Lambda serves /console from its layer)
+    console = sorted(path.name for path in (PACKAGE / "api" / "console").iterdir())
+    # When the layer's package files are listed
+    names = {name for name, _ in packager.package_sources()}
+    # Then every one of them is shipped, not only the Python modules
+    assert console
+    assert {f"python/cachesync/api/console/{name}" for name in console} <= names
+    assert "python/cachesync/api/console/routes.py" in names
+
+
 def imported_modules(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

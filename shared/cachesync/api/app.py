@@ -35,6 +35,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cachesync.api.analytics_routes import register_analytics_routes
 from cachesync.api.bulk_documents import bulk_operations, run_bulk
 from cachesync.api.cache import ApiCaches
+from cachesync.api.console import console_router
 from cachesync.api.docs import DOCS_CSP, DOCS_PAGE, docs_asset
 from cachesync.api.keys import (
     ApiKeyRecord,
@@ -763,6 +764,7 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
             headers={"Cache-Control": "public, max-age=86400"},
         )
 
+    app.include_router(console_router())
     return app
 
 
