@@ -27,7 +27,13 @@ EVENTS_DIR: Final = Path(__file__).resolve().parents[2] / "events"
 AWS_SAMPLES_DIR: Final = EVENTS_DIR / "aws-samples"
 # Samples for the application-facing functions (write_through, fallback_read, backfill,
 # query_api) are requests, not S3 events: their own tests use them.
-APPLICATION_SAMPLE_PREFIXES: Final = ("write_through", "fallback_read", "backfill", "query_api")
+APPLICATION_SAMPLE_PREFIXES: Final = (
+    "write_through",
+    "fallback_read",
+    "backfill",
+    "query_api",
+    "change_feed",
+)
 S3_EVENT_SAMPLES: Final = sorted(
     p for p in EVENTS_DIR.glob("*.json") if not p.name.startswith(APPLICATION_SAMPLE_PREFIXES)
 )
