@@ -27,12 +27,14 @@ from cachesync.api.keys import Scope, new_api_key, split_key
 from cachesync.api.request_signing import signing_master_secret, signing_secret
 from cachesync.api_keys_schema import create_api_keys_table_request
 from cachesync.api_usage_schema import create_api_usage_table_request
+from cachesync.change_feed_schema import create_change_feed_table_request
 from cachesync.documents import parse_document
 from cachesync.index_models import IndexEntry, ObjectVersion, WriteSource
 from cachesync.index_schema import create_idempotency_table_request, create_table_request
 from cachesync.local import LocalStack
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
+from cachesync.webhooks_schema import create_deliveries_table_request, create_webhooks_table_request
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -64,6 +66,8 @@ class ApiWorld:
     keys: DynamoDBApiKeyStore
     s3: S3Client
     environment: dict[str, str]
+    change_feed_table: str = ""
+    """The change feed's table the server's analytics read (tests fill it through a feed)."""
     created_keys: dict[str, str] = field(default_factory=dict)
 
     def key(
@@ -282,11 +286,15 @@ def api_world(
     suffix = uuid.uuid4().hex[:8]
     table, keys_table, idempotency = f"api-{suffix}", f"keys-{suffix}", f"idem-{suffix}"
     usage = f"usage-{suffix}"
+    feed, hooks, deliveries = f"feed-{suffix}", f"hooks-{suffix}", f"deliveries-{suffix}"
     bucket = f"api-{suffix}"
     dynamodb.create_table(**create_table_request(table))
     dynamodb.create_table(**create_api_keys_table_request(keys_table))
     dynamodb.create_table(**create_idempotency_table_request(idempotency))
     dynamodb.create_table(**create_api_usage_table_request(usage))
+    dynamodb.create_table(**create_change_feed_table_request(feed))
+    dynamodb.create_table(**create_webhooks_table_request(hooks))
+    dynamodb.create_table(**create_deliveries_table_request(deliveries))
     s3.create_bucket(Bucket=bucket)
     environment = {
         **{n: v for n, v in os.environ.items() if not n.startswith(("AWS_", "CACHESYNC_"))},
@@ -296,6 +304,11 @@ def api_world(
         "CACHESYNC_IDEMPOTENCY_TABLE_NAME": idempotency,
         "CACHESYNC_API_KEYS_TABLE_NAME": keys_table,
         "CACHESYNC_API_USAGE_TABLE_NAME": usage,
+        "CACHESYNC_CHANGE_FEED_TABLE_NAME": feed,
+        "CACHESYNC_WEBHOOKS_TABLE_NAME": hooks,
+        "CACHESYNC_WEBHOOK_DELIVERIES_TABLE_NAME": deliveries,
+        # Test receivers listen on loopback over plain http, as in the local stack.
+        "CACHESYNC_WEBHOOK_ALLOW_LOOPBACK": "true",
         "CACHESYNC_API_RATE_LIMITS_ENABLED": "true",
         "CACHESYNC_API_RATE_LIMIT_PER_MINUTE": "60000",
         "CACHESYNC_API_RATE_LIMIT_BURST": "1000",
@@ -321,8 +334,9 @@ def api_world(
         keys=DynamoDBApiKeyStore(dynamodb, keys_table),
         s3=s3,
         environment=environment,
+        change_feed_table=feed,
     )
     with _server(world, cwd / "server.log"):
         yield world
-    for name in (table, keys_table, idempotency, usage):
+    for name in (table, keys_table, idempotency, usage, feed, hooks, deliveries):
         dynamodb.delete_table(TableName=name)
