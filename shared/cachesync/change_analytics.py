@@ -101,11 +101,16 @@ def _customers(snapshot: DocumentSnapshot) -> tuple[str, ...]:
 
 
 def lag_increment(event: DomainEvent) -> LagIncrement | None:
-    """The sync lag ``event`` shows: a creation or update an S3 event indexed (a backfill or a
-    write-through says nothing about how far behind the event pipeline is)."""
-    if event.document is None or event.document.source is not WriteSource.EVENT:
+    """The sync lag ``event`` shows: from S3's LastModified to the moment the index took the
+    version, for versions an S3 event brought (a backfill or a write-through says nothing about
+    how far behind the event pipeline is)."""
+    document = event.document
+    if document is None or document.source is not WriteSource.EVENT:
         return None
-    lag = event.occurred_at - event.document.s3_last_modified
-    if lag.total_seconds() < 0:
+    if document.indexed_at is None:
         return None
-    return LagIncrement(day=day_of(event.occurred_at), lag_ms=int(lag.total_seconds() * 1000))
+    lag = (document.indexed_at - document.s3_last_modified).total_seconds()
+    if lag < 0:
+        # A LastModified ahead of the indexer's clock: clock skew, not a lag.
+        return None
+    return LagIncrement(day=day_of(document.indexed_at), lag_ms=int(lag * 1000))

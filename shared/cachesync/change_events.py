@@ -66,6 +66,8 @@ class DocumentSnapshot(BaseModel):
     s3_last_modified: datetime
     source: WriteSource
     """Who indexed this version: an S3 event, a write-through, a backfill or a fallback read."""
+    indexed_at: datetime | None = None
+    """When the index took this version (the writer's clock)."""
 
     def changed_from(self, earlier: DocumentSnapshot) -> tuple[str, ...]:
         """The watched fields that differ from ``earlier``, then ``content`` if the body did."""
@@ -165,6 +167,7 @@ def view_of(image: dict[str, Any] | None) -> View:
         size=int(image[Attr.SIZE]),
         s3_last_modified=parse_time(image[Attr.S3_LAST_MODIFIED]),
         source=image[Attr.SOURCE],
+        indexed_at=parse_time(image[Attr.UPDATED_AT]) if image.get(Attr.UPDATED_AT) else None,
     )
 
 
