@@ -12,7 +12,7 @@ TS_CLIENT := clients/typescript
 STAMP_TS := $(TS_CLIENT)/node_modules/.installed
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: help setup check-java system-packages run test lint format unit integration e2e soak bench clean openapi
+.PHONY: help setup check-java system-packages run test lint format unit integration e2e soak bench clean openapi screenshots
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ integration: setup ## Integration tests against DynamoDB Local and moto server
 
 e2e: setup ## End-to-end tests through the local pipeline
 	$(PYTEST) tests/e2e
+
+screenshots: setup ## Refresh the console's screenshots in docs/images (headless chromium)
+	CACHESYNC_SCREENSHOTS_DIR=$(CURDIR)/docs/images $(PYTEST) tests/integration/test_console_browser.py
 
 test: setup lint infra-check ## Lint, then unit, integration and e2e tests
 	$(PYTEST) tests/unit tests/integration tests/e2e

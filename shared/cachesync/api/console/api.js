@@ -29,9 +29,10 @@ export class ApiError extends Error {
     this.problem = problem;
   }
 
-  /** Whether the key itself was refused (the console then returns to sign in). */
+  /** Whether the key itself was refused (401: the console then returns to sign in). A 403
+   * refuses one request of a valid key (a scope, a customer): the user stays signed in. */
   get refusesKey() {
-    return this.status === 401 || this.status === 403;
+    return this.status === 401;
   }
 }
 

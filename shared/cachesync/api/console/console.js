@@ -21,7 +21,7 @@ function showProblem(error) {
 
 const ctx = {
   /**
-   * A call failed: a refused key (401/403) signs out and returns to sign in with the problem;
+   * A call failed: a refused key (401) signs out and returns to sign in with the problem;
    * anything else is shown, unless the view shows it itself (quiet).
    */
   fail(error, { quiet = false } = {}) {
