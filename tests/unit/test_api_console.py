@@ -111,7 +111,9 @@ def test_assets_are_served_with_their_content_type(app: Any, asset: str, content
     assert body == (CONSOLE_DIR / asset).read_bytes()
 
 
-@pytest.mark.parametrize("path", ["/console", "/console/console.js"])
+@pytest.mark.parametrize(
+    "path", ["/console", "/console/console.js", "/v1/docs/swagger-ui-bundle.min.js"]
+)
 def test_answers_are_text_never_base64_even_to_a_gzip_client(app: Any, path: str) -> None:
     # Given a browser's request, accepting gzip, as API Gateway hands it to Lambda
     event = event_from_environ(environ(path, **{"Accept-Encoding": "gzip, deflate, br"}))  # type: ignore[arg-type]

@@ -751,7 +751,9 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
             headers={"Content-Security-Policy": DOCS_CSP},
         )
 
-    @app.get("/v1/docs/<asset>", include_in_schema=False, compress=True)
+    # Not compressed: a gzipped body is base64 in the Lambda answer, which API Gateway (no binary
+    # media types declared) would pass to the browser as is.
+    @app.get("/v1/docs/<asset>", include_in_schema=False)
     def docs_assets(asset: str) -> Response[Any]:
         found = docs_asset(asset)
         if found is None:
