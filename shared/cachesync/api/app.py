@@ -103,9 +103,10 @@ if TYPE_CHECKING:
 PRINCIPAL: Final = "principal"
 # A document key is the rest of the path: it may hold "/" (the route's <key> is greedy).
 _GREEDY_KEY: Final = "<key>"
-# A key id is one path segment, any characters: a malformed one reaches its route (and is a
-# 400 after authentication) instead of matching no route at all.
-_KEY_ID: Final = "<key_id>"
+# Any other path parameter (a key id, a subscription id, an asset) is one path segment of any
+# characters: a malformed one reaches its route (and is a 400 or 404 after authentication)
+# instead of matching no route at all.
+_SEGMENT_PARAMETER: Final = re.compile(r"<(\w+)>")
 HEALTH_PROBE_KEY: Final = ".cachesync/health-probe"
 X_CACHE: Final = "X-Cache"
 # S3 accepts them in keys, but they do not survive S3's XML responses nor HTTP paths intact.
@@ -195,8 +196,9 @@ class CacheSyncResolver(APIGatewayRestResolver):
         if _GREEDY_KEY in rule:
             # DOTALL: a key may hold line breaks (S3 allows any UTF-8 character).
             return re.compile("^" + rule.replace(_GREEDY_KEY, "(?P<key>.+)") + "$", re.DOTALL)
-        if _KEY_ID in rule:
-            return re.compile("^" + rule.replace(_KEY_ID, "(?P<key_id>[^/]+)") + "$", re.DOTALL)
+        if _SEGMENT_PARAMETER.search(rule):
+            pattern = _SEGMENT_PARAMETER.sub(r"(?P<\1>[^/]+)", rule)
+            return re.compile("^" + pattern + "$", re.DOTALL)
         compiled: re.Pattern[str] = APIGatewayRestResolver._compile_regex(rule, base_regex)
         return compiled
 

@@ -143,11 +143,15 @@ def register_webhook_routes(
             if model is not None
             else {"description": "Done (no body)"}
         )
-        not_found: OpenAPIResponse = {
-            "description": "No such subscription (or not the caller's)",
-            "content": {PROBLEM_CONTENT_TYPE: {}},
+        problems: dict[int, OpenAPIResponse] = {
+            code: {"description": description, "content": {PROBLEM_CONTENT_TYPE: {}}}
+            for code, description in (
+                (404, "No such subscription (or not the caller's)"),
+                (409, "Changed meanwhile (another rotation): retry"),
+                (422, "A URL the SSRF guard refuses (not https, or not a public address)"),
+            )
         }
-        return {status: answer, 404: not_found, **problem_responses}
+        return {status: answer, **problems, **problem_responses}
 
     @app.post(
         "/v1/webhooks",
