@@ -1,8 +1,10 @@
-"""``cachesync webhooks`` as a user runs it (processes of their own) against the local stack:
-subscribe a ``listen`` receiver, ``test`` it end to end, rotate, list and remove."""
+"""``cachesync webhooks`` against the local stack: subscribe a ``listen`` receiver (a process of
+its own, as a user runs it), ``test`` it end to end, rotate, list and remove. The other commands
+run in process (typer's runner: the same entry point, without a Python start per command)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -13,11 +15,14 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from typer.testing import CliRunner
 
+from cachesync.cli import app
 from cachesync.local import LocalStack
 from cachesync.webhooks_schema import (
     create_deliveries_table_request,
@@ -56,10 +61,20 @@ def cli_env(local_stack: LocalStack, dynamodb_client: DynamoDBClient) -> Iterato
     dynamodb_client.delete_table(TableName=deliveries)
 
 
-def run_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+@dataclass(frozen=True)
+class Ran:
+    """What one command printed and how it ended."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(env: dict[str, str], cwd: Path, *args: str) -> Ran:
+    """``cachesync *args`` in this process, in ``cwd``, with ``env`` as its environment."""
+    with contextlib.chdir(cwd):
+        result = CliRunner().invoke(app, list(args), env=env)
+    return Ran(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
