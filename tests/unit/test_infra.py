@@ -23,17 +23,26 @@ from hcl2.utils import SerializationOptions
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from cachesync import api_keys_schema, api_usage_schema, index_schema
+from cachesync import (
+    api_keys_schema,
+    api_usage_schema,
+    change_feed_schema,
+    index_schema,
+    webhooks_schema,
+)
 from cachesync.api.cache_metrics import API_CACHE_HITS, API_CACHE_MISSES, CACHE_DIMENSION
 from cachesync.api.wiring import RATE_LIMITER_FAILURE_METRIC
 from cachesync.settings import (
     ApiSettings,
     BackfillSettings,
+    ChangeFeedSettings,
     FallbackReadSettings,
     SyncSettings,
+    WebhookDeliverySettings,
     WriteThroughSettings,
     variable_name,
 )
+from cachesync.webhooks.delivery import DeliveryOutcome
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 INFRA: Final = ROOT / "infra"
@@ -65,6 +74,8 @@ SETTINGS_MODELS: Final[dict[str, type[BaseModel]]] = {
     "fallback_read": FallbackReadSettings,
     "backfill": BackfillSettings,
     "query_api": ApiSettings,
+    "change_feed": ChangeFeedSettings,
+    "webhook_delivery": WebhookDeliverySettings,
 }
 # Settings a function's environment deliberately leaves out: query_api gets its token secret from
 # Secrets Manager (CACHESYNC_API_TOKEN_SECRET_ID), never the secret itself.
@@ -75,18 +86,26 @@ RESOURCE_SETTINGS: Final = {
     "api_keys_table_name": "${aws_dynamodb_table.api_keys.name}",
     "api_usage_table_name": "${aws_dynamodb_table.api_usage.name}",
     "api_token_secret_id": "${aws_secretsmanager_secret.api_token.arn}",
+    "change_feed_table_name": "${aws_dynamodb_table.change_feed.name}",
+    "webhooks_table_name": "${aws_dynamodb_table.webhooks.name}",
+    "webhook_deliveries_table_name": "${aws_dynamodb_table.webhook_deliveries.name}",
+    "webhook_delivery_queue_url": "${aws_sqs_queue.webhook_delivery.url}",
 }
+# Settings fixed in AWS, deliberately not variables: loopback (and plain-http) webhook targets are
+# for the local stack only, and no variable may turn the SSRF guard's loopback refusal off.
+FIXED_SETTINGS: Final = {"webhook_allow_loopback": "false"}
 EVENT_FUNCTIONS: Final = {"s3_object_created", "s3_object_removed"}
 
 # boto3 client method (as the stores call it) -> the IAM actions that authorize it.
-# TransactWriteItems has no IAM action of its own: its Put and Delete members are authorized as
-# PutItem and DeleteItem (DynamoDB developer guide, "Using IAM with DynamoDB transactions").
+# TransactWriteItems has no IAM action of its own: its Put, Update and Delete members are
+# authorized as PutItem, UpdateItem and DeleteItem (DynamoDB developer guide, "Using IAM with
+# DynamoDB transactions"); which members a store uses is checked per store (TRANSACTION_MEMBERS).
 CLIENT_CALL_ACTIONS: Final = {
     "get_item": {"dynamodb:GetItem"},
     "put_item": {"dynamodb:PutItem"},
     "update_item": {"dynamodb:UpdateItem"},
     "delete_item": {"dynamodb:DeleteItem"},
-    "transact_write_items": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
+    "transact_write_items": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
     "query": {"dynamodb:Query"},
     "scan": {"dynamodb:Scan"},
     "get_object": {"s3:GetObject", "s3:GetObjectVersion"},
@@ -96,6 +115,24 @@ CLIENT_CALL_ACTIONS: Final = {
     "list_objects_v2": {"s3:ListBucket"},
     "invoke": {"lambda:InvokeFunction"},
     "get_secret_value": {"secretsmanager:GetSecretValue"},
+    "send_message": {"sqs:SendMessage"},
+    "change_message_visibility": {"sqs:ChangeMessageVisibility"},
+}
+TRANSACTION_MEMBER_ACTIONS: Final = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+}
+# Store file -> the members its transactions use (ConditionCheck nowhere).
+TRANSACTION_MEMBERS: Final = {
+    "dynamodb_index.py": {"Put", "Delete"},
+    "dynamodb_change_feed.py": {"Put", "Update"},
+}
+STREAM_READ: Final = {
+    "dynamodb:DescribeStream",
+    "dynamodb:GetShardIterator",
+    "dynamodb:GetRecords",
+    "dynamodb:ListStreams",
 }
 
 SQS_CONSUME: Final = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
@@ -144,6 +181,22 @@ IAM_MATRIX: Final[dict[str, set[str]]] = {
         "dynamodb:UpdateItem",  # the idempotency table and the claim of an entry
         "dynamodb:Query",  # the GSIs only (checked below)
         "secretsmanager:GetSecretValue",  # the token secret only (checked below)
+        "dynamodb:Scan",  # the webhooks table only (checked below)
+    },
+    "change_feed": {
+        *STREAM_READ,  # the index table's stream only
+        "dynamodb:GetItem",  # change feed table: published state
+        "dynamodb:PutItem",  # change feed table: transaction's Put (published state)
+        "dynamodb:UpdateItem",  # change feed table: transaction's Updates (counters)
+        "dynamodb:Scan",  # webhooks table: the subscriptions fanned out to
+        "sqs:SendMessage",  # the delivery queue, and change-feed-failures (on-failure destination)
+    },
+    "webhook_delivery": {
+        *SQS_CONSUME,
+        "sqs:ChangeMessageVisibility",  # a failed attempt's backoff
+        "dynamodb:GetItem",  # webhooks table
+        "dynamodb:UpdateItem",  # webhooks table: success / failure counts, status
+        "dynamodb:PutItem",  # deliveries table: each attempt
     },
 }
 
@@ -477,7 +530,15 @@ def test_index_table_matches_the_schema_module(tf: Terraform) -> None:
 
 
 def test_tables_are_protected(tf: Terraform) -> None:
-    tables = {"index", "idempotency", "api_keys", "api_usage"}
+    tables = {
+        "index",
+        "idempotency",
+        "api_keys",
+        "api_usage",
+        "change_feed",
+        "webhooks",
+        "webhook_deliveries",
+    }
     assert set(tf.resources["aws_dynamodb_table"]) == tables
     for name in sorted(tables):
         table = tf.resources["aws_dynamodb_table"][name]
@@ -625,6 +686,11 @@ def test_optional_settings_come_from_variables_with_the_model_defaults(
         if name in RESOURCE_SETTINGS:
             assert environment[variable_name(name)] == RESOURCE_SETTINGS[name], name
             continue
+        if name in FIXED_SETTINGS:
+            # A constant, and no variable of that name that a deployment could set
+            assert environment[variable_name(name)] == FIXED_SETTINGS[name], name
+            assert name not in tf.variables, f"var.{name} must not exist"
+            continue
         assert environment[variable_name(name)] == f"${{tostring(var.{name})}}"
         variable = tf.variables[name]
         assert variable["default"] == field.default, f"var.{name}"
@@ -716,6 +782,12 @@ def test_handler_named_in_terraform_imports_and_is_callable(
     if folder == "query_api":
         # One of the two token secret sources is required; the secret itself needs no network.
         monkeypatch.setenv(variable_name("api_token_secret"), "s" * 32)
+    if folder in ("change_feed", "webhook_delivery"):
+        # Terraform always sets it (a resource setting); webhook_delivery refuses to start without.
+        monkeypatch.setenv(
+            variable_name("webhook_delivery_queue_url"),
+            "https://sqs.us-east-1.amazonaws.com/123456789012/cachesync-webhook-delivery",
+        )
     unique = f"infra_check_{folder}_{module_name}"
     spec = importlib.util.spec_from_file_location(unique, path)
     assert spec is not None
@@ -819,14 +891,25 @@ def test_existing_bucket_by_default_created_bucket_on_request(tf: Terraform) -> 
 
 def test_stores_make_only_calls_the_matrix_knows() -> None:
     calls = set()
-    for path in (ROOT / "shared" / "cachesync" / "stores").glob("*.py"):
+    for path in STORES.glob("*.py"):
         calls |= set(re.findall(r"self\._client\.(\w+)\(", path.read_text(encoding="utf-8")))
     assert calls <= set(CLIENT_CALL_ACTIONS), f"update CLIENT_CALL_ACTIONS and iam.tf: {calls}"
-    index_store = (ROOT / "shared" / "cachesync" / "stores" / "dynamodb_index.py").read_text(
-        encoding="utf-8"
-    )
-    # Transactions use Put and Delete members only (no Update, no ConditionCheck).
-    assert not re.search(r"[\"'](Update|ConditionCheck)[\"']\s*:", index_store)
+    # Transactions use exactly the members TRANSACTION_MEMBERS says (never ConditionCheck), and
+    # only the stores it names make transactions
+    for path in STORES.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if "transact_write_items(" not in text:
+            assert path.name not in TRANSACTION_MEMBERS, path.name
+            continue
+        assert transaction_members(text) == TRANSACTION_MEMBERS[path.name], path.name
+
+
+STORES: Final = ROOT / "shared" / "cachesync" / "stores"
+
+
+def transaction_members(text: str) -> set[str]:
+    """The TransactWriteItems member kinds a store's source builds (``"Put": {`` ...)."""
+    return set(re.findall(r"[\"'](Put|Update|Delete|ConditionCheck)[\"']\s*:\s*\{", text))
 
 
 @pytest.mark.parametrize("folder", sorted(IAM_MATRIX))
@@ -847,19 +930,34 @@ def test_each_role_is_allowed_exactly_its_matrix(tf: Terraform, folder: str) -> 
 
 
 def test_no_function_scans_and_only_query_api_queries_the_indexes(tf: Terraform) -> None:
+    webhooks = "${aws_dynamodb_table.webhooks.arn}"
     for folder in IAM_MATRIX:
-        granted = allowed_actions(tf, access_document(tf, folder))
-        assert "dynamodb:Scan" not in granted, folder
+        document = access_document(tf, folder)
+        # The one table a function may scan: the webhook subscriptions (few; change_feed's
+        # fan-out and GET /v1/webhooks), in a statement of its own
+        for statement in statements(document):
+            if "dynamodb:Scan" in actions_of(tf, statement):
+                assert statement["resources"] == [webhooks], folder
         if folder != "query_api":
-            assert "dynamodb:Query" not in granted, folder
+            assert "dynamodb:Query" not in allowed_actions(tf, document), folder
     # query_api queries the GSIs (IndexName), never the base table
     (query,) = [
         s
         for s in statements(access_document(tf, "query_api"))
-        if "dynamodb:Query" in actions_of(tf, s)
+        if "dynamodb:Query" in actions_of(tf, s) and s["resources"][0].startswith("${local.")
     ]
     assert actions_of(tf, query) == {"dynamodb:Query"}
     assert query["resources"] == ["${local.table_arn}/index/*"]
+    # Its other queries: the analytics (change feed table) and the recent delivery attempts
+    others = [
+        s
+        for s in statements(access_document(tf, "query_api"))
+        if "dynamodb:Query" in actions_of(tf, s) and s is not query
+    ]
+    assert sorted(r for s in others for r in s["resources"]) == [
+        "${aws_dynamodb_table.change_feed.arn}",
+        "${aws_dynamodb_table.webhook_deliveries.arn}",
+    ]
 
 
 def test_removed_handler_cannot_read_objects(tf: Terraform) -> None:
@@ -983,9 +1081,20 @@ def github_anchor(heading: str) -> str:
 def test_alarm_runbook_links_point_at_runbook_sections(tf: Terraform) -> None:
     runbook = (ROOT / "docs" / "RUNBOOK.md").read_text(encoding="utf-8")
     anchors = {github_anchor(line[3:]) for line in runbook.splitlines() if line.startswith("## ")}
+    lookup = '${lookup(local.dead_letter_runbook_sections, each.key, "dlq-depth")}'
     for name, body in tf.resources["aws_cloudwatch_metric_alarm"].items():
-        (anchor,) = re.findall(r"docs/RUNBOOK\.md#([a-z0-9-]+)", body["alarm_description"])
-        assert anchor in anchors, f"alarm {name}: no RUNBOOK section #{anchor}"
+        description = unquote(body["alarm_description"])
+        if lookup in description:
+            # A dead-letter queue's alarm: its own section, or DLQ depth for the others
+            sections = tf.locals["dead_letter_runbook_sections"]
+            for queue in sections:
+                assert f"{queue} = aws_sqs_queue." in tf.locals["dead_letter_queues"], queue
+            found = [*sections.values(), "dlq-depth"]
+        else:
+            found = re.findall(r"docs/RUNBOOK\.md#([a-z0-9-]+)", description)
+            assert len(found) == 1, name
+        for anchor in found:
+            assert anchor in anchors, f"alarm {name}: no RUNBOOK section #{anchor}"
 
 
 def test_cache_hit_rate_alarm_reads_the_reader_metrics(tf: Terraform) -> None:
@@ -1175,8 +1284,10 @@ def test_query_api_reads_and_rotates_keys_and_reads_its_secret_only(tf: Terrafor
         if usage_table in [unquote(r) for r in s.get("resources", [])]
     ] == [[usage_table]]
     # Updates: the idempotency records, the write-through's claim on the index, the counters
+    # (and the webhook subscriptions: PATCH, rotate-secret, a successful test ping)
     assert sorted(r[0] for r in by_action["dynamodb:UpdateItem"]) == [
         "${aws_dynamodb_table.api_usage.arn}",
+        "${aws_dynamodb_table.webhooks.arn}",
         "${local.idempotency_table_arn}",
         "${local.table_arn}",
     ]
