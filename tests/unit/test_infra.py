@@ -1857,3 +1857,20 @@ def test_change_feed_alarms_watch_iterator_age_and_the_emitted_failures(tf: Terr
         "Webhook delivery queue",
     ):
         assert f'title  = "{title}"' in text, title
+
+
+def test_the_local_terraform_runs_plan_with_every_function_folder() -> None:
+    # Given the stand-in zips tools/terraform_local.py writes for `make infra-check`'s plan
+    spec = importlib.util.spec_from_file_location(
+        "terraform_local_for_infra_test", ROOT / "tools" / "terraform_local.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module while loading
+    try:
+        spec.loader.exec_module(module)
+        # Then it knows every function infra/ deploys (a missing zip fails the plan)
+        assert list(module.FUNCTIONS) == function_folders()
+    finally:
+        sys.modules.pop(spec.name, None)
