@@ -1874,3 +1874,21 @@ def test_the_local_terraform_runs_plan_with_every_function_folder() -> None:
         assert list(module.FUNCTIONS) == function_folders()
     finally:
         sys.modules.pop(spec.name, None)
+
+
+@pytest.mark.parametrize("function", ["change_feed", "webhook_delivery"])
+def test_feed_and_delivery_use_the_cachesync_key_via_dynamodb_and_sqs_only(
+    tf: Terraform, function: str
+) -> None:
+    # Given the function's KMS statements (present only with kms_key_arn)
+    document = access_document(tf, function)
+    blocks = dynamic_statements(document)
+    # Then they name the cachesync key, never the documents key (no S3 object is read), and
+    # only through the services whose data it encrypts for them: the tables (and the stream),
+    # the queues
+    assert all(
+        block["for_each"] == "${var.kms_key_arn == null ? [] : [var.kms_key_arn]}"
+        for block in blocks
+    )
+    via = {content["condition"][0]["values"][0] for block in blocks for content in block["content"]}
+    assert via == {"dynamodb.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com"}
