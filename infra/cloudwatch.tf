@@ -7,11 +7,22 @@
 locals {
   alarm_actions = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
 
-  # Every dead-letter queue: the two event DLQs and backfill's failed asynchronous invocations.
+  # Every dead-letter queue: the two event DLQs, backfill's failed asynchronous invocations,
+  # change_feed's failed stream batches and the webhook deliveries that spent every attempt.
   dead_letter_queues = merge(
     { for name in keys(local.event_functions) : name => aws_sqs_queue.events_dlq[name].name },
-    { backfill = aws_sqs_queue.backfill_failures.name },
+    {
+      backfill         = aws_sqs_queue.backfill_failures.name
+      change_feed      = aws_sqs_queue.change_feed_failures.name
+      webhook_delivery = aws_sqs_queue.webhook_delivery_dlq.name
+    },
   )
+  # The RUNBOOK section of a dead-letter queue's alarm, when it is not "DLQ depth": these two hold
+  # other things (stream batch descriptions; webhook deliveries) and are handled otherwise.
+  dead_letter_runbook_sections = {
+    change_feed      = "change-feed-failures-queue"
+    webhook_delivery = "webhook-delivery-dlq"
+  }
 }
 
 resource "aws_cloudwatch_log_group" "function" {
@@ -136,7 +147,7 @@ resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   for_each = local.dead_letter_queues
 
   alarm_name          = "${each.value}-depth"
-  alarm_description   = "${each.value} holds messages that failed every retry. Runbook: docs/RUNBOOK.md#dlq-depth"
+  alarm_description   = "${each.value} holds messages that failed every retry. Runbook: docs/RUNBOOK.md#${lookup(local.dead_letter_runbook_sections, each.key, "dlq-depth")}"
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = each.value }
@@ -188,6 +199,124 @@ resource "aws_cloudwatch_metric_alarm" "queue_age" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
+}
+
+# ------------------------------------------------------------------ change feed and webhooks
+
+# How far the change feed is behind the index: the age of the last stream record change_feed read
+# (Lambda publishes IteratorAge for stream event sources). Grows when the function fails, is
+# throttled or cannot keep up; webhooks and analytics are that late.
+resource "aws_cloudwatch_metric_alarm" "change_feed_iterator_age" {
+  alarm_name          = "${local.function_names["change_feed"]}-iterator-age"
+  alarm_description   = "change_feed is more than ${var.change_feed_iterator_age_threshold_ms} ms behind the index table's stream (webhooks and analytics late). Runbook: docs/RUNBOOK.md#change-feed-iterator-age"
+  namespace           = "AWS/Lambda"
+  metric_name         = "IteratorAge"
+  dimensions          = { FunctionName = aws_lambda_function.function["change_feed"].function_name }
+  statistic           = "Maximum"
+  period              = var.alarm_period_seconds
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.change_feed_iterator_age_threshold_ms
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# Stream records the feed failed to publish (change_feed_processing.py: ChangeFeedFailures, one
+# per failed batch, in service "change_feed"). A failure is retried from that record; failures in
+# every period of the evaluation window mean a record that keeps failing and holds its shard.
+resource "aws_cloudwatch_metric_alarm" "change_feed_failures" {
+  alarm_name          = "${local.function_names["change_feed"]}-failures"
+  alarm_description   = "change_feed failed to publish stream records in ${var.alarm_evaluation_periods} periods in a row. Runbook: docs/RUNBOOK.md#change-feed-failures"
+  namespace           = "cachesync"
+  metric_name         = "ChangeFeedFailures"
+  dimensions          = { service = "change_feed" }
+  statistic           = "Sum"
+  period              = var.alarm_period_seconds
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# webhook_delivery emits no metric of its own: it logs one JSON line per queued delivery
+# (webhooks/queue_processing.py: message "webhook delivery", result delivered / retry /
+# exhausted / skipped). These metric filters count them, in namespace cachesync with the
+# "service" dimension its log lines carry (Powertools Logger: service = "webhook_delivery").
+# An attempt is a POST (delivered, retry, exhausted; skipped ones POST nothing); a failure is a
+# POST that did not get a 2xx (retry: tried again later; exhausted: the last attempt).
+# The lines are INFO: with log_level WARNING or ERROR they are not written and these count 0.
+locals {
+  webhook_delivery_log_metrics = {
+    WebhookDeliveryAttempts = "{ $.message = \"webhook delivery\" && ($.result = \"delivered\" || $.result = \"retry\" || $.result = \"exhausted\") }"
+    WebhookDeliveryFailures = "{ $.message = \"webhook delivery\" && ($.result = \"retry\" || $.result = \"exhausted\") }"
+  }
+}
+
+resource "aws_cloudwatch_log_metric_filter" "webhook_delivery" {
+  for_each = local.webhook_delivery_log_metrics
+
+  name           = "${local.function_names["webhook_delivery"]}-${each.key}"
+  log_group_name = aws_cloudwatch_log_group.function["webhook_delivery"].name
+  pattern        = each.value
+
+  metric_transformation {
+    namespace  = "cachesync"
+    name       = each.key
+    value      = "1"
+    unit       = "Count"
+    dimensions = { service = "$.service" }
+  }
+}
+
+# Share of delivery attempts that failed; periods with fewer than webhook_alarm_min_attempts
+# attempts count as healthy (one subscriber down shows as its subscription's "failing" status).
+resource "aws_cloudwatch_metric_alarm" "webhook_failure_rate" {
+  alarm_name          = "${var.name_prefix}-webhook-failure-rate"
+  alarm_description   = "More than ${var.webhook_failure_rate_threshold_percent}% of webhook delivery attempts fail. Runbook: docs/RUNBOOK.md#webhook-failure-rate"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.webhook_failure_rate_threshold_percent
+  evaluation_periods  = var.alarm_evaluation_periods
+  datapoints_to_alarm = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "rate"
+    label       = "Webhook delivery failure rate (%)"
+    expression  = "IF(FILL(attempts, 0) >= ${var.webhook_alarm_min_attempts}, 100 * FILL(failures, 0) / attempts, 0)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "attempts"
+    metric {
+      namespace   = "cachesync"
+      metric_name = "WebhookDeliveryAttempts"
+      dimensions  = { service = "webhook_delivery" }
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id = "failures"
+    metric {
+      namespace   = "cachesync"
+      metric_name = "WebhookDeliveryFailures"
+      dimensions  = { service = "webhook_delivery" }
+      period      = var.alarm_period_seconds
+      stat        = "Sum"
+    }
+  }
+
+  # The metrics exist once their filters do.
+  depends_on = [aws_cloudwatch_log_metric_filter.webhook_delivery]
 }
 
 # ------------------------------------------------------------------ query API alarms
@@ -591,6 +720,72 @@ locals {
         metrics = [
           for name in ["ApiRequests", "ApiThrottled"] :
           [{ expression = "SORT(SEARCH('{cachesync,service,key_id} MetricName=\"${name}\" service=\"query_api\"', 'Sum', ${var.alarm_period_seconds}), SUM, DESC, 10)", id = lower(name), label = name }]
+        ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 48, width = 12, height = 6
+      properties = {
+        title  = "Change feed: stream iterator age (ms)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Maximum"
+        period = var.alarm_period_seconds
+        metrics = [
+          ["AWS/Lambda", "IteratorAge", "FunctionName", local.function_names["change_feed"], { label = "change_feed iterator age (max)" }],
+        ]
+        annotations = { horizontal = [{ label = "alarm", value = var.change_feed_iterator_age_threshold_ms }] }
+      }
+    },
+    {
+      # change_feed_processing.py: ChangeEvents.<event type> per published event,
+      # ChangeRecordsIgnored (pending markers, housekeeping, rewrites that change nothing),
+      # ChangeFeedFailures (a batch stopped at a failed record).
+      type = "metric", x = 12, y = 48, width = 12, height = 6
+      properties = {
+        title  = "Change feed events (count)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = concat(
+          [for event in ["document.created", "document.updated", "document.deleted"] : ["cachesync", "ChangeEvents.${event}", "service", "change_feed", { label = event }]],
+          [
+            ["cachesync", "ChangeRecordsIgnored", "service", "change_feed", { label = "records ignored" }],
+            ["cachesync", "ChangeFeedFailures", "service", "change_feed", { label = "failures" }],
+          ],
+        )
+      }
+    },
+    {
+      type = "metric", x = 0, y = 54, width = 12, height = 6
+      properties = {
+        title  = "Webhook deliveries (count, failure rate %)"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = var.alarm_period_seconds
+        metrics = [
+          ["cachesync", "WebhookDeliveryAttempts", "service", "webhook_delivery", { id = "attempts", label = "attempts" }],
+          ["cachesync", "WebhookDeliveryFailures", "service", "webhook_delivery", { id = "failures", label = "failed attempts" }],
+          [{ expression = "100 * FILL(failures, 0) / attempts", id = "rate", label = "failure rate (%)", yAxis = "right" }],
+        ]
+        annotations = { horizontal = [{ label = "alarm (%)", value = var.webhook_failure_rate_threshold_percent, yAxis = "right" }] }
+      }
+    },
+    {
+      type = "metric", x = 12, y = 54, width = 12, height = 6
+      properties = {
+        title  = "Webhook delivery queue"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Maximum"
+        period = var.alarm_period_seconds
+        metrics = [
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.webhook_delivery.name, { label = "ready to deliver" }],
+          ["AWS/SQS", "ApproximateNumberOfMessagesNotVisible", "QueueName", aws_sqs_queue.webhook_delivery.name, { label = "in flight or waiting to retry" }],
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.webhook_delivery_dlq.name, { label = "dead-letter queue" }],
+          ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", aws_sqs_queue.webhook_delivery.name, { label = "oldest message age (s)", yAxis = "right" }],
         ]
       }
     },

@@ -1,7 +1,8 @@
-# The index table, the idempotency table, the API keys table and the API usage table. Names, keys,
-# GSIs, projection and TTL come from shared/cachesync/index_schema.py, api_keys_schema.py and
-# api_usage_schema.py, the single sources of truth; tests/unit/test_infra.py checks that this file
-# says the same.
+# The index table, the idempotency table, the API keys table, the API usage table, the change feed
+# table and the two webhook tables. Names, keys, GSIs, projection, stream and TTL come from
+# shared/cachesync/index_schema.py, api_keys_schema.py, api_usage_schema.py,
+# change_feed_schema.py and webhooks_schema.py, the single sources of truth;
+# tests/unit/test_infra.py checks that this file says the same.
 
 locals {
   # index_schema.SUMMARY_ATTRIBUTES: what the GSIs project (never the body).
@@ -103,6 +104,12 @@ resource "aws_dynamodb_table" "index" {
     enabled        = true
   }
 
+  # The change feed (functions/change_feed) reads every item change with both images
+  # (index_schema.STREAM_VIEW_TYPE): it decides created / updated / deleted by comparing them.
+  # TTL deletions appear in the stream too (as REMOVE records by the DynamoDB service).
+  stream_enabled   = true
+  stream_view_type = "NEW_AND_OLD_IMAGES"
+
   point_in_time_recovery {
     enabled = true
   }
@@ -187,6 +194,101 @@ resource "aws_dynamodb_table" "api_usage" {
     type = "S"
   }
 
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+}
+
+# The change feed's own table (shared/cachesync/change_feed_schema.py): per document, what the feed
+# last published and the stream sequence it came from ("published#<bucket>/<key>", "state"), and
+# the analytics counters per month ("month#<YYYY-MM>", "<day>#volume#..." / "<day>#lag"). Written
+# by change_feed in one transaction per stream record (the sequence condition makes a retried
+# record count nothing twice), queried by query_api's /v1/analytics. Nothing expires: the
+# counters are the analytics' history, the published states one small item per document.
+resource "aws_dynamodb_table" "change_feed" {
+  name                        = var.change_feed_table_name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  range_key                   = "sk"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+}
+
+# Webhook subscriptions (shared/cachesync/webhooks_schema.py): one item per subscription,
+# partition key "subscription_id", its signing secrets included (an HMAC needs the secret itself:
+# encrypted at rest, with var.kms_key_arn when given). Managed by query_api's /v1/webhooks, scanned
+# by change_feed (fan-out), read and updated by webhook_delivery (failure counts, status).
+resource "aws_dynamodb_table" "webhooks" {
+  name                        = var.webhooks_table_name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "subscription_id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "subscription_id"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+}
+
+# Delivery attempts (webhooks_schema.py): one item per attempt, partition key "subscription_id",
+# sort key "attempt_key" (<time>#<webhook id>#<attempt>: newest first by a descending query),
+# expiring by TTL "expires_at" (CACHESYNC_WEBHOOK_ATTEMPT_RETENTION_DAYS, 7 by default). Written
+# by webhook_delivery and query_api's test pings, read by GET /v1/webhooks/{id}/deliveries.
+resource "aws_dynamodb_table" "webhook_deliveries" {
+  name                        = var.webhook_deliveries_table_name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "subscription_id"
+  range_key                   = "attempt_key"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "subscription_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "attempt_key"
+    type = "S"
+  }
+
+  # Epoch seconds. Removal is eventual: recent_attempts filters expired records out itself.
   ttl {
     attribute_name = "expires_at"
     enabled        = true

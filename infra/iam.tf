@@ -17,6 +17,13 @@
 #                                                   404 rather than a 403 for GetObject/HeadObject)
 #                   PutObject, DeleteObject         s3:PutObject, s3:DeleteObject (write_through only)
 #   Lambda          Invoke (InvocationType=Event)   lambda:InvokeFunction (backfill, on itself)
+#   change feed     GetItem (published state)       dynamodb:GetItem
+#                   TransactWriteItems (Put state + Update counters): dynamodb:PutItem and
+#                   dynamodb:UpdateItem (its members); Query (analytics, query_api only)
+#   webhooks        PutItem/GetItem/Scan/UpdateItem/DeleteItem (subscriptions), PutItem/Query
+#                   (attempts); SQS SendMessage (fan-out), ChangeMessageVisibility (postpone)
+#   index stream    DescribeStream, GetShardIterator, GetRecords, ListStreams (Lambda's poller,
+#                   with change_feed's role; DynamoDB developer guide's policy for stream readers)
 #
 #   function           S3 objects                         S3 bucket    index              idempotency                 other
 #   s3_object_created  GetObject, GetObjectVersion        ListBucket   Get/Put/DeleteItem -                           SQS consume own queue
@@ -27,7 +34,14 @@
 #   query_api          GetObject, PutObject, DeleteObject ListBucket   Get/Put/Update/DeleteItem Get/Put/Update/DeleteItem   Get/PutItem on the API keys table,
 #                                                                      + Query on index/*                                    Update/PutItem on the API usage table,
 #                                                                                                                            GetSecretValue on the token secret
-# query_api is the one function that queries: GET /v1/documents pages through the GSIs
+#   change_feed        stream read on the index stream only; Get/Put/UpdateItem on the change feed table;
+#                      Scan on the webhooks table (list_subscriptions); SendMessage to the delivery queue
+#                      and to change-feed-failures (the mapping's on-failure destination)
+#   webhook_delivery   consume the delivery queue + ChangeMessageVisibility (backoff); Get/UpdateItem on
+#                      the webhooks table (status, failure counts); PutItem on the deliveries table
+#   query_api (also)   Query on the change feed table (analytics); Put/Get/Scan/Update/DeleteItem on the
+#                      webhooks table and Put/Query on the deliveries table (/v1/webhooks, test pings)
+# query_api is the one function that queries the index: GET /v1/documents pages through the GSIs
 # (Query with IndexName: index/* resources only, never the base table; no Scan). Its writes go
 # through the write-through saga (write_through's permissions). API keys: GetItem (consistent
 # read of one key) and PutItem (the admin rotate route); `cachesync keys` creates, lists and
@@ -104,6 +118,8 @@ locals {
     fallback_read     = data.aws_iam_policy_document.fallback_read.json
     backfill          = data.aws_iam_policy_document.backfill.json
     query_api         = data.aws_iam_policy_document.query_api.json
+    change_feed       = data.aws_iam_policy_document.change_feed.json
+    webhook_delivery  = data.aws_iam_policy_document.webhook_delivery.json
   }
 }
 
@@ -384,8 +400,9 @@ data "aws_iam_policy_document" "backfill" {
 
 # query_api: read, write and delete the documents (write-through); list the bucket; read/write
 # the index, claim entries, query the GSIs; its idempotency records; read API keys; count
-# requests and record nonces in the usage table; read the token secret; the documents key via
-# S3; the cachesync key via DynamoDB and Secrets Manager.
+# requests and record nonces in the usage table; read the token secret; query the analytics;
+# manage webhook subscriptions and read their attempts; the documents key via S3; the cachesync
+# key via DynamoDB and Secrets Manager.
 data "aws_iam_policy_document" "query_api" {
   source_policy_documents = [
     data.aws_iam_policy_document.list_documents_bucket.json,
@@ -439,6 +456,33 @@ data "aws_iam_policy_document" "query_api" {
     resources = [aws_dynamodb_table.api_usage.arn]
   }
 
+  # GET /v1/analytics/...: one Query per month of the window (stores/dynamodb_change_feed.py,
+  # volume and lag). Reads only: the change feed writes the counters.
+  statement {
+    sid       = "QueryAnalytics"
+    effect    = "Allow"
+    actions   = ["dynamodb:Query"]
+    resources = [aws_dynamodb_table.change_feed.arn]
+  }
+
+  # /v1/webhooks (stores/dynamodb_webhooks.py): create (PutItem), get (GetItem), list (Scan),
+  # PATCH and rotate-secret (UpdateItem), delete (DeleteItem); a test ping that answers 2xx
+  # re-activates a failing subscription (UpdateItem).
+  statement {
+    sid       = "ManageWebhookSubscriptions"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.webhooks.arn]
+  }
+
+  # A test ping's attempt record (PutItem) and GET /v1/webhooks/{id}/deliveries (Query).
+  statement {
+    sid       = "WebhookAttempts"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem", "dynamodb:Query"]
+    resources = [aws_dynamodb_table.webhook_deliveries.arn]
+  }
+
   # Cold start: the pagination-token secret, and only it.
   statement {
     sid       = "ReadTokenSecret"
@@ -462,6 +506,88 @@ data "aws_iam_policy_document" "query_api" {
         values   = ["s3.${local.region}.amazonaws.com"]
       }
     }
+  }
+}
+
+# change_feed: read the index table's stream (Lambda's poller uses this role), and only that
+# stream; the published state and counters in the change feed table (GetItem; TransactWriteItems
+# of a Put and Updates); scan the subscriptions (WebhookFanOut, cached refresh_seconds); send
+# delivery messages; send failed batches' descriptions to change-feed-failures (the on-failure
+# destination); the cachesync key via DynamoDB (tables, stream) and SQS (both queues).
+data "aws_iam_policy_document" "change_feed" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.cachesync_key_via_dynamodb.json,
+    data.aws_iam_policy_document.cachesync_key_via_sqs.json,
+  ]
+
+  statement {
+    sid       = "ReadIndexStream"
+    effect    = "Allow"
+    actions   = ["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords", "dynamodb:ListStreams"]
+    resources = [aws_dynamodb_table.index.stream_arn]
+  }
+
+  # published(): GetItem; commit(): TransactWriteItems, whose Put member (the published state)
+  # is authorized as PutItem and whose Update members (the counters) as UpdateItem.
+  statement {
+    sid       = "PublishChanges"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.change_feed.arn]
+  }
+
+  statement {
+    sid       = "ListWebhookSubscriptions"
+    effect    = "Allow"
+    actions   = ["dynamodb:Scan"]
+    resources = [aws_dynamodb_table.webhooks.arn]
+  }
+
+  statement {
+    sid       = "SendWebhookDeliveries"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.webhook_delivery.arn]
+  }
+
+  statement {
+    sid       = "SendFailedStreamBatches"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.change_feed_failures.arn]
+  }
+}
+
+# webhook_delivery: consume the delivery queue, and postpone a failed message's next attempt
+# (ChangeMessageVisibility); read a message's subscription and count successes and failures
+# (GetItem, UpdateItem); record each attempt (PutItem, TTL); the cachesync key via DynamoDB and
+# SQS. Nothing of the index or the documents: TABLE_NAME and BUCKET_NAME are only required by its
+# settings model (WebhookDeliverySettings extends BaseSettings).
+data "aws_iam_policy_document" "webhook_delivery" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.cachesync_key_via_dynamodb.json,
+    data.aws_iam_policy_document.cachesync_key_via_sqs.json,
+  ]
+
+  statement {
+    sid       = "ConsumeDeliveryQueue"
+    effect    = "Allow"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+    resources = [aws_sqs_queue.webhook_delivery.arn]
+  }
+
+  statement {
+    sid       = "ReadAndCountSubscriptions"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.webhooks.arn]
+  }
+
+  statement {
+    sid       = "RecordAttempts"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.webhook_deliveries.arn]
   }
 }
 
@@ -517,8 +643,33 @@ data "aws_iam_policy_document" "operator" {
     ]
     resources = concat(
       [for name in keys(local.event_functions) : aws_sqs_queue.events_dlq[name].arn],
-      [aws_sqs_queue.backfill_failures.arn],
+      [aws_sqs_queue.backfill_failures.arn, aws_sqs_queue.change_feed_failures.arn, aws_sqs_queue.webhook_delivery_dlq.arn],
     )
+  }
+
+  # `cachesync webhooks add / list / remove / rotate-secret / test` work on the tables directly
+  # (as the operator, who sees every customer): the API's webhook permissions.
+  statement {
+    sid       = "ManageWebhookSubscriptions"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.webhooks.arn]
+  }
+
+  statement {
+    sid       = "WebhookAttempts"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem", "dynamodb:Query"]
+    resources = [aws_dynamodb_table.webhook_deliveries.arn]
+  }
+
+  # Runbook (change feed failures): read the records a failed batch names, while the stream
+  # still holds them (24 h).
+  statement {
+    sid       = "ReadIndexStream"
+    effect    = "Allow"
+    actions   = ["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"]
+    resources = [aws_dynamodb_table.index.stream_arn]
   }
 
   # `cachesync keys create / list / revoke`: the API keys table.
@@ -540,12 +691,12 @@ data "aws_iam_policy_document" "operator" {
     resources = [aws_secretsmanager_secret.api_token.arn]
   }
 
-  # The redrive's destination: the event queues the dead-letter queues' messages came from.
+  # The redrive's destination: the queues the dead-letter queues' messages came from.
   statement {
     sid       = "RedriveToEventQueues"
     effect    = "Allow"
     actions   = ["sqs:SendMessage"]
-    resources = [for name in keys(local.event_functions) : aws_sqs_queue.events[name].arn]
+    resources = concat([for name in keys(local.event_functions) : aws_sqs_queue.events[name].arn], [aws_sqs_queue.webhook_delivery.arn])
   }
 }
 

@@ -49,19 +49,52 @@ output "queue_urls" {
 }
 
 output "dead_letter_queue_urls" {
-  description = "Event handler (and backfill) -> URL of its dead-letter queue."
+  description = "Event handler (and backfill, change_feed, webhook_delivery) -> URL of its dead-letter queue."
   value = merge(
     { for name, queue in aws_sqs_queue.events_dlq : name => queue.url },
-    { backfill = aws_sqs_queue.backfill_failures.url },
+    {
+      backfill         = aws_sqs_queue.backfill_failures.url
+      change_feed      = aws_sqs_queue.change_feed_failures.url
+      webhook_delivery = aws_sqs_queue.webhook_delivery_dlq.url
+    },
   )
 }
 
 output "dead_letter_queue_arns" {
-  description = "Event handler (and backfill) -> ARN of its dead-letter queue. start-message-move-task redrives the event handlers' DLQs only: backfill-failures is an on-failure destination, not the DLQ of a queue."
+  description = "Event handler (and backfill, change_feed, webhook_delivery) -> ARN of its dead-letter queue. start-message-move-task redrives the event handlers' and webhook_delivery's DLQs only: backfill-failures and change-feed-failures are on-failure destinations, not the DLQs of queues."
   value = merge(
     { for name, queue in aws_sqs_queue.events_dlq : name => queue.arn },
-    { backfill = aws_sqs_queue.backfill_failures.arn },
+    {
+      backfill         = aws_sqs_queue.backfill_failures.arn
+      change_feed      = aws_sqs_queue.change_feed_failures.arn
+      webhook_delivery = aws_sqs_queue.webhook_delivery_dlq.arn
+    },
   )
+}
+
+output "webhook_delivery_queue_url" {
+  description = "The webhook delivery queue (change_feed sends, webhook_delivery consumes); its DLQ is dead_letter_queue_urls.webhook_delivery."
+  value       = aws_sqs_queue.webhook_delivery.url
+}
+
+output "index_stream_arn" {
+  description = "The index table's stream (NEW_AND_OLD_IMAGES), read by change_feed."
+  value       = aws_dynamodb_table.index.stream_arn
+}
+
+output "change_feed_table_name" {
+  description = "The change feed table (published state per document, analytics counters)."
+  value       = aws_dynamodb_table.change_feed.name
+}
+
+output "webhooks_table_name" {
+  description = "The webhook subscriptions table."
+  value       = aws_dynamodb_table.webhooks.name
+}
+
+output "webhook_deliveries_table_name" {
+  description = "The webhook delivery attempts table (TTL expires_at)."
+  value       = aws_dynamodb_table.webhook_deliveries.name
 }
 
 output "operator_policy_arn" {

@@ -217,6 +217,8 @@ variable "function_memory_mb" {
     fallback_read     = optional(number, 1024)
     backfill          = optional(number, 1024)
     query_api         = optional(number, 1024)
+    change_feed       = optional(number, 512)
+    webhook_delivery  = optional(number, 256)
   })
   default = {}
 
@@ -227,7 +229,7 @@ variable "function_memory_mb" {
 }
 
 variable "function_timeout_seconds" {
-  description = "Timeout (seconds) per function. The event queues' visibility timeout is derived from it (6 x timeout + batching window)."
+  description = "Timeout (seconds) per function. The event queues' visibility timeout is derived from it (6 x timeout + batching window). webhook_delivery POSTs its batch one message after another: its timeout must cover webhook_delivery_source.batch_size x (connect + read timeout) + 10 s (checked at plan time)."
   type = object({
     s3_object_created = optional(number, 60)
     s3_object_removed = optional(number, 60)
@@ -235,6 +237,8 @@ variable "function_timeout_seconds" {
     fallback_read     = optional(number, 10)
     backfill          = optional(number, 900)
     query_api         = optional(number, 15)
+    change_feed       = optional(number, 60)
+    webhook_delivery  = optional(number, 90)
   })
   default = {}
 
@@ -253,6 +257,8 @@ variable "reserved_concurrency" {
     fallback_read     = optional(number, -1)
     backfill          = optional(number, 5)
     query_api         = optional(number, -1)
+    change_feed       = optional(number, -1)
+    webhook_delivery  = optional(number, -1)
   })
   default = {}
 
@@ -619,6 +625,215 @@ variable "queue_age_threshold_seconds" {
   validation {
     condition     = var.queue_age_threshold_seconds >= 60
     error_message = "queue_age_threshold_seconds must be at least 60."
+  }
+}
+
+# ------------------------------------------------------------------ change feed and webhooks
+
+variable "change_feed_table_name" {
+  description = "The change feed table: published state per document and the analytics counters (CACHESYNC_CHANGE_FEED_TABLE_NAME of change_feed and query_api)."
+  type        = string
+  default     = "cachesync-change-feed"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.change_feed_table_name))
+    error_message = "change_feed_table_name: 3 to 255 characters, letters, digits, \"_\", \".\" and \"-\"."
+  }
+}
+
+variable "webhooks_table_name" {
+  description = "The webhook subscriptions table (CACHESYNC_WEBHOOKS_TABLE_NAME of change_feed, webhook_delivery and query_api)."
+  type        = string
+  default     = "cachesync-webhooks"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.webhooks_table_name))
+    error_message = "webhooks_table_name: 3 to 255 characters, letters, digits, \"_\", \".\" and \"-\"."
+  }
+}
+
+variable "webhook_deliveries_table_name" {
+  description = "The webhook delivery attempts table, TTL expires_at (CACHESYNC_WEBHOOK_DELIVERIES_TABLE_NAME of webhook_delivery and query_api)."
+  type        = string
+  default     = "cachesync-webhook-deliveries"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.webhook_deliveries_table_name))
+    error_message = "webhook_deliveries_table_name: 3 to 255 characters, letters, digits, \"_\", \".\" and \"-\"."
+  }
+}
+
+variable "change_feed_stream" {
+  description = "The index stream -> change_feed mapping: records per batch, seconds to wait to fill one, retries of a failing batch (bisected on each error) and the age up to which a failing record is retried before its batch's description goes to the change-feed-failures queue (-1: until the stream's 24 h retention drops it)."
+  type = object({
+    batch_size                      = optional(number, 100)
+    maximum_batching_window_seconds = optional(number, 1)
+    maximum_retry_attempts          = optional(number, 10)
+    maximum_record_age_seconds      = optional(number, 21600)
+  })
+  default = {}
+
+  validation {
+    condition = (
+      var.change_feed_stream.batch_size >= 1 && var.change_feed_stream.batch_size <= 10000
+      && var.change_feed_stream.maximum_batching_window_seconds >= 0 && var.change_feed_stream.maximum_batching_window_seconds <= 300
+      && var.change_feed_stream.maximum_retry_attempts >= 0 && var.change_feed_stream.maximum_retry_attempts <= 10000
+      && (var.change_feed_stream.maximum_record_age_seconds == -1 || (var.change_feed_stream.maximum_record_age_seconds >= 60 && var.change_feed_stream.maximum_record_age_seconds <= 604800))
+      && alltrue([for value in values(var.change_feed_stream) : floor(value) == value])
+    )
+    error_message = "change_feed_stream: whole numbers; batch_size 1-10000, maximum_batching_window_seconds 0-300, maximum_retry_attempts 0-10000, maximum_record_age_seconds -1 or 60-604800."
+  }
+}
+
+variable "webhook_delivery_source" {
+  description = "The delivery queue -> webhook_delivery polling: messages per batch (POSTed one after another: mind function_timeout_seconds.webhook_delivery), seconds to wait to fill a batch, and the most concurrent invocations (receivers called at once)."
+  type = object({
+    batch_size                      = optional(number, 5)
+    maximum_batching_window_seconds = optional(number, 0)
+    maximum_concurrency             = optional(number, 5)
+  })
+  default = {}
+
+  validation {
+    condition = (
+      var.webhook_delivery_source.batch_size >= 1 && var.webhook_delivery_source.batch_size <= 10
+      && var.webhook_delivery_source.maximum_batching_window_seconds >= 0 && var.webhook_delivery_source.maximum_batching_window_seconds <= 300
+      && var.webhook_delivery_source.maximum_concurrency >= 2 && var.webhook_delivery_source.maximum_concurrency <= 1000
+      && alltrue([for value in values(var.webhook_delivery_source) : floor(value) == value])
+    )
+    error_message = "webhook_delivery_source: whole numbers; batch_size 1-10, maximum_batching_window_seconds 0-300, maximum_concurrency 2-1000."
+  }
+}
+
+variable "webhook_subscriptions_refresh_seconds" {
+  description = "CACHESYNC_WEBHOOK_SUBSCRIPTIONS_REFRESH_SECONDS (change_feed): how long a feed process reuses the subscriptions it scanned (new or changed ones take effect within it)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.webhook_subscriptions_refresh_seconds >= 0 && var.webhook_subscriptions_refresh_seconds <= 300
+    error_message = "webhook_subscriptions_refresh_seconds: 0 to 300."
+  }
+}
+
+variable "webhook_connect_timeout_seconds" {
+  description = "CACHESYNC_WEBHOOK_CONNECT_TIMEOUT_SECONDS (webhook_delivery): the longest wait for a receiver's connection."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.webhook_connect_timeout_seconds > 0 && var.webhook_connect_timeout_seconds <= 30
+    error_message = "webhook_connect_timeout_seconds: more than 0, at most 30."
+  }
+}
+
+variable "webhook_read_timeout_seconds" {
+  description = "CACHESYNC_WEBHOOK_READ_TIMEOUT_SECONDS (webhook_delivery): the longest wait for a receiver's bytes."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.webhook_read_timeout_seconds > 0 && var.webhook_read_timeout_seconds <= 60
+    error_message = "webhook_read_timeout_seconds: more than 0, at most 60."
+  }
+}
+
+variable "webhook_max_response_bytes" {
+  description = "CACHESYNC_WEBHOOK_MAX_RESPONSE_BYTES (webhook_delivery): at most this much of a receiver's answer is read."
+  type        = number
+  default     = 65536
+
+  validation {
+    condition     = var.webhook_max_response_bytes >= 0 && var.webhook_max_response_bytes <= 1048576 && floor(var.webhook_max_response_bytes) == var.webhook_max_response_bytes
+    error_message = "webhook_max_response_bytes: a whole number from 0 to 1048576."
+  }
+}
+
+variable "webhook_retry_base_seconds" {
+  description = "CACHESYNC_WEBHOOK_RETRY_BASE_SECONDS (webhook_delivery): the backoff's first ceiling; it doubles per failed attempt (full jitter)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.webhook_retry_base_seconds >= 0 && var.webhook_retry_base_seconds <= 3600
+    error_message = "webhook_retry_base_seconds: 0 to 3600."
+  }
+}
+
+variable "webhook_retry_max_seconds" {
+  description = "CACHESYNC_WEBHOOK_RETRY_MAX_SECONDS (webhook_delivery): the backoff's cap (a ChangeMessageVisibility, under SQS's 12 h ceiling)."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.webhook_retry_max_seconds >= 0 && var.webhook_retry_max_seconds <= 42900
+    error_message = "webhook_retry_max_seconds: 0 to 42900."
+  }
+}
+
+variable "webhook_max_attempts" {
+  description = "CACHESYNC_WEBHOOK_MAX_ATTEMPTS (webhook_delivery): attempts per delivery; also the delivery queue's maxReceiveCount, after which SQS moves the message to the webhook-delivery DLQ."
+  type        = number
+  default     = 12
+
+  validation {
+    condition     = var.webhook_max_attempts >= 1 && var.webhook_max_attempts <= 1000 && floor(var.webhook_max_attempts) == var.webhook_max_attempts
+    error_message = "webhook_max_attempts: a whole number from 1 to 1000 (SQS's maxReceiveCount range)."
+  }
+}
+
+variable "webhook_failure_threshold" {
+  description = "CACHESYNC_WEBHOOK_FAILURE_THRESHOLD (webhook_delivery): consecutive failed attempts that mark a subscription failing."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.webhook_failure_threshold >= 1 && var.webhook_failure_threshold <= 10000 && floor(var.webhook_failure_threshold) == var.webhook_failure_threshold
+    error_message = "webhook_failure_threshold: a whole number from 1 to 10000."
+  }
+}
+
+variable "webhook_attempt_retention_days" {
+  description = "CACHESYNC_WEBHOOK_ATTEMPT_RETENTION_DAYS (webhook_delivery): how long each attempt's record is kept (the deliveries table's TTL)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.webhook_attempt_retention_days >= 1 && var.webhook_attempt_retention_days <= 365 && floor(var.webhook_attempt_retention_days) == var.webhook_attempt_retention_days
+    error_message = "webhook_attempt_retention_days: a whole number from 1 to 365."
+  }
+}
+
+variable "change_feed_iterator_age_threshold_ms" {
+  description = "Alarm when the change feed's IteratorAge (AWS/Lambda: age of the last stream record read) exceeds this: webhooks and analytics are that far behind the index."
+  type        = number
+  default     = 60000
+
+  validation {
+    condition     = var.change_feed_iterator_age_threshold_ms > 0
+    error_message = "change_feed_iterator_age_threshold_ms must be more than 0."
+  }
+}
+
+variable "webhook_failure_rate_threshold_percent" {
+  description = "Alarm when more than this share of webhook delivery attempts fail (receiver errors, timeouts, refused addresses) in a period."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.webhook_failure_rate_threshold_percent > 0 && var.webhook_failure_rate_threshold_percent <= 100
+    error_message = "webhook_failure_rate_threshold_percent: more than 0, at most 100."
+  }
+}
+
+variable "webhook_alarm_min_attempts" {
+  description = "Periods with fewer webhook delivery attempts count as healthy for the failure-rate alarm (one receiver down among few deliveries shows as that subscription's failing status)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.webhook_alarm_min_attempts >= 1 && floor(var.webhook_alarm_min_attempts) == var.webhook_alarm_min_attempts
+    error_message = "webhook_alarm_min_attempts: a whole number, 1 or more."
   }
 }
 

@@ -73,13 +73,10 @@ GAPS_FILE: Final = "moto_gaps_override.tf"
 
 REGION: Final = "us-east-1"
 BUCKET: Final = "cachesync-infra-local"  # the "existing" documents bucket, created in moto
-FUNCTIONS: Final = (
-    "s3_object_created",
-    "s3_object_removed",
-    "write_through",
-    "fallback_read",
-    "backfill",
-    "query_api",
+# Every function folder, as `make package` finds them (tools/package_lambdas.py) and infra/ deploys
+# them (local.functions; tests/unit/test_infra.py checks the two agree).
+FUNCTIONS: Final = tuple(
+    sorted(path.parent.name for path in (ROOT / "functions").glob("*/handler.py"))
 )
 DESTROY_GRACE_SECONDS: Final = 240  # destroy after a timeout gets this much more time
 APPLY_ATTEMPTS: Final = 2  # a second, fresh attempt only after duplicate_create()

@@ -20,10 +20,23 @@ resource "aws_sqs_queue_redrive_allow_policy" "events_dlq" {
   for_each = {}
 }
 
+# moto gap: the same missing RedriveAllowPolicy, for the webhook delivery DLQ (the delivery
+# queue's redrive_policy, checked after apply, does not depend on it).
+resource "aws_sqs_queue_redrive_allow_policy" "webhook_delivery_dlq" {
+  count = 0
+}
+
 resource "aws_sqs_queue" "events" {
   lifecycle {
     # moto gap: moto returns redrive_policy re-spaced JSON, which the provider reads as a change
     # on every plan (a perpetual diff); the DLQ and maxReceiveCount are checked after apply.
+    ignore_changes = [redrive_policy]
+  }
+}
+
+resource "aws_sqs_queue" "webhook_delivery" {
+  lifecycle {
+    # moto gap: the same re-spaced redrive_policy JSON (a perpetual diff) on the delivery queue.
     ignore_changes = [redrive_policy]
   }
 }

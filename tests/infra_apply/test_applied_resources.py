@@ -16,13 +16,20 @@ from typing import Any, Final
 
 import pytest
 
-from cachesync import api_keys_schema, api_usage_schema, index_schema
+from cachesync import (
+    api_keys_schema,
+    api_usage_schema,
+    change_feed_schema,
+    index_schema,
+    webhooks_schema,
+)
 from cachesync.settings import variable_name
 from tests.unit.test_infra import (
     API_RATE_LIMITER_UNAVAILABLE,
     API_THROTTLED,
     BASE_ACTIONS,
     EVENT_FUNCTIONS,
+    FIXED_SETTINGS,
     IAM_MATRIX,
     INFRA,
     SETTINGS_MODELS,
@@ -227,8 +234,25 @@ def test_functions_run_the_packaged_handlers_with_their_settings(
         assert set(variables) == {
             variable_name(field) for field in model.model_fields if field not in unset
         } | {"POWERTOOLS_LOG_LEVEL"}
-        assert variables["CACHESYNC_TABLE_NAME"] == outputs["table_name"]
-        assert variables["CACHESYNC_BUCKET_NAME"] == outputs["bucket_name"]
+        if "table_name" in model.model_fields:
+            assert variables["CACHESYNC_TABLE_NAME"] == outputs["table_name"]
+            assert variables["CACHESYNC_BUCKET_NAME"] == outputs["bucket_name"]
+        for setting, value in FIXED_SETTINGS.items():
+            if setting in model.model_fields:
+                assert variables[variable_name(setting)] == value, (folder, setting)
+        for setting in ("change_feed_table_name", "webhooks_table_name"):
+            if setting in model.model_fields:
+                assert variables[variable_name(setting)] == outputs[setting], (folder, setting)
+        if "webhook_deliveries_table_name" in model.model_fields:
+            assert (
+                variables["CACHESYNC_WEBHOOK_DELIVERIES_TABLE_NAME"]
+                == (outputs["webhook_deliveries_table_name"])
+            )
+        if folder in ("change_feed", "webhook_delivery"):
+            assert (
+                variables["CACHESYNC_WEBHOOK_DELIVERY_QUEUE_URL"]
+                == (outputs["webhook_delivery_queue_url"])
+            )
         if folder in ("write_through", "query_api"):
             assert (
                 variables["CACHESYNC_IDEMPOTENCY_TABLE_NAME"] == (outputs["idempotency_table_name"])
@@ -269,6 +293,10 @@ def test_event_handlers_consume_their_queue_with_partial_batch_responses(
         arn = outputs["function_arns"][folder]
         own = [mapping for mapping in mappings if mapping["FunctionArn"] == arn]
         # Then only the event handlers have one: their own queue, with ReportBatchItemFailures
+        # (change_feed and webhook_delivery: test_change_feed_and_webhook_delivery_sources)
+        if folder in ("change_feed", "webhook_delivery"):
+            assert len(own) == 1, folder
+            continue
         if folder not in EVENT_FUNCTIONS:
             assert own == [], folder
             continue
@@ -382,8 +410,11 @@ def test_alarms_and_dashboard_exist(aws: Any, outputs: dict[str, Any]) -> None:
         | {f"{name}-depth" for name in dlq_names}
         | {f"{function_name(f)}-sync-lag-p99" for f in EVENT_FUNCTIONS}
         | {f"{name}-oldest-message-age" for name in queue_names}
+        | {f"{function_name('change_feed')}-iterator-age"}
+        | {f"{function_name('change_feed')}-failures"}
+        | {f"{NAME_PREFIX}-webhook-failure-rate"}
     )
-    assert len(dlq_names) == 3
+    assert len(dlq_names) == 5
     by_name = {alarm["AlarmName"]: alarm for alarm in alarms}
     latency = by_name[f"{NAME_PREFIX}-read-latency-p99"]
     assert (latency["Namespace"], latency["MetricName"]) == ("AWS/Lambda", "Duration")
@@ -418,6 +449,12 @@ def test_alarms_and_dashboard_exist(aws: Any, outputs: dict[str, Any]) -> None:
         "Query API requests and errors per route (count)",
         "Query API latency p95 per route (ms)",
         "Query API requests and throttled per key (top 10, count)",
+    } <= titles
+    assert {
+        "Change feed: stream iterator age (ms)",
+        "Change feed events (count)",
+        "Webhook deliveries (count, failure rate %)",
+        "Webhook delivery queue",
     } <= titles
 
 
@@ -575,5 +612,122 @@ def test_the_token_secret_holds_a_generated_value_only_query_api_may_read(
     (read_secret,) = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
     assert read_secret["Action"] == ["secretsmanager:GetSecretValue"]
     assert read_secret["Resource"] == [arn]
-    (query,) = [s for s in statements if "dynamodb:Query" in s["Action"]]
+    (query,) = [
+        s
+        for s in statements
+        if "dynamodb:Query" in s["Action"] and outputs["table_arn"] in s["Resource"][0]
+    ]
     assert query["Resource"] == [f"{outputs['table_arn']}/index/*"]
+
+
+# ---------------------------------------------------------------------- change feed and webhooks
+
+
+def test_index_table_streams_both_images(aws: Any, outputs: dict[str, Any]) -> None:
+    # Given the applied index table
+    table = aws("dynamodb").describe_table(TableName=outputs["table_name"])["Table"]
+    # Then its stream is on with both images, and it is the stream the outputs name
+    assert table["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": index_schema.STREAM_VIEW_TYPE,
+    }
+    assert table["LatestStreamArn"] == outputs["index_stream_arn"]
+
+
+@pytest.mark.parametrize(
+    ("output", "layout", "ttl_attribute"),
+    [
+        ("change_feed_table_name", change_feed_schema.create_change_feed_table_request, None),
+        ("webhooks_table_name", webhooks_schema.create_webhooks_table_request, None),
+        (
+            "webhook_deliveries_table_name",
+            webhooks_schema.create_deliveries_table_request,
+            webhooks_schema.TTL_ATTRIBUTE,
+        ),
+    ],
+)
+def test_change_feed_and_webhook_tables_have_their_schema_layout(
+    aws: Any, outputs: dict[str, Any], output: str, layout: Any, ttl_attribute: str | None
+) -> None:
+    # Given an applied table
+    dynamodb = aws("dynamodb")
+    name = outputs[output]
+    # When it is described
+    table = dynamodb.describe_table(TableName=name)["Table"]
+    ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    backups = dynamodb.describe_continuous_backups(TableName=name)
+    # Then keys, attributes, billing, TTL and PITR are the schema module's
+    request = layout(name)
+    assert table["KeySchema"] == request["KeySchema"]
+    assert sorted(table["AttributeDefinitions"], key=str) == sorted(
+        request["AttributeDefinitions"], key=str
+    )
+    assert table["BillingModeSummary"]["BillingMode"] == request["BillingMode"]
+    if ttl_attribute is None:
+        assert ttl["TimeToLiveStatus"] == "DISABLED"
+    else:
+        assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": ttl_attribute}
+    recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_change_feed_and_webhook_delivery_sources(
+    aws: Any, outputs: dict[str, Any], tf: Terraform
+) -> None:
+    stream = optional_defaults(tf, "change_feed_stream")
+    delivery = optional_defaults(tf, "webhook_delivery_source")
+    timeout = optional_defaults(tf, "function_timeout_seconds")
+    mappings = aws("lambda").list_event_source_mappings()["EventSourceMappings"]
+    by_function = {m["FunctionArn"]: m for m in mappings}
+    # Given change_feed's mapping: the index stream, from its oldest record, bisected, bounded,
+    # with failed batches described in change-feed-failures
+    feed = by_function[outputs["function_arns"]["change_feed"]]
+    assert feed["EventSourceArn"] == outputs["index_stream_arn"]
+    assert feed["StartingPosition"] == "TRIM_HORIZON"
+    assert feed["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert feed["BisectBatchOnFunctionError"] is True
+    assert feed["BatchSize"] == stream["batch_size"]
+    assert feed["MaximumRetryAttempts"] == stream["maximum_retry_attempts"]
+    assert feed["MaximumRecordAgeInSeconds"] == stream["maximum_record_age_seconds"]
+    assert (
+        feed["DestinationConfig"]["OnFailure"]["Destination"]
+        == (outputs["dead_letter_queue_arns"]["change_feed"])
+    )
+    # And webhook_delivery's: the delivery queue, partial batch failures
+    sender = by_function[outputs["function_arns"]["webhook_delivery"]]
+    assert sender["EventSourceArn"] == queue_arn(aws, outputs["webhook_delivery_queue_url"])
+    assert sender["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert sender["BatchSize"] == delivery["batch_size"]
+    # And the delivery queue retries webhook_max_attempts times, then its DLQ; 4 and 14 days
+    sqs = aws("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=outputs["webhook_delivery_queue_url"], AttributeNames=["All"]
+    )["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == outputs["dead_letter_queue_arns"]["webhook_delivery"]
+    assert int(redrive["maxReceiveCount"]) == tf.variables["webhook_max_attempts"]["default"] == 12
+    assert int(attributes["MessageRetentionPeriod"]) == 4 * 86400
+    assert (
+        int(attributes["VisibilityTimeout"])
+        == 6 * timeout["webhook_delivery"] + (delivery["maximum_batching_window_seconds"])
+    )
+    dlq = sqs.get_queue_attributes(
+        QueueUrl=outputs["dead_letter_queue_urls"]["webhook_delivery"],
+        AttributeNames=["MessageRetentionPeriod"],
+    )["Attributes"]
+    assert int(dlq["MessageRetentionPeriod"]) == 14 * 86400
+
+
+def test_webhook_delivery_metric_filters_count_its_log_lines(aws: Any, tf: Terraform) -> None:
+    # Given the metric filters on webhook_delivery's log group
+    group = f"/aws/lambda/{function_name('webhook_delivery')}"
+    filters = aws("logs").describe_metric_filters(logGroupName=group)["metricFilters"]
+    # Then there is one per metric, in namespace cachesync, with the service dimension
+    expected = tf.locals["webhook_delivery_log_metrics"]
+    by_metric = {f["metricTransformations"][0]["metricName"]: f for f in filters}
+    assert set(by_metric) == set(expected)
+    for metric, found in by_metric.items():
+        (transformation,) = found["metricTransformations"]
+        assert transformation["metricNamespace"] == "cachesync"
+        assert transformation["dimensions"] == {"service": "$.service"}
+        assert found["filterPattern"] == expected[metric].replace('\\"', '"')

@@ -23,17 +23,26 @@ from hcl2.utils import SerializationOptions
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from cachesync import api_keys_schema, api_usage_schema, index_schema
+from cachesync import (
+    api_keys_schema,
+    api_usage_schema,
+    change_feed_schema,
+    index_schema,
+    webhooks_schema,
+)
 from cachesync.api.cache_metrics import API_CACHE_HITS, API_CACHE_MISSES, CACHE_DIMENSION
 from cachesync.api.wiring import RATE_LIMITER_FAILURE_METRIC
 from cachesync.settings import (
     ApiSettings,
     BackfillSettings,
+    ChangeFeedSettings,
     FallbackReadSettings,
     SyncSettings,
+    WebhookDeliverySettings,
     WriteThroughSettings,
     variable_name,
 )
+from cachesync.webhooks.delivery import DeliveryOutcome
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 INFRA: Final = ROOT / "infra"
@@ -65,6 +74,8 @@ SETTINGS_MODELS: Final[dict[str, type[BaseModel]]] = {
     "fallback_read": FallbackReadSettings,
     "backfill": BackfillSettings,
     "query_api": ApiSettings,
+    "change_feed": ChangeFeedSettings,
+    "webhook_delivery": WebhookDeliverySettings,
 }
 # Settings a function's environment deliberately leaves out: query_api gets its token secret from
 # Secrets Manager (CACHESYNC_API_TOKEN_SECRET_ID), never the secret itself.
@@ -75,18 +86,26 @@ RESOURCE_SETTINGS: Final = {
     "api_keys_table_name": "${aws_dynamodb_table.api_keys.name}",
     "api_usage_table_name": "${aws_dynamodb_table.api_usage.name}",
     "api_token_secret_id": "${aws_secretsmanager_secret.api_token.arn}",
+    "change_feed_table_name": "${aws_dynamodb_table.change_feed.name}",
+    "webhooks_table_name": "${aws_dynamodb_table.webhooks.name}",
+    "webhook_deliveries_table_name": "${aws_dynamodb_table.webhook_deliveries.name}",
+    "webhook_delivery_queue_url": "${aws_sqs_queue.webhook_delivery.url}",
 }
+# Settings fixed in AWS, deliberately not variables: loopback (and plain-http) webhook targets are
+# for the local stack only, and no variable may turn the SSRF guard's loopback refusal off.
+FIXED_SETTINGS: Final = {"webhook_allow_loopback": "false"}
 EVENT_FUNCTIONS: Final = {"s3_object_created", "s3_object_removed"}
 
 # boto3 client method (as the stores call it) -> the IAM actions that authorize it.
-# TransactWriteItems has no IAM action of its own: its Put and Delete members are authorized as
-# PutItem and DeleteItem (DynamoDB developer guide, "Using IAM with DynamoDB transactions").
+# TransactWriteItems has no IAM action of its own: its Put, Update and Delete members are
+# authorized as PutItem, UpdateItem and DeleteItem (DynamoDB developer guide, "Using IAM with
+# DynamoDB transactions"); which members a store uses is checked per store (TRANSACTION_MEMBERS).
 CLIENT_CALL_ACTIONS: Final = {
     "get_item": {"dynamodb:GetItem"},
     "put_item": {"dynamodb:PutItem"},
     "update_item": {"dynamodb:UpdateItem"},
     "delete_item": {"dynamodb:DeleteItem"},
-    "transact_write_items": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
+    "transact_write_items": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
     "query": {"dynamodb:Query"},
     "scan": {"dynamodb:Scan"},
     "get_object": {"s3:GetObject", "s3:GetObjectVersion"},
@@ -96,6 +115,24 @@ CLIENT_CALL_ACTIONS: Final = {
     "list_objects_v2": {"s3:ListBucket"},
     "invoke": {"lambda:InvokeFunction"},
     "get_secret_value": {"secretsmanager:GetSecretValue"},
+    "send_message": {"sqs:SendMessage"},
+    "change_message_visibility": {"sqs:ChangeMessageVisibility"},
+}
+TRANSACTION_MEMBER_ACTIONS: Final = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+}
+# Store file -> the members its transactions use (ConditionCheck nowhere).
+TRANSACTION_MEMBERS: Final = {
+    "dynamodb_index.py": {"Put", "Delete"},
+    "dynamodb_change_feed.py": {"Put", "Update"},
+}
+STREAM_READ: Final = {
+    "dynamodb:DescribeStream",
+    "dynamodb:GetShardIterator",
+    "dynamodb:GetRecords",
+    "dynamodb:ListStreams",
 }
 
 SQS_CONSUME: Final = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
@@ -144,6 +181,22 @@ IAM_MATRIX: Final[dict[str, set[str]]] = {
         "dynamodb:UpdateItem",  # the idempotency table and the claim of an entry
         "dynamodb:Query",  # the GSIs only (checked below)
         "secretsmanager:GetSecretValue",  # the token secret only (checked below)
+        "dynamodb:Scan",  # the webhooks table only (checked below)
+    },
+    "change_feed": {
+        *STREAM_READ,  # the index table's stream only
+        "dynamodb:GetItem",  # change feed table: published state
+        "dynamodb:PutItem",  # change feed table: transaction's Put (published state)
+        "dynamodb:UpdateItem",  # change feed table: transaction's Updates (counters)
+        "dynamodb:Scan",  # webhooks table: the subscriptions fanned out to
+        "sqs:SendMessage",  # the delivery queue, and change-feed-failures (on-failure destination)
+    },
+    "webhook_delivery": {
+        *SQS_CONSUME,
+        "sqs:ChangeMessageVisibility",  # a failed attempt's backoff
+        "dynamodb:GetItem",  # webhooks table
+        "dynamodb:UpdateItem",  # webhooks table: success / failure counts, status
+        "dynamodb:PutItem",  # deliveries table: each attempt
     },
 }
 
@@ -477,7 +530,15 @@ def test_index_table_matches_the_schema_module(tf: Terraform) -> None:
 
 
 def test_tables_are_protected(tf: Terraform) -> None:
-    tables = {"index", "idempotency", "api_keys", "api_usage"}
+    tables = {
+        "index",
+        "idempotency",
+        "api_keys",
+        "api_usage",
+        "change_feed",
+        "webhooks",
+        "webhook_deliveries",
+    }
     assert set(tf.resources["aws_dynamodb_table"]) == tables
     for name in sorted(tables):
         table = tf.resources["aws_dynamodb_table"][name]
@@ -625,6 +686,11 @@ def test_optional_settings_come_from_variables_with_the_model_defaults(
         if name in RESOURCE_SETTINGS:
             assert environment[variable_name(name)] == RESOURCE_SETTINGS[name], name
             continue
+        if name in FIXED_SETTINGS:
+            # A constant, and no variable of that name that a deployment could set
+            assert environment[variable_name(name)] == FIXED_SETTINGS[name], name
+            assert name not in tf.variables, f"var.{name} must not exist"
+            continue
         assert environment[variable_name(name)] == f"${{tostring(var.{name})}}"
         variable = tf.variables[name]
         assert variable["default"] == field.default, f"var.{name}"
@@ -716,6 +782,12 @@ def test_handler_named_in_terraform_imports_and_is_callable(
     if folder == "query_api":
         # One of the two token secret sources is required; the secret itself needs no network.
         monkeypatch.setenv(variable_name("api_token_secret"), "s" * 32)
+    if folder in ("change_feed", "webhook_delivery"):
+        # Terraform always sets it (a resource setting); webhook_delivery refuses to start without.
+        monkeypatch.setenv(
+            variable_name("webhook_delivery_queue_url"),
+            "https://sqs.us-east-1.amazonaws.com/123456789012/cachesync-webhook-delivery",
+        )
     unique = f"infra_check_{folder}_{module_name}"
     spec = importlib.util.spec_from_file_location(unique, path)
     assert spec is not None
@@ -819,14 +891,25 @@ def test_existing_bucket_by_default_created_bucket_on_request(tf: Terraform) -> 
 
 def test_stores_make_only_calls_the_matrix_knows() -> None:
     calls = set()
-    for path in (ROOT / "shared" / "cachesync" / "stores").glob("*.py"):
+    for path in STORES.glob("*.py"):
         calls |= set(re.findall(r"self\._client\.(\w+)\(", path.read_text(encoding="utf-8")))
     assert calls <= set(CLIENT_CALL_ACTIONS), f"update CLIENT_CALL_ACTIONS and iam.tf: {calls}"
-    index_store = (ROOT / "shared" / "cachesync" / "stores" / "dynamodb_index.py").read_text(
-        encoding="utf-8"
-    )
-    # Transactions use Put and Delete members only (no Update, no ConditionCheck).
-    assert not re.search(r"[\"'](Update|ConditionCheck)[\"']\s*:", index_store)
+    # Transactions use exactly the members TRANSACTION_MEMBERS says (never ConditionCheck), and
+    # only the stores it names make transactions
+    for path in STORES.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if "transact_write_items(" not in text:
+            assert path.name not in TRANSACTION_MEMBERS, path.name
+            continue
+        assert transaction_members(text) == TRANSACTION_MEMBERS[path.name], path.name
+
+
+STORES: Final = ROOT / "shared" / "cachesync" / "stores"
+
+
+def transaction_members(text: str) -> set[str]:
+    """The TransactWriteItems member kinds a store's source builds (``"Put": {`` ...)."""
+    return set(re.findall(r"[\"'](Put|Update|Delete|ConditionCheck)[\"']\s*:\s*\{", text))
 
 
 @pytest.mark.parametrize("folder", sorted(IAM_MATRIX))
@@ -847,19 +930,34 @@ def test_each_role_is_allowed_exactly_its_matrix(tf: Terraform, folder: str) -> 
 
 
 def test_no_function_scans_and_only_query_api_queries_the_indexes(tf: Terraform) -> None:
+    webhooks = "${aws_dynamodb_table.webhooks.arn}"
     for folder in IAM_MATRIX:
-        granted = allowed_actions(tf, access_document(tf, folder))
-        assert "dynamodb:Scan" not in granted, folder
+        document = access_document(tf, folder)
+        # The one table a function may scan: the webhook subscriptions (few; change_feed's
+        # fan-out and GET /v1/webhooks), in a statement of its own
+        for statement in statements(document):
+            if "dynamodb:Scan" in actions_of(tf, statement):
+                assert statement["resources"] == [webhooks], folder
         if folder != "query_api":
-            assert "dynamodb:Query" not in granted, folder
+            assert "dynamodb:Query" not in allowed_actions(tf, document), folder
     # query_api queries the GSIs (IndexName), never the base table
     (query,) = [
         s
         for s in statements(access_document(tf, "query_api"))
-        if "dynamodb:Query" in actions_of(tf, s)
+        if "dynamodb:Query" in actions_of(tf, s) and s["resources"][0].startswith("${local.")
     ]
     assert actions_of(tf, query) == {"dynamodb:Query"}
     assert query["resources"] == ["${local.table_arn}/index/*"]
+    # Its other queries: the analytics (change feed table) and the recent delivery attempts
+    others = [
+        s
+        for s in statements(access_document(tf, "query_api"))
+        if "dynamodb:Query" in actions_of(tf, s) and s is not query
+    ]
+    assert sorted(r for s in others for r in s["resources"]) == [
+        "${aws_dynamodb_table.change_feed.arn}",
+        "${aws_dynamodb_table.webhook_deliveries.arn}",
+    ]
 
 
 def test_removed_handler_cannot_read_objects(tf: Terraform) -> None:
@@ -983,9 +1081,20 @@ def github_anchor(heading: str) -> str:
 def test_alarm_runbook_links_point_at_runbook_sections(tf: Terraform) -> None:
     runbook = (ROOT / "docs" / "RUNBOOK.md").read_text(encoding="utf-8")
     anchors = {github_anchor(line[3:]) for line in runbook.splitlines() if line.startswith("## ")}
+    lookup = '${lookup(local.dead_letter_runbook_sections, each.key, "dlq-depth")}'
     for name, body in tf.resources["aws_cloudwatch_metric_alarm"].items():
-        (anchor,) = re.findall(r"docs/RUNBOOK\.md#([a-z0-9-]+)", body["alarm_description"])
-        assert anchor in anchors, f"alarm {name}: no RUNBOOK section #{anchor}"
+        description = unquote(body["alarm_description"])
+        if lookup in description:
+            # A dead-letter queue's alarm: its own section, or DLQ depth for the others
+            sections = tf.locals["dead_letter_runbook_sections"]
+            for queue in sections:
+                assert f"{queue} = aws_sqs_queue." in tf.locals["dead_letter_queues"], queue
+            found = [*sections.values(), "dlq-depth"]
+        else:
+            found = re.findall(r"docs/RUNBOOK\.md#([a-z0-9-]+)", description)
+            assert len(found) == 1, name
+        for anchor in found:
+            assert anchor in anchors, f"alarm {name}: no RUNBOOK section #{anchor}"
 
 
 def test_cache_hit_rate_alarm_reads_the_reader_metrics(tf: Terraform) -> None:
@@ -1175,8 +1284,10 @@ def test_query_api_reads_and_rotates_keys_and_reads_its_secret_only(tf: Terrafor
         if usage_table in [unquote(r) for r in s.get("resources", [])]
     ] == [[usage_table]]
     # Updates: the idempotency records, the write-through's claim on the index, the counters
+    # (and the webhook subscriptions: PATCH, rotate-secret, a successful test ping)
     assert sorted(r[0] for r in by_action["dynamodb:UpdateItem"]) == [
         "${aws_dynamodb_table.api_usage.arn}",
+        "${aws_dynamodb_table.webhooks.arn}",
         "${local.idempotency_table_arn}",
         "${local.table_arn}",
     ]
@@ -1320,3 +1431,464 @@ def test_outputs_give_the_api_url(tf: Terraform) -> None:
         "api_usage_table_name",
         "api_token_secret_arn",
     } <= set(tf.outputs)
+
+
+# ---------------------------------------------------------------------- change feed and webhooks
+
+
+def test_index_table_streams_both_images_as_the_schema_module_says(tf: Terraform) -> None:
+    # Given the index table and the schema module's CreateTable request
+    table = tf.resources["aws_dynamodb_table"]["index"]
+    request = index_schema.create_table_request(index_schema.TABLE_NAME_DEFAULT)
+    # Then the stream is on, with the view type the change feed reads
+    assert request["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": index_schema.STREAM_VIEW_TYPE,
+    }
+    assert table["stream_enabled"] is True
+    assert table["stream_view_type"] == index_schema.STREAM_VIEW_TYPE == "NEW_AND_OLD_IMAGES"
+
+
+def key_layout(table: dict[str, Any]) -> list[dict[str, str]]:
+    """A Terraform table's key schema, as CreateTable's KeySchema."""
+    keys = [{"AttributeName": table["hash_key"], "KeyType": "HASH"}]
+    if "range_key" in table:
+        keys.append({"AttributeName": table["range_key"], "KeyType": "RANGE"})
+    return keys
+
+
+@pytest.mark.parametrize(
+    ("name", "variable", "request_", "ttl"),
+    [
+        (
+            "change_feed",
+            "change_feed_table_name",
+            change_feed_schema.create_change_feed_table_request(
+                change_feed_schema.CHANGE_FEED_TABLE_NAME_DEFAULT
+            ),
+            None,
+        ),
+        (
+            "webhooks",
+            "webhooks_table_name",
+            webhooks_schema.create_webhooks_table_request(
+                webhooks_schema.WEBHOOKS_TABLE_NAME_DEFAULT
+            ),
+            None,
+        ),
+        (
+            "webhook_deliveries",
+            "webhook_deliveries_table_name",
+            webhooks_schema.create_deliveries_table_request(
+                webhooks_schema.WEBHOOK_DELIVERIES_TABLE_NAME_DEFAULT
+            ),
+            webhooks_schema.deliveries_ttl_request(
+                webhooks_schema.WEBHOOK_DELIVERIES_TABLE_NAME_DEFAULT
+            )["TimeToLiveSpecification"],
+        ),
+    ],
+)
+def test_change_feed_and_webhook_tables_match_their_schema_modules(
+    tf: Terraform,
+    name: str,
+    variable: str,
+    request_: dict[str, Any],
+    ttl: dict[str, Any] | None,
+) -> None:
+    # Given a table and its schema module's CreateTable (and UpdateTimeToLive) request
+    table = tf.resources["aws_dynamodb_table"][name]
+    # Then name (default included), billing, keys, attributes and TTL are the module's
+    assert table["name"] == f"${{var.{variable}}}"
+    assert tf.variables[variable]["default"] == request_["TableName"]
+    for model in (ApiSettings, ChangeFeedSettings, WebhookDeliverySettings):
+        if variable in model.model_fields:
+            assert model.model_fields[variable].default == request_["TableName"], model
+    assert table["billing_mode"] == request_["BillingMode"] == "PAY_PER_REQUEST"
+    assert key_layout(table) == request_["KeySchema"]
+    assert [{"name": a["name"], "type": a["type"]} for a in table["attribute"]] == [
+        {"name": d["AttributeName"], "type": d["AttributeType"]}
+        for d in request_["AttributeDefinitions"]
+    ]
+    assert "global_secondary_index" not in table
+    assert "GlobalSecondaryIndexes" not in request_
+    if ttl is None:
+        assert "ttl" not in table
+    else:
+        (block,) = table["ttl"]
+        assert block == {"attribute_name": ttl["AttributeName"], "enabled": ttl["Enabled"]}
+        assert ttl["AttributeName"] == webhooks_schema.TTL_ATTRIBUTE
+
+
+def test_change_feed_reads_the_index_stream_with_partial_failures_and_a_destination(
+    tf: Terraform,
+) -> None:
+    # Given the stream's event source mapping
+    mapping = tf.resources["aws_lambda_event_source_mapping"]["change_feed"]
+    # Then it reads the index table's stream into change_feed, from the oldest record kept
+    assert mapping["event_source_arn"] == "${aws_dynamodb_table.index.stream_arn}"
+    assert unquote(mapping["function_name"]) == (
+        '${aws_lambda_function.function["change_feed"].arn}'
+    )
+    assert mapping["starting_position"] == "TRIM_HORIZON"
+    # And failed records are reported one by one, bisected, retried a bounded number of times
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert mapping["bisect_batch_on_function_error"] is True
+    for attribute, setting in (
+        ("batch_size", "batch_size"),
+        ("maximum_batching_window_in_seconds", "maximum_batching_window_seconds"),
+        ("maximum_retry_attempts", "maximum_retry_attempts"),
+        ("maximum_record_age_in_seconds", "maximum_record_age_seconds"),
+    ):
+        assert mapping[attribute] == f"${{var.change_feed_stream.{setting}}}", attribute
+    # And what still fails is described in its own queue
+    (destination,) = mapping["destination_config"]
+    assert destination["on_failure"] == [
+        {"destination_arn": "${aws_sqs_queue.change_feed_failures.arn}"}
+    ]
+    assert mapping["depends_on"] == ["${aws_iam_role_policy.access}"]
+    failures = tf.resources["aws_sqs_queue"]["change_feed_failures"]
+    assert failures["message_retention_seconds"] == "${var.dlq_message_retention_seconds}"
+
+
+def test_webhook_delivery_queue_retries_the_settings_budget_then_its_dlq(tf: Terraform) -> None:
+    # Given the delivery queue, its DLQ and the mapping to webhook_delivery
+    queues = tf.resources["aws_sqs_queue"]
+    queue, dlq = queues["webhook_delivery"], queues["webhook_delivery_dlq"]
+    mapping = tf.resources["aws_lambda_event_source_mapping"]["webhook_delivery"]
+    # Then SQS's receive count is the attempt number: maxReceiveCount is the function's budget
+    redrive = unquote(queue["redrive_policy"])
+    assert "deadLetterTargetArn = aws_sqs_queue.webhook_delivery_dlq.arn" in redrive
+    assert "maxReceiveCount = var.webhook_max_attempts" in redrive
+    assert (
+        tf.variables["webhook_max_attempts"]["default"]
+        == (WebhookDeliverySettings.model_fields["webhook_max_attempts"].default)
+        == 12
+    )
+    # And the queue keeps messages 4 days, the DLQ 14 days; both encrypted
+    assert queue["message_retention_seconds"] == "${var.queue_message_retention_seconds}"
+    assert dlq["message_retention_seconds"] == "${var.dlq_message_retention_seconds}"
+    assert tf.variables["queue_message_retention_seconds"]["default"] == 4 * 86400
+    assert tf.variables["dlq_message_retention_seconds"]["default"] == 14 * 86400
+    for body in (queue, dlq):
+        assert body["kms_master_key_id"] == "${var.kms_key_arn}"
+        assert body["sqs_managed_sse_enabled"] == "${var.kms_key_arn == null ? true : null}"
+    # And a batch in flight stays hidden 6 x the function's timeout (+ the batching window)
+    assert queue["visibility_timeout_seconds"] == (
+        "${6 * var.function_timeout_seconds.webhook_delivery"
+        " + var.webhook_delivery_source.maximum_batching_window_seconds}"
+    )
+    # And the mapping reports failed messages one by one, with bounded concurrency
+    assert mapping["event_source_arn"] == "${aws_sqs_queue.webhook_delivery.arn}"
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert mapping["batch_size"] == "${var.webhook_delivery_source.batch_size}"
+    assert mapping["scaling_config"] == [
+        {"maximum_concurrency": "${var.webhook_delivery_source.maximum_concurrency}"}
+    ]
+    # And only the delivery queue may redrive into its DLQ
+    allow = tf.resources["aws_sqs_queue_redrive_allow_policy"]["webhook_delivery_dlq"]
+    assert "sourceQueueArns = [aws_sqs_queue.webhook_delivery.arn]" in unquote(
+        allow["redrive_allow_policy"]
+    )
+
+
+def test_webhook_delivery_timeout_covers_a_batch_of_slow_receivers(tf: Terraform) -> None:
+    # Given the defaults: messages per batch, the sender's timeouts, the function's timeout
+    batch = int(
+        re.findall(
+            r"batch_size\s*= optional\(number, (\d+)\)",
+            tf.variables["webhook_delivery_source"]["type"],
+        )[0]
+    )
+    timeouts = re.findall(
+        r"webhook_delivery\s*= optional\(number, (\d+)\)",
+        tf.variables["function_timeout_seconds"]["type"],
+    )
+    timeout = int(timeouts[0])
+    per_message = (
+        WebhookDeliverySettings.model_fields["webhook_connect_timeout_seconds"].default
+        + WebhookDeliverySettings.model_fields["webhook_read_timeout_seconds"].default
+    )
+    # Then a batch whose every receiver times out still fits in one invocation, with a margin
+    assert per_message == 13
+    assert timeout >= batch * per_message + 10
+    # And Terraform refuses a configuration that breaks the rule
+    mapping = tf.resources["aws_lambda_event_source_mapping"]["webhook_delivery"]
+    ((precondition,),) = [block["precondition"] for block in mapping["lifecycle"]]
+    assert precondition["condition"] == (
+        "${var.function_timeout_seconds.webhook_delivery >= var.webhook_delivery_source.batch_size"
+        " * ceil(var.webhook_connect_timeout_seconds + var.webhook_read_timeout_seconds) + 10}"
+    )
+
+
+# Store class file -> method -> the client calls it makes and the table attribute they name.
+def store_calls(file: str) -> dict[str, set[tuple[str, str]]]:
+    """Per method of a store: (client call, the ``self._<attribute>`` it names as TableName, or
+    "queue" for a queue store's calls). A transaction counts as the member kinds the store's
+    file builds (its members may be built in helpers), as the actions that authorize them."""
+    text = (STORES / file).read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    found: dict[str, set[tuple[str, str]]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        segment = ast.get_source_segment(text, node) or ""
+        # A request built as a dict ({"TableName": self._table, ...}) names its table there
+        named = set(re.findall(r"[\"']TableName[\"']:\s*self\.(_\w+)", segment))
+        default = named.pop() if len(named) == 1 else "queue"
+        calls: set[tuple[str, str]] = set()
+        for call in ast.walk(node):
+            if not (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and isinstance(call.func.value, ast.Attribute)
+                and call.func.value.attr == "_client"
+            ):
+                continue
+            table = default
+            for keyword in call.keywords:
+                if keyword.arg == "TableName" and isinstance(keyword.value, ast.Attribute):
+                    table = keyword.value.attr
+            calls.add((call.func.attr, table))
+        # partial(self._client.query, **request): a call named, not made, here
+        for name in re.findall(r"partial\(self\._client\.(\w+)", segment):
+            calls.add((name, default))
+        if any(name == "transact_write_items" for name, _ in calls):
+            calls = {c for c in calls if c[0] != "transact_write_items"}
+            calls |= {
+                (TRANSACTION_MEMBER_ACTIONS[member], default)
+                for member in transaction_members(text)
+            }
+        found[node.name] = calls
+    return found
+
+
+def actions_for(calls: set[tuple[str, str]], table: str) -> set[str]:
+    """The IAM actions that authorize a set of (call, table attribute) on one table."""
+    actions: set[str] = set()
+    for call, named in calls:
+        if named != table:
+            continue
+        actions |= {call} if call.startswith("dynamodb:") else CLIENT_CALL_ACTIONS[call]
+    return actions
+
+
+def used(file: str, methods: list[str]) -> set[tuple[str, str]]:
+    calls = store_calls(file)
+    return {call for method in methods for call in calls[method]}
+
+
+# What each function calls of the change feed and webhook stores (runtime.build_change_feed,
+# webhooks/wiring.py, api/wiring.py; helpers the methods call included).
+CHANGE_FEED_STORE: Final = "dynamodb_change_feed.py"
+WEBHOOK_STORE: Final = "dynamodb_webhooks.py"
+QUEUE_STORE: Final = "sqs_webhook_queue.py"
+STORE_USE: Final = {
+    "change_feed": {
+        CHANGE_FEED_STORE: ["published", "commit"],
+        WEBHOOK_STORE: ["list_subscriptions", "_scan"],
+        QUEUE_STORE: ["send"],
+    },
+    "webhook_delivery": {
+        WEBHOOK_STORE: ["get", "record_attempt", "record_success", "record_failure"],
+        QUEUE_STORE: ["postpone"],
+    },
+    "query_api": {
+        CHANGE_FEED_STORE: ["volume", "lag", "_days"],
+        WEBHOOK_STORE: [
+            "create",
+            "get",
+            "list_subscriptions",
+            "_scan",
+            "update",
+            "delete",
+            "rotate_secret",
+            "record_attempt",
+            "record_success",
+            "recent_attempts",
+        ],
+    },
+}
+# (store file, table attribute) -> the Terraform resource's ARN.
+STORE_RESOURCES: Final = {
+    (CHANGE_FEED_STORE, "_table"): "${aws_dynamodb_table.change_feed.arn}",
+    (WEBHOOK_STORE, "_table"): "${aws_dynamodb_table.webhooks.arn}",
+    (WEBHOOK_STORE, "_deliveries"): "${aws_dynamodb_table.webhook_deliveries.arn}",
+    (QUEUE_STORE, "queue"): "${aws_sqs_queue.webhook_delivery.arn}",
+}
+
+
+def grants_on(tf: Terraform, function: str, resource: str) -> set[str]:
+    """Every action a function's access policy allows on exactly ``resource``."""
+    return {
+        action
+        for statement in statements(access_document(tf, function))
+        if resource in [unquote(r) for r in statement.get("resources", [])]
+        for action in actions_of(tf, statement)
+    }
+
+
+@pytest.mark.parametrize("function", sorted(STORE_USE))
+def test_roles_allow_exactly_what_the_feed_and_webhook_stores_call(
+    tf: Terraform, function: str
+) -> None:
+    # Given the store methods a function uses
+    for (file, table), resource in STORE_RESOURCES.items():
+        methods = STORE_USE[function].get(file)
+        expected = actions_for(used(file, methods), table) if methods else set()
+        if file == QUEUE_STORE and function == "webhook_delivery":
+            expected |= SQS_CONSUME  # its event source mapping receives and deletes
+        # Then its role allows exactly the actions of those calls on that table or queue
+        assert grants_on(tf, function, resource) == expected, (function, file, table)
+
+
+def test_store_call_reading_sees_the_calls_each_store_makes() -> None:
+    # The helper above is only as good as its reading of the stores: check it on known calls
+    feed = store_calls(CHANGE_FEED_STORE)
+    assert feed["commit"] == {("dynamodb:PutItem", "_table"), ("dynamodb:UpdateItem", "_table")}
+    assert feed["published"] == {("get_item", "_table")}
+    assert feed["_days"] == {("query", "_table")}
+    webhooks = store_calls(WEBHOOK_STORE)
+    assert webhooks["record_attempt"] == {("put_item", "_deliveries")}
+    assert webhooks["_scan"] == {("scan", "_table")}
+    queue = store_calls(QUEUE_STORE)
+    assert queue["send"] == {("send_message", "queue")}
+    assert queue["postpone"] == {("change_message_visibility", "queue")}
+
+
+def test_change_feed_reads_only_the_index_stream_and_sends_only_to_its_queues(
+    tf: Terraform,
+) -> None:
+    document = access_document(tf, "change_feed")
+    (stream,) = [s for s in statements(document) if "dynamodb:GetRecords" in actions_of(tf, s)]
+    assert actions_of(tf, stream) == STREAM_READ
+    assert stream["resources"] == ["${aws_dynamodb_table.index.stream_arn}"]
+    sends = sorted(
+        r
+        for s in statements(document)
+        if "sqs:SendMessage" in actions_of(tf, s)
+        for r in s["resources"]
+    )
+    assert sends == [
+        "${aws_sqs_queue.change_feed_failures.arn}",
+        "${aws_sqs_queue.webhook_delivery.arn}",
+    ]
+    # Nothing of the index table itself, the documents or the other tables
+    everything = {r for s in statements(document) for r in s.get("resources", [])}
+    assert not [r for r in everything if "table_arn" in r or "s3" in r or "documents" in r]
+
+
+def test_webhook_delivery_metrics_count_the_lines_the_processor_logs(tf: Terraform) -> None:
+    # Given what webhooks/queue_processing.py logs per delivery, and the outcomes it can have
+    source = (ROOT / "shared" / "cachesync" / "webhooks" / "queue_processing.py").read_text(
+        encoding="utf-8"
+    )
+    assert re.search(r'self\._logger\.info\(\s*"webhook delivery"', source)
+    assert '"result": outcome.result' in source
+    results = set(get_args(DeliveryOutcome.model_fields["result"].annotation))
+    assert results == {"delivered", "retry", "exhausted", "skipped"}
+    # When the metric filters' patterns are read
+    patterns = {
+        name: unquote(pattern)
+        for name, pattern in tf.locals["webhook_delivery_log_metrics"].items()
+    }
+
+    def matched(pattern: str) -> set[str]:
+        assert '$.message = "webhook delivery"' in pattern
+        return set(re.findall(r'\$\.result = "(\w+)"', pattern))
+
+    # Then an attempt is every POST (skipped ones POST nothing), a failure every non-2xx POST
+    assert matched(patterns["WebhookDeliveryAttempts"]) == results - {"skipped"}
+    assert matched(patterns["WebhookDeliveryFailures"]) == {"retry", "exhausted"}
+    metric_filter = tf.resources["aws_cloudwatch_log_metric_filter"]["webhook_delivery"]
+    assert metric_filter["for_each"] == "${local.webhook_delivery_log_metrics}"
+    assert unquote(metric_filter["log_group_name"]) == (
+        '${aws_cloudwatch_log_group.function["webhook_delivery"].name}'
+    )
+    (transformation,) = metric_filter["metric_transformation"]
+    assert transformation["namespace"] == "cachesync"
+    assert transformation["dimensions"] == {"service": "$.service"}
+    # And the alarm divides failures by attempts in service webhook_delivery (the handler's)
+    handler = (FUNCTIONS / "webhook_delivery" / "handler.py").read_text(encoding="utf-8")
+    assert 'SERVICE = "webhook_delivery"' in handler
+    rate = alarm(tf, "webhook_failure_rate")
+    metrics = {q["id"]: q["metric"][0] for q in rate["metric_query"] if "metric" in q}
+    assert {m["metric_name"] for m in metrics.values()} == set(patterns)
+    assert all(m["dimensions"] == {"service": "webhook_delivery"} for m in metrics.values())
+    (expression,) = [q for q in rate["metric_query"] if "expression" in q]
+    assert "100 * FILL(failures, 0) / attempts" in expression["expression"]
+    assert "var.webhook_alarm_min_attempts" in expression["expression"]
+
+
+def test_change_feed_alarms_watch_iterator_age_and_the_emitted_failures(tf: Terraform) -> None:
+    # Given the two change feed alarms and what the processor emits
+    processing = (ROOT / "shared" / "cachesync" / "change_feed_processing.py").read_text(
+        encoding="utf-8"
+    )
+    handler = (FUNCTIONS / "change_feed" / "handler.py").read_text(encoding="utf-8")
+    age = alarm(tf, "change_feed_iterator_age")
+    failures = alarm(tf, "change_feed_failures")
+    # Then the stream's lag is Lambda's IteratorAge of change_feed
+    assert (age["namespace"], age["metric_name"], age["statistic"]) == (
+        "AWS/Lambda",
+        "IteratorAge",
+        "Maximum",
+    )
+    assert unquote(age["dimensions"]["FunctionName"]) == (
+        '${aws_lambda_function.function["change_feed"].function_name}'
+    )
+    assert age["threshold"] == "${var.change_feed_iterator_age_threshold_ms}"
+    # And failures are the metric change_feed_processing.py emits, in the handler's service
+    assert 'name="ChangeFeedFailures"' in processing
+    assert 'SERVICE = "change_feed"' in handler
+    assert 'Metrics(namespace="cachesync"' in handler
+    assert (failures["namespace"], failures["metric_name"]) == ("cachesync", "ChangeFeedFailures")
+    assert failures["dimensions"] == {"service": "change_feed"}
+    assert (failures["comparison_operator"], failures["threshold"]) == ("GreaterThanThreshold", 0)
+    # And both dead-letter queues are watched like the others
+    queues = unquote(tf.locals["dead_letter_queues"])
+    assert "aws_sqs_queue.change_feed_failures.name" in queues
+    assert "aws_sqs_queue.webhook_delivery_dlq.name" in queues
+    # And the dashboard shows them
+    text = tf.texts["cloudwatch.tf"]
+    for title in (
+        "Change feed: stream iterator age (ms)",
+        "Change feed events (count)",
+        "Webhook deliveries (count, failure rate %)",
+        "Webhook delivery queue",
+    ):
+        assert f'title  = "{title}"' in text, title
+
+
+def test_the_local_terraform_runs_plan_with_every_function_folder() -> None:
+    # Given the stand-in zips tools/terraform_local.py writes for `make infra-check`'s plan
+    spec = importlib.util.spec_from_file_location(
+        "terraform_local_for_infra_test", ROOT / "tools" / "terraform_local.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module while loading
+    try:
+        spec.loader.exec_module(module)
+        # Then it knows every function infra/ deploys (a missing zip fails the plan)
+        assert list(module.FUNCTIONS) == function_folders()
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+@pytest.mark.parametrize("function", ["change_feed", "webhook_delivery"])
+def test_feed_and_delivery_use_the_cachesync_key_via_dynamodb_and_sqs_only(
+    tf: Terraform, function: str
+) -> None:
+    # Given the function's KMS statements (present only with kms_key_arn)
+    document = access_document(tf, function)
+    blocks = dynamic_statements(document)
+    # Then they name the cachesync key, never the documents key (no S3 object is read), and
+    # only through the services whose data it encrypts for them: the tables (and the stream),
+    # the queues
+    assert all(
+        block["for_each"] == "${var.kms_key_arn == null ? [] : [var.kms_key_arn]}"
+        for block in blocks
+    )
+    via = {content["condition"][0]["values"][0] for block in blocks for content in block["content"]}
+    assert via == {"dynamodb.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com"}
