@@ -19,8 +19,9 @@ import pytest
 
 CLI = str(Path(sys.executable).parent / "cachesync")
 STACK_READY_SECONDS = 240
-# The last export `local up` prints: the env file is written and the demo documents indexed.
-READY_LINE = "export CACHESYNC_ADMIN_API_KEY="
+# The last line `local up` prints (how to run a webhook receiver): the env file is written and
+# the demo documents indexed.
+READY_LINE = "cachesync webhooks listen --port"
 
 
 @dataclass(frozen=True)

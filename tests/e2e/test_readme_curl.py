@@ -50,24 +50,38 @@ def with_markers(block: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_make_run_prints_and_writes_the_api_url_and_both_demo_keys(
+def test_make_run_prints_and_writes_the_api_url_the_console_and_the_demo_keys(
     make_run_stack: RunningStack,
 ) -> None:
     # Given the running stack / When its screen and env file are read
     screen = "".join(make_run_stack.output)
     values = read_env_file(make_run_stack.folder / LOCAL_ENV_FILE)
-    # Then the API's base URL (without /v1) and two distinct keys are exported in both
+    # Then the API's base URL (without /v1) and three distinct keys are exported in both
     url = values["CACHESYNC_API_URL"]
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
-    assert values["CACHESYNC_API_KEY"].startswith("csk_")
-    assert values["CACHESYNC_API_KEY_RESTRICTED"].startswith("csk_")
-    assert values["CACHESYNC_API_KEY"] != values["CACHESYNC_API_KEY_RESTRICTED"]
-    for name in ("CACHESYNC_API_URL", "CACHESYNC_API_KEY", "CACHESYNC_API_KEY_RESTRICTED"):
+    keys = ("CACHESYNC_API_KEY", "CACHESYNC_API_KEY_RESTRICTED", "CACHESYNC_ADMIN_API_KEY")
+    assert all(values[name].startswith("csk_") for name in keys)
+    assert len({values[name] for name in keys}) == len(keys)
+    for name in ("CACHESYNC_API_URL", *keys):
         assert f"export {name}={values[name]}" in screen
     assert f"{url}/v1/docs" in screen
-    # And the token secret stays out of both
+    # And the console's URL, and how to subscribe a local webhook receiver
+    assert f"{url}/console" in screen
+    assert "cachesync webhooks add --url http://127.0.0.1:" in screen
+    assert "cachesync webhooks listen --port" in screen
+    # And the change feed's resources are in the env file (the CLI's webhooks commands use it)
+    for name in (
+        "CACHESYNC_CHANGE_FEED_TABLE_NAME",
+        "CACHESYNC_WEBHOOKS_TABLE_NAME",
+        "CACHESYNC_WEBHOOK_DELIVERIES_TABLE_NAME",
+        "CACHESYNC_WEBHOOK_DELIVERY_QUEUE_URL",
+    ):
+        assert values[name]
+    assert values["CACHESYNC_WEBHOOK_ALLOW_LOOPBACK"] == "true"
+    # And the token secret is not shown, only kept in the env file (`cachesync keys create
+    # --require-signing` derives signing secrets from it, as the stack's API does)
     assert "CACHESYNC_API_TOKEN_SECRET" not in screen
-    assert "CACHESYNC_API_TOKEN_SECRET" not in values
+    assert len(values["CACHESYNC_API_TOKEN_SECRET"]) >= 32
 
 
 def test_the_readme_curl_calls_answer_as_documented(make_run_stack: RunningStack) -> None:
