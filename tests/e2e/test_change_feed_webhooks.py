@@ -21,7 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -33,6 +33,9 @@ from tests.e2e.make_run import CLI, RunningStack, clean_environment
 from tests.support.s3_events import change_document
 from tests.support.webhook_receiver import ScriptedReceiver, scripted_receiver
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 # Only a few demo documents: this module is about one document's way through.
 DEMO_COUNT = 5
 CUSTOMER = "hooks-e2e"
@@ -41,6 +44,9 @@ LATENCY_BOUND_SECONDS = 3.0
 # The local change feed rereads subscriptions every second (LOCAL_WEBHOOK_ENVIRONMENT).
 SUBSCRIPTIONS_SEEN_SECONDS = 1.5
 LISTEN_READY_SECONDS = 20.0
+# Locally a failed attempt waits a jittered [0, 2] s (LOCAL_WEBHOOK_ENVIRONMENT), then the pump
+# receives the message again.
+RETRY_BOUND_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,18 @@ def _api(
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         return response.status, json.loads(response.read() or b"null")
+
+
+def _s3(stack: RunningStack) -> S3Client:
+    """An S3 client on the stack's moto server."""
+    values = _values(stack)
+    return boto3.client(
+        "s3",
+        endpoint_url=values["AWS_ENDPOINT_URL_S3"],
+        region_name=values["AWS_DEFAULT_REGION"],
+        aws_access_key_id=values["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def _cli(stack: RunningStack, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -166,15 +184,8 @@ def test_a_document_put_to_s3_is_delivered_signed_and_served(
     raw_receiver: tuple[ScriptedReceiver, str],
 ) -> None:
     receiver, secret = raw_receiver
-    values = _values(make_run_stack)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=values["AWS_ENDPOINT_URL_S3"],
-        region_name=values["AWS_DEFAULT_REGION"],
-        aws_access_key_id=values["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
-    )
-    bucket = values["CACHESYNC_BUCKET_NAME"]
+    s3 = _s3(make_run_stack)
+    bucket = _values(make_run_stack)["CACHESYNC_BUCKET_NAME"]
     key = f"changes/hooks/CHG-{uuid.uuid4().hex[:8]}.json"
     # Given both subscriptions seen by the change feed (it rereads them every second)
     time.sleep(SUBSCRIPTIONS_SEEN_SECONDS)
@@ -221,3 +232,38 @@ def _listener_line(listener: Listener, key: str, timeout: float) -> str:
         if key in line:
             return line
     pytest.fail(f"cachesync webhooks listen printed no delivery of {key}")
+
+
+def test_a_failed_delivery_is_retried_within_seconds_with_the_same_webhook_id(
+    make_run_stack: RunningStack,
+) -> None:
+    # Given a receiver that fails its first request, subscribed to its own customer
+    customer = f"retry-{uuid.uuid4().hex[:6]}"
+    with scripted_receiver([500, 200]) as receiver:
+        status, created = _api(
+            make_run_stack,
+            "POST",
+            "/v1/webhooks",
+            {"url": receiver.url, "filters": {"customers": [customer]}},
+        )
+        assert status == 201, created
+        subscription_id = created["subscription"]["id"]
+        time.sleep(SUBSCRIPTIONS_SEEN_SECONDS)
+        # When a document of that customer is put to S3
+        _s3(make_run_stack).put_object(
+            Bucket=_values(make_run_stack)["CACHESYNC_BUCKET_NAME"],
+            Key=f"changes/retry/{customer}.json",
+            Body=change_document("RETRY-1", customers=[customer]),
+        )
+        # Then the delivery is retried after the local backoff (seconds, not AWS's minutes)
+        assert _wait_for(receiver, 2, RETRY_BOUND_SECONDS) is not None, "no retry arrived"
+    first, second = receiver.received[:2]
+    # And both attempts carry one webhook-id (receivers deduplicate on it), both signed
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    secret = created["secret"]
+    assert Webhook(secret).verify(second.body, second.headers)["type"] == "document.created"
+    # And the subscription's recent deliveries show the failed attempt and the successful one
+    status, deliveries = _api(make_run_stack, "GET", f"/v1/webhooks/{subscription_id}/deliveries")
+    assert status == 200
+    attempts = sorted((item["attempt"], item["status_code"]) for item in deliveries["items"])
+    assert attempts == [(1, 500), (2, 200)]
