@@ -56,7 +56,7 @@ system-packages:
 
 setup: check-java system-packages $(STAMP_PY) $(STAMP_NPM) $(STAMP_TS) ## Install everything (idempotent)
 
-run: setup ## Start the local stack and the query API, load demo data (API_PORT=N: the API's port; Ctrl-C stops)
+run: setup ## Start the local stack, the change feed and webhook pumps, the query API and console, load demo data (API_PORT=N: the API's port; Ctrl-C stops)
 	$(BIN)/cachesync local up $(if $(API_PORT),--api-port $(API_PORT))
 
 lint: $(STAMP_PY) ## ruff (lint, format check) and mypy

@@ -9,8 +9,16 @@ import pytest
 
 from cachesync.local import LocalStack
 from cachesync.local.event_pump import EventPump
-from cachesync.local.pipeline import LOCAL_FUNCTION_ENVIRONMENT, build_event_pump
+from cachesync.local.pipeline import (
+    LOCAL_FUNCTION_ENVIRONMENT,
+    LOCAL_WEBHOOK_ENVIRONMENT,
+    build_event_pump,
+)
 from cachesync.local.provision import LocalResources
+from tests.e2e.make_run import RunningStack, make_run
+
+# `make run`'s stacks load fewer demo documents than its 300 unless a module says otherwise.
+MAKE_RUN_DEMO_COUNT = 60
 
 _HERE = Path(__file__).parent
 
@@ -44,6 +52,22 @@ def e2e_stack() -> Iterator[LocalStack]:
 def pump(e2e_stack: LocalStack) -> Iterator[EventPump]:
     """The event pump wired to the real handlers; the process environment is restored after."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in {**e2e_stack.environment(), **LOCAL_FUNCTION_ENVIRONMENT}.items():
+        local = {
+            **e2e_stack.environment(),
+            **LOCAL_FUNCTION_ENVIRONMENT,
+            **LOCAL_WEBHOOK_ENVIRONMENT,
+        }
+        for name, value in local.items():
             patch.setenv(name, value)  # records the old values; build_event_pump sets the same
         yield build_event_pump(e2e_stack, wait_seconds=0)
+
+
+@pytest.fixture(scope="module")
+def make_run_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    """``cachesync local up`` in a fresh folder, one per test module, with the module's
+    ``DEMO_COUNT`` demo documents indexed."""
+    demo_count = getattr(request.module, "DEMO_COUNT", MAKE_RUN_DEMO_COUNT)
+    with make_run(tmp_path_factory.mktemp("make-run"), demo_count) as stack:
+        yield stack

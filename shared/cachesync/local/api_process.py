@@ -1,7 +1,7 @@
 """The query API next to the local stack: ``cachesync api serve`` as a child process.
 
 ``cachesync local up`` starts it on the stack's tables with a token secret drawn for the stack,
-and creates two demo API keys. It is the very code path a developer runs by hand
+and creates three demo API keys. It is the very code path a developer runs by hand
 (``cachesync api serve``: gunicorn and the WSGI adapter of :mod:`cachesync.local.api_server`),
 in its own process group of workers: gunicorn's arbiter owns its process's signals.
 """
@@ -32,9 +32,13 @@ from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 API_URL_VARIABLE: Final = "CACHESYNC_API_URL"
 API_KEY_VARIABLE: Final = "CACHESYNC_API_KEY"
 RESTRICTED_API_KEY_VARIABLE: Final = "CACHESYNC_API_KEY_RESTRICTED"
+ADMIN_API_KEY_VARIABLE: Final = "CACHESYNC_ADMIN_API_KEY"
+CONSOLE_PATH: Final = "/console"
 
 FULL_DEMO_KEY_NAME: Final = "demo (read, write; every customer)"
 RESTRICTED_DEMO_KEY_NAME: Final = "demo (read; acme)"
+ADMIN_DEMO_KEY_NAME: Final = "demo admin (read, write, admin; every customer)"
+_DEMO_KEY_NAMES: Final = (FULL_DEMO_KEY_NAME, RESTRICTED_DEMO_KEY_NAME, ADMIN_DEMO_KEY_NAME)
 RESTRICTED_DEMO_CUSTOMER: Final = "acme"
 
 # gunicorn boots in about a second; the first request builds the resolver and its clients.
@@ -46,12 +50,15 @@ DEFAULT_WORKERS: Final = 2
 
 @dataclass(frozen=True)
 class DemoKeys:
-    """The two demo keys ``make run`` prints (full secrets: shown, never stored)."""
+    """The demo keys ``make run`` prints (full secrets: shown, never stored)."""
 
     full: str
     """Read and write, every customer."""
     restricted: str
     """Read only, customer ``acme``."""
+    admin: str
+    """Admin (webhook subscriptions, API keys) with read and write, every customer: one key
+    for everything the console does."""
 
 
 def create_demo_keys(store: DynamoDBApiKeyStore, now: datetime) -> DemoKeys:
@@ -60,17 +67,18 @@ def create_demo_keys(store: DynamoDBApiKeyStore, now: datetime) -> DemoKeys:
     Their secrets are printed once by the stack; only the new pair is then valid.
     """
     for record in store.list():
-        if record.name in (FULL_DEMO_KEY_NAME, RESTRICTED_DEMO_KEY_NAME) and not record.revoked_at:
+        if record.name in _DEMO_KEY_NAMES and not record.revoked_at:
             store.revoke(record.key_id, now)
     full = new_api_key(FULL_DEMO_KEY_NAME, ["*"], [Scope.READ, Scope.WRITE], now)
     restricted = new_api_key(
         RESTRICTED_DEMO_KEY_NAME, [RESTRICTED_DEMO_CUSTOMER], [Scope.READ], now
     )
-    for created in (full, restricted):
+    admin = new_api_key(ADMIN_DEMO_KEY_NAME, ["*"], [Scope.READ, Scope.WRITE, Scope.ADMIN], now)
+    for created in (full, restricted, admin):
         # False only on a key id collision (48 random bits): never in practice.
         if not store.create(created.record):
             raise LocalStackError("a demo API key could not be created (key id taken): retry")
-    return DemoKeys(full=full.key, restricted=restricted.key)
+    return DemoKeys(full=full.key, restricted=restricted.key, admin=admin.key)
 
 
 def draw_token_secret() -> str:
@@ -120,6 +128,11 @@ class LocalApiServer(ServerLifecycle):
     def docs_url(self) -> str:
         """Swagger UI."""
         return f"{self.base_url}/v1/docs"
+
+    @property
+    def console_url(self) -> str:
+        """The web console."""
+        return f"{self.base_url}{CONSOLE_PATH}"
 
     def start(self) -> None:
         """Spawn the server; :meth:`wait_until_ready` waits for it."""
@@ -212,5 +225,6 @@ def api_export_lines(base_url: str, keys: DemoKeys) -> list[str]:
         API_URL_VARIABLE: base_url,
         API_KEY_VARIABLE: keys.full,
         RESTRICTED_API_KEY_VARIABLE: keys.restricted,
+        ADMIN_API_KEY_VARIABLE: keys.admin,
     }
     return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]

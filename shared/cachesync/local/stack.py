@@ -119,6 +119,8 @@ class LocalStack(ServerLifecycle):
         provisioned = self.provisioned
         return {
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
+            # DynamoDB Local serves the tables' streams on its own endpoint.
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": self.dynamodb_endpoint,
             "AWS_ENDPOINT_URL_S3": self.moto_endpoint,
             "AWS_ENDPOINT_URL_SQS": self.moto_endpoint,
             "AWS_DEFAULT_REGION": LOCAL_REGION,
@@ -132,6 +134,14 @@ class LocalStack(ServerLifecycle):
             "CACHESYNC_API_USAGE_TABLE_NAME": provisioned.api_usage_table_name,
             "CACHESYNC_CREATED_QUEUE_URL": provisioned.created_queue.url,
             "CACHESYNC_REMOVED_QUEUE_URL": provisioned.removed_queue.url,
+            # The change feed (analytics) and webhooks: subscriptions, attempts, deliveries.
+            "CACHESYNC_CHANGE_FEED_TABLE_NAME": provisioned.change_feed_table_name,
+            "CACHESYNC_WEBHOOKS_TABLE_NAME": provisioned.webhooks_table_name,
+            "CACHESYNC_WEBHOOK_DELIVERIES_TABLE_NAME": provisioned.webhook_deliveries_table_name,
+            "CACHESYNC_WEBHOOK_DELIVERY_QUEUE_URL": provisioned.webhook_delivery_queue.url,
+            # Receivers on this machine (`cachesync webhooks listen`) over plain http: the local
+            # stack only, never in AWS.
+            "CACHESYNC_WEBHOOK_ALLOW_LOOPBACK": "true",
         }
 
     def export_lines(self) -> list[str]:

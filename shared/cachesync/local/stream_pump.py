@@ -23,6 +23,11 @@ logger = logging.getLogger(__name__)
 
 # As the event source mapping's MaximumRetryAttempts would be set (infra/): then skipped.
 MAX_ATTEMPTS: Final = 3
+# DynamoDB Local (3.x) does delete TTL-expired items, and streams each such removal with this
+# event name (its SDK's enum has no name for it) and no userIdentity. AWS streams it as a
+# REMOVE by the DynamoDB service principal: the pump hands the handler AWS's shape.
+_LOCAL_TTL_EVENT_NAME: Final = "UNKNOWN_TO_SDK_VERSION"
+_TTL_USER_IDENTITY: Final = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 
 @dataclass
@@ -138,8 +143,12 @@ class StreamPump:
         created = stream.get("ApproximateCreationDateTime")
         if isinstance(created, datetime):
             stream["ApproximateCreationDateTime"] = created.timestamp()
+        fields = {name: value for name, value in record.items() if name != "dynamodb"}
+        if fields.get("eventName") == _LOCAL_TTL_EVENT_NAME and "NewImage" not in stream:
+            fields["eventName"] = "REMOVE"
+            fields["userIdentity"] = dict(_TTL_USER_IDENTITY)
         return {
-            **{name: value for name, value in record.items() if name != "dynamodb"},
+            **fields,
             "dynamodb": stream,
             "eventSource": "aws:dynamodb",
             "eventSourceARN": self._stream_arn,
