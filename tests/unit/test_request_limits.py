@@ -194,23 +194,22 @@ def _admitted(limiter: RequestLimiter, key: str, policy: LimitPolicy) -> bool:
     return True
 
 
-def test_two_instances_alternating_admit_exactly_the_limit_across_seconds() -> None:
+@pytest.mark.parametrize("step", [0.01, 0.07, 0.3])
+def test_two_instances_alternating_admit_exactly_the_limit_across_seconds(step: float) -> None:
     # Given two instances counting in one table, a key limited to 20 a minute (burst 50)
     counter = Counter()
     policy = LimitPolicy(per_minute=20, burst=50)
-    for step in (0.01, 0.07, 0.3):
-        now = [NOW - 30]
-        instances = [RequestLimiter(counter, clock=lambda: now[0]) for _ in range(2)]
-        key = f"k-{step}"
-        # When 30 requests alternate between them, seconds passing in between (leases held
-        # across seconds)
-        admitted = []
-        for request in range(30):
-            now[0] = NOW - 30 + request * step
-            admitted.append(_admitted(instances[request % 2], key, policy))
-        # Then exactly 20 were admitted, the first 20 (nothing is stranded in a lease)
-        assert admitted == [True] * 20 + [False] * 10, step
-        assert counter.minute[(key, int(NOW) // 60)] == 20
+    now = [NOW - 30]
+    instances = [RequestLimiter(counter, clock=lambda: now[0]) for _ in range(2)]
+    # When 30 requests alternate between them, ``step`` seconds apart (leases held across
+    # seconds)
+    admitted = []
+    for request in range(30):
+        now[0] = NOW - 30 + request * step
+        admitted.append(_admitted(instances[request % 2], "k1", policy))
+    # Then exactly 20 were admitted, the first 20 (nothing is stranded in a lease)
+    assert admitted == [True] * 20 + [False] * 10
+    assert counter.minute[("k1", int(NOW) // 60)] == 20
 
 
 def test_many_instances_never_pass_either_limit_and_waste_nothing_when_all_are_called() -> None:
@@ -290,8 +289,14 @@ def test_counters_going_down_are_noticed_at_the_next_reservation() -> None:
     # When requests continue / Then the lease already made ready serves, the next reservation
     # fails closed
     served = 0
-    with pytest.raises(RateLimiterUnavailableError):
-        for _ in range(100):
-            limiter.check("k1", policy)
-            served += 1
+    while served < 100 and _served_or_unavailable(limiter, policy):
+        served += 1
     assert 0 < served < 100
+
+
+def _served_or_unavailable(limiter: RequestLimiter, policy: LimitPolicy) -> bool:
+    try:
+        limiter.check("k1", policy)
+    except RateLimiterUnavailableError:
+        return False
+    return True
