@@ -6,7 +6,7 @@ scope; users pick one at random), alternated ``CACHESYNC_LOAD_GUARD_ROUNDS`` tim
 
 * ``baseline``: plain keys on the load test's server (rate limits off);
 * ``rate_limits``: plain keys on a second server with ``CACHESYNC_API_RATE_LIMITS_ENABLED=true``
-  and limits so high that nothing is refused (each request still costs its counter update);
+  and limits so high that nothing is refused (each request still counts, through leases);
 * ``signed``: keys created with ``requires_signing``; the locust users sign every request with
   :func:`cachesync.api.request_signing.sign_headers` (each request stores its nonce);
 * ``allowlist``: keys with ``allowed_cidrs`` (nine networks that do not match, then loopback);
