@@ -1,7 +1,8 @@
 """The API usage table's layout: per-key request counters and signing nonces, expiring by TTL.
 
 One item per key and minute, ``counter_id`` = ``rate#<key id>#<epoch minute>`` the partition key:
-``n`` counts the minute's admitted requests, ``s<second>`` each second's (the burst). Items
+``n`` counts the minute's requests reserved by the API instances (each instance reserves a few
+at a time: a lease), ``s<second>`` each second's (the burst), ``l`` the reservations made. Items
 expire (TTL ``expires_at``) a few minutes after their minute: the table holds only recent
 counters. Every API instance counts in the same items, so a limit holds in total.
 
@@ -27,6 +28,9 @@ class UsageAttr:
     MINUTE_COUNT: Final = "n"
     SECOND_COUNT_PREFIX: Final = "s"
     """``s0`` .. ``s59``: the admitted requests of that second of the minute."""
+    LEASE_COUNT: Final = "l"
+    """How many reservations (leases: ``api/request_limits.py``) made the minute's count: the
+    writes its requests cost."""
     EXPIRES_AT: Final = TTL_ATTRIBUTE
     CLAIM: Final = "claim"
     """On a nonce item: a token of the call that wrote it (its own retry is no replay)."""

@@ -98,3 +98,33 @@ def test_a_nonce_is_used_once_per_key(local_stack: LocalStack, usage_table: str)
     other_key = second.remember("key-b", "nonce-0123456789ab", expires)
     # Then only the replay is refused
     assert (used, replayed, other_key) == (True, False, True)
+
+
+def test_a_lease_reserves_all_or_nothing_and_charges_held_requests_to_a_new_second(
+    dynamodb_client: DynamoDBClient, usage_table: str
+) -> None:
+    # Given a key limited to 10 a minute and 6 a second
+    store = DynamoDBApiUsageStore(dynamodb_client, usage_table)
+    start = int(time.time()) // 60 * 60
+    limits = {"per_minute": 10, "per_second": 6}
+    # When an instance reserves 4 in the first second, then 7 (more than the minute has left),
+    # then in the next second charges 2 it holds plus 3 new to that second's burst, then 2 new
+    first = store.lease("key-l", start, minute_tokens=4, second_tokens=4, **limits)
+    too_many = store.lease("key-l", start, minute_tokens=7, second_tokens=7, **limits)
+    carried = store.lease("key-l", start + 1, minute_tokens=3, second_tokens=5, **limits)
+    over = store.lease("key-l", start + 1, minute_tokens=2, second_tokens=2, **limits)
+    last = store.lease("key-l", start + 2, minute_tokens=3, second_tokens=3, **limits)
+    # Then the whole lease is granted or nothing: 4; refused (the minute would pass 10);
+    # 7 in the minute and 5 in the second; refused (the second would pass 6); the last 3
+    assert (first.admitted, first.minute_count, first.second_count) == (True, 4, 4)
+    assert (too_many.admitted, too_many.minute_count) == (False, 4)
+    assert (carried.admitted, carried.minute_count, carried.second_count) == (True, 7, 5)
+    assert (over.admitted, over.minute_count, over.second_count) == (False, 7, 5)
+    assert (last.admitted, last.minute_count) == (True, 10)
+    # And the item counts the three writes that reserved
+    item = dynamodb_client.get_item(
+        TableName=usage_table,
+        Key={"counter_id": {"S": rate_counter_id("key-l", start // 60)}},
+        ConsistentRead=True,
+    )["Item"]
+    assert item["l"]["N"] == "3"

@@ -6,10 +6,12 @@ scope; users pick one at random), alternated ``CACHESYNC_LOAD_GUARD_ROUNDS`` tim
 
 * ``baseline``: plain keys on the load test's server (rate limits off);
 * ``rate_limits``: plain keys on a second server with ``CACHESYNC_API_RATE_LIMITS_ENABLED=true``
-  and limits so high that nothing is refused (each request still costs its counter update);
+  and limits so high that nothing is refused (each request still counts, through leases);
 * ``signed``: keys created with ``requires_signing``; the locust users sign every request with
   :func:`cachesync.api.request_signing.sign_headers` (each request stores its nonce);
-* ``allowlist``: keys with ``allowed_cidrs`` (nine networks that do not match, then loopback).
+* ``allowlist``: keys with ``allowed_cidrs`` (nine networks that do not match, then loopback);
+* ``all``: every feature at once, as a production key that uses them all: signing keys with the
+  allowlist, on the rate-limited server.
 
 Each is reported as a ratio to the baseline of its round (requests per second and p95), for each
 workload of ``CACHESYNC_LOAD_GUARD_WORKLOADS``: ``cached`` (one query answered from memory: the
@@ -38,12 +40,21 @@ from botocore.exceptions import ClientError
 
 from cachesync.api import keys as api_keys
 from cachesync.api import request_signing
-from cachesync.api_usage_schema import API_USAGE_TABLE_NAME_DEFAULT, create_api_usage_table_request
+from cachesync.api_usage_schema import (
+    API_USAGE_TABLE_NAME_DEFAULT,
+    NONCE_PREFIX,
+    RATE_COUNTER_PREFIX,
+    UsageAttr,
+    create_api_usage_table_request,
+)
 from cachesync.local import LocalStack
 from cachesync.local.demo_data import DEMO_CUSTOMERS
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 
-VARIANTS: Final = ("baseline", "rate_limits", "signed", "allowlist")
+VARIANTS: Final = ("baseline", "rate_limits", "signed", "allowlist", "all")
+LIMITED_VARIANTS: Final = frozenset({"rate_limits", "all"})
+"""The variants measured on the rate-limited server."""
+SIGNED_VARIANTS: Final = frozenset({"signed", "all"})
 KEYS_PER_VARIANT: Final = 5
 # Limits no load of this test reaches: every request is counted, none refused. At most the
 # settings' bounds (ApiSettings: 60,000 a minute, 1,000 a second).
@@ -102,6 +113,12 @@ def _key_options(variant: str) -> dict[str, Any]:
         "rate_limits": {"rate_per_minute": HIGH_RATE_PER_MINUTE, "rate_burst": HIGH_RATE_BURST},
         "signed": {"requires_signing": True},
         "allowlist": {"allowed_cidrs": list(ALLOWED_NETWORKS)},
+        "all": {
+            "requires_signing": True,
+            "allowed_cidrs": list(ALLOWED_NETWORKS),
+            "rate_per_minute": HIGH_RATE_PER_MINUTE,
+            "rate_burst": HIGH_RATE_BURST,
+        },
     }
     options = every[variant]
     accepted = inspect.signature(api_keys.new_api_key).parameters
@@ -153,7 +170,7 @@ def create_variant_keys(
                     "customers": None,
                     "weight": 1,
                 }
-                if variant == "signed":
+                if variant in SIGNED_VARIANTS:
                     entry["signing_secret"] = _signing_secret(token_secret, new.record)
                 created.append(entry)
             keys[variant] = created
@@ -208,7 +225,7 @@ def probe(variant: str, url: str, keys: dict[str, list[dict[str, Any]]]) -> None
     :class:`FeatureUnavailableError`."""
     key = keys[variant][0]
     auth = {"Authorization": f"Bearer {key['key']}"}
-    if variant == "signed":
+    if variant in SIGNED_VARIANTS:
         status, _ = _request(url + PROBE_PATH, auth)
         if status != 401:
             raise FeatureUnavailableError(
@@ -224,13 +241,30 @@ def probe(variant: str, url: str, keys: dict[str, list[dict[str, Any]]]) -> None
     if status != 200:
         raise FeatureUnavailableError(f"a {variant} key's request got {status}, not 200")
     limited = any(name in headers for name in RATE_LIMIT_HEADERS)
-    if limited != (variant == "rate_limits"):
+    if limited != (variant in LIMITED_VARIANTS):
         raise FeatureUnavailableError(
             f"{'no' if not limited else 'unexpected'} RateLimit headers on the {variant} server"
         )
 
 
 # ---------------------------------------------------------------------- results
+
+
+def usage_writes(stack: LocalStack, usage_table: str) -> dict[str, int]:
+    """What the usage table holds after the phases: the requests reserved by the rate limiter
+    (``n``), the writes that reserved them (``l``: leases, ``api/request_limits.py``) and the
+    nonces stored (one write per signed request)."""
+    totals = {"reserved": 0, "reservations": 0, "nonces": 0}
+    paginator = stack.client("dynamodb").get_paginator("scan")
+    for page in paginator.paginate(TableName=usage_table):
+        for item in page.get("Items", []):
+            item_id = item[UsageAttr.COUNTER_ID]["S"]
+            if item_id.startswith(RATE_COUNTER_PREFIX):
+                totals["reserved"] += int(item.get(UsageAttr.MINUTE_COUNT, {}).get("N", 0))
+                totals["reservations"] += int(item.get(UsageAttr.LEASE_COUNT, {}).get("N", 0))
+            elif item_id.startswith(NONCE_PREFIX):
+                totals["nonces"] += 1
+    return totals
 
 
 def summarise(runs: list[dict[str, Any]], unavailable: dict[str, str]) -> dict[str, Any]:
@@ -280,4 +314,10 @@ def report_lines(summary: dict[str, Any], rounds: int, seconds: int) -> list[str
             )
     for variant, reason in summary["unavailable"].items():
         lines.append(f"  {variant:<20} not available: {reason}")
+    writes = summary.get("usage_writes")
+    if writes:
+        lines.append(
+            f"  usage table: {writes['reserved']} requests reserved by the rate limiter in "
+            f"{writes['reservations']} writes (leases); {writes['nonces']} nonces stored"
+        )
     return lines

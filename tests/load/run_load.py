@@ -18,8 +18,9 @@
    b. side by side, alternating ``CACHESYNC_LOAD_PAIR_ROUNDS`` (2) times: ``/v1/health`` then one
       cached query, ``CACHESYNC_LOAD_PAIR_SECONDS`` (15) each, on the same server;
    c. the request guard's cost (``tests/load/guard_phases.py``): baseline keys, rate limits on,
-      signed requests and IP allowlists side by side, ``CACHESYNC_LOAD_GUARD_ROUNDS`` (2) rounds
-      of ``CACHESYNC_LOAD_GUARD_SECONDS`` (15) per variant and workload
+      signed requests, IP allowlists and all three at once side by side,
+      ``CACHESYNC_LOAD_GUARD_ROUNDS`` (2) rounds of ``CACHESYNC_LOAD_GUARD_SECONDS`` (15) per
+      variant and workload
       (``CACHESYNC_LOAD_GUARD_WORKLOADS``: ``cached,reads``) after an unmeasured warm-up of
       ``CACHESYNC_LOAD_GUARD_WARMUP_SECONDS`` (5) each, every variant as a ratio to the baseline;
       a feature the code does not have is reported "not available".
@@ -421,7 +422,10 @@ def run_guard_phases(
     with api_server(
         stack, WORKERS, limited_log, usage_table=usage_table, guard=guard_phases.RATE_LIMITED_SERVER
     ) as limited_url:
-        urls = {variant: limited_url if variant == "rate_limits" else url for variant in variants}
+        urls = {
+            variant: limited_url if variant in guard_phases.LIMITED_VARIANTS else url
+            for variant in variants
+        }
         measured = []
         for variant in guard_phases.VARIANTS:
             if variant not in variants:
@@ -461,7 +465,9 @@ def run_guard_phases(
                         variant=variant,
                     )
                     runs.append(run | {"variant": variant, "workload": workload})
-    return {"runs": runs, "summary": guard_phases.summarise(runs, unavailable)}
+    summary = guard_phases.summarise(runs, unavailable)
+    summary["usage_writes"] = guard_phases.usage_writes(stack, usage_table)
+    return {"runs": runs, "summary": summary}
 
 
 def main() -> int:

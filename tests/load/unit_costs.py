@@ -7,7 +7,8 @@ this process, the median and p95 of ``CACHESYNC_COST_SAMPLES`` (40) calls each o
 * an index store query page by page size (``limit`` 10 to 500), for one customer and for two
   statuses (a shape that reads several periods and lanes per page);
 * the request guard's per-request work: the rate-limit counter update and the nonce put (one
-  DynamoDB write each), the signature's HMAC, the allowlist check against eleven networks;
+  DynamoDB write each), a limit check as the API makes it (from a lease: a write now and then),
+  the signature's HMAC, the allowlist check against eleven networks;
 * the query API's cold start: importing ``functions/query_api/handler.py`` (settings, clients,
   resolver) in a fresh interpreter, three times.
 
@@ -32,6 +33,7 @@ from typing import Any, Final
 
 from cachesync.api import keys as api_keys
 from cachesync.api import request_signing
+from cachesync.api.request_limits import LimitPolicy, RequestLimiter
 from cachesync.index_models import IndexQuery
 from cachesync.local import LocalStack
 from cachesync.local.demo_data import DEMO_CUSTOMERS
@@ -81,9 +83,15 @@ def page_sizes(stack: LocalStack) -> dict[str, Any]:
 def guard_costs(stack: LocalStack, usage_table: str) -> dict[str, Any]:
     """The guard's work for one request, each part alone."""
     usage = DynamoDBApiUsageStore(stack.client("dynamodb"), usage_table)
+    limiter = RequestLimiter(usage)
+    policy = LimitPolicy(per_minute=60_000, burst=1_000)
     costs: dict[str, Any] = {
         "rate_limit_counter_update": timed(
             lambda: usage.count("cost-probe", int(time.time()), per_minute=10**9, per_second=10**9)
+        ),
+        # One request's limit check as the API makes it: from a lease, a write now and then.
+        "rate_limit_check_leased": timed(
+            lambda: limiter.check("cost-probe-leased", policy), samples=SAMPLES * 10
         ),
         "nonce_put": timed(
             lambda: usage.remember("cost-probe", secrets.token_urlsafe(16), int(time.time()) + 600)

@@ -68,21 +68,23 @@ class Usage:
         self.down = False
         self.calls = 0
 
-    def count(
+    def lease(
         self,
         key_id: str,
         epoch_second: int,
         *,
+        minute_tokens: int,
+        second_tokens: int,  # noqa: ARG002 (the burst is not what these tests are about)
         per_minute: int,
-        per_second: int,  # noqa: ARG002 (the burst is not what these tests are about)
+        per_second: int,  # noqa: ARG002
     ) -> RateCount:
         self.calls += 1
         if self.down:
             raise UsageStoreError("UpdateItem", "ResourceNotFoundException", "no table")
         minute = (key_id, epoch_second // 60)
-        if self.counts.get(minute, 0) >= per_minute:
+        if self.counts.get(minute, 0) + minute_tokens > per_minute:
             return RateCount(admitted=False, minute_count=self.counts[minute], second_count=0)
-        self.counts[minute] = self.counts.get(minute, 0) + 1
+        self.counts[minute] = self.counts.get(minute, 0) + minute_tokens
         return RateCount(admitted=True, minute_count=self.counts[minute], second_count=1)
 
     def remember(self, key_id: str, nonce: str, expires_at: int) -> bool:  # noqa: ARG002

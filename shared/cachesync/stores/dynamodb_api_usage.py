@@ -38,9 +38,10 @@ class RateCount(BaseModel):
 
     admitted: bool
     minute_count: int
-    """Admitted requests of the minute, this one included if admitted."""
+    """Requests of the minute admitted or leased (by every instance), this reservation
+    included if admitted."""
     second_count: int
-    """Admitted requests of the second, this one included if admitted."""
+    """Requests of the second admitted or leased, this reservation included if admitted."""
 
 
 class _ConditionRefusedError(CacheSyncError):
@@ -74,6 +75,31 @@ class DynamoDBApiUsageStore:
     ) -> RateCount:
         """Admit one request of ``key_id`` at ``epoch_second`` if neither its minute's nor its
         second's count has reached its limit, counting it; a refused request is not counted."""
+        return self.lease(
+            key_id,
+            epoch_second,
+            minute_tokens=1,
+            second_tokens=1,
+            per_minute=per_minute,
+            per_second=per_second,
+        )
+
+    def lease(
+        self,
+        key_id: str,
+        epoch_second: int,
+        *,
+        minute_tokens: int,
+        second_tokens: int,
+        per_minute: int,
+        per_second: int,
+    ) -> RateCount:
+        """Reserve ``minute_tokens`` requests of ``key_id``'s minute and ``second_tokens`` of its
+        second (``epoch_second``) in one conditional update, all or nothing: admitted only if
+        neither count would pass its limit. ``second_tokens`` may exceed ``minute_tokens``: the
+        difference is requests the caller already holds of this minute, now charged to this
+        second's burst (``api/request_limits.py``). Refused, nothing is counted and the counts
+        are the item's as it was."""
         minute, second = divmod(epoch_second, 60)
         second_attribute = f"{UsageAttr.SECOND_COUNT_PREFIX}{second}"
         try:
@@ -83,22 +109,29 @@ class DynamoDBApiUsageStore:
                 lambda: self._client.update_item(
                     TableName=self._table,
                     Key={UsageAttr.COUNTER_ID: {"S": rate_counter_id(key_id, minute)}},
-                    UpdateExpression="ADD #n :one, #s :one SET #ttl = if_not_exists(#ttl, :ttl)",
+                    UpdateExpression=(
+                        "ADD #n :minute_tokens, #s :second_tokens, #l :one"
+                        " SET #ttl = if_not_exists(#ttl, :ttl)"
+                    ),
                     ConditionExpression=(
-                        # The minute's limit: a key gets per_minute requests a minute.
-                        "(attribute_not_exists(#n) OR #n < :per_minute)"
+                        # The minute's limit: a key gets per_minute requests a minute, so the
+                        # count may take minute_tokens more only if it stays within it.
+                        "(attribute_not_exists(#n) OR #n <= :minute_room)"
                         # The burst: and at most per_second of them in any one second.
-                        " AND (attribute_not_exists(#s) OR #s < :per_second)"
+                        " AND (attribute_not_exists(#s) OR #s <= :second_room)"
                     ),
                     ExpressionAttributeNames={
                         "#n": UsageAttr.MINUTE_COUNT,
                         "#s": second_attribute,
+                        "#l": UsageAttr.LEASE_COUNT,
                         "#ttl": UsageAttr.EXPIRES_AT,
                     },
                     ExpressionAttributeValues={
                         ":one": {"N": "1"},
-                        ":per_minute": {"N": str(per_minute)},
-                        ":per_second": {"N": str(per_second)},
+                        ":minute_tokens": {"N": str(minute_tokens)},
+                        ":second_tokens": {"N": str(second_tokens)},
+                        ":minute_room": {"N": str(per_minute - minute_tokens)},
+                        ":second_room": {"N": str(per_second - second_tokens)},
                         ":ttl": {"N": str((minute + 1) * 60 + COUNTER_TTL_SECONDS)},
                     },
                     ReturnValues="UPDATED_NEW",
@@ -114,8 +147,8 @@ class DynamoDBApiUsageStore:
         counted = deserialize(response.get("Attributes", {}))
         return RateCount(
             admitted=True,
-            minute_count=int(counted.get(UsageAttr.MINUTE_COUNT, 1)),
-            second_count=int(counted.get(second_attribute, 1)),
+            minute_count=int(counted.get(UsageAttr.MINUTE_COUNT, minute_tokens)),
+            second_count=int(counted.get(second_attribute, second_tokens)),
         )
 
     def remember(self, key_id: str, nonce: str, expires_at: int) -> bool:
