@@ -86,8 +86,12 @@ e2e: setup ## End-to-end tests through the local pipeline
 screenshots: setup ## Refresh the console's screenshots in docs/images (headless chromium)
 	CACHESYNC_SCREENSHOTS_DIR=$(CURDIR)/docs/images $(PYTEST) tests/integration/test_console_browser.py
 
+# Two workers (each with its own DynamoDB Local and moto), whole files each: the suites wait on the
+# emulators more than on the CPU. TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
+
 test: setup lint infra-check ## Lint, then unit, integration and e2e tests
-	$(PYTEST) tests/unit tests/integration tests/e2e
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/integration tests/e2e
 
 # Deployment: Lambda artifacts for infra/, and the checks of infra/: static (python-hcl2 tests,
 # checkov) and with the terraform CLI against a moto server (tools/terraform_local.py; Terraform's
