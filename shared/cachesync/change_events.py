@@ -186,6 +186,9 @@ def decide(change: StreamChange, published: Published | None) -> Decision:
     if change.event_name == "REMOVE":
         if change.by_ttl:
             return Decision(ignored_because="removed by TTL (retention or tombstone expiry)")
+        if isinstance(view_of(change.old_image), _Hidden):
+            # A write-through on a key with no entry rolled back: it deletes its own marker.
+            return Decision(ignored_because="pending marker removed (a rolled-back write)")
         new: View = "deleted"
     else:
         new = view_of(change.new_image)

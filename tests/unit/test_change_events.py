@@ -217,3 +217,17 @@ def test_images_show_documents_deletions_or_nothing() -> None:
     assert view_of(document()) != view_of(tombstone())
     assert view_of(tombstone()) == "deleted"
     assert view_of(pending(None)) is view_of(None)
+
+
+def test_a_rolled_back_marker_on_a_new_key_is_no_deletion() -> None:
+    # Given a document published, then gone by retention (its TTL removal ignored), and a
+    # write-through on the key that rolled back: it deletes its own pending marker
+    published = published_after(decide(change(100, document()), None))
+    removal = change(102, None, pending(None), name="REMOVE")
+    # When the marker's removal arrives
+    decision = decide(removal, published)
+    # Then nothing is published: S3 still holds the document
+    assert decision.event is None
+    assert decision.ignored_because == "pending marker removed (a rolled-back write)"
+    # And a document item removed by a writer (not TTL) is still a deletion
+    assert decide(change(103, None, document(), name="REMOVE"), published).event is not None

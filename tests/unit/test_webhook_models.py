@@ -155,17 +155,43 @@ def test_a_deletion_matches_on_the_previous_document() -> None:
     )
 
 
-def test_an_update_moving_a_document_away_from_a_restricted_owner_does_not_match() -> None:
+def test_a_restricted_owner_sees_a_document_leave_as_a_deletion_of_what_it_saw() -> None:
     # Given a subscription of a key restricted to acme
     restricted = subscription(owner_customers=("acme",))
-    # When a document stops naming acme
+    # When a document stops naming acme (now globex's only)
     moved = event(
         EventType.UPDATED,
         document=snapshot(customers=("globex",)),
         previous=snapshot(customers=("acme",)),
     )
-    # Then acme's subscription is not told (the payload would show globex's document)
-    assert not restricted.matches(moved)
+    shown = restricted.view(moved)
+    # Then acme is told its document is gone, and never shown globex's version
+    assert shown is not None
+    assert shown.type is EventType.DELETED
+    assert shown.document is None
+    assert shown.previous is not None
+    assert shown.previous.customers == ("acme",)
+    assert "globex" not in DeliveryMessage.for_event(shown, restricted.id).body()
+
+
+def test_a_restricted_owner_sees_a_document_arrive_as_a_creation_without_its_past() -> None:
+    # Given a subscription of a key restricted to acme
+    restricted = subscription(owner_customers=("acme",))
+    # When a globex document comes to name acme
+    arrived = event(
+        EventType.UPDATED,
+        document=snapshot(customers=("acme",)),
+        previous=snapshot(customers=("globex",)),
+    )
+    shown = restricted.view(arrived)
+    # Then it is a creation for acme, with no trace of the version acme could not see
+    assert shown is not None
+    assert shown.type is EventType.CREATED
+    assert shown.previous is None
+    assert shown.changed == ()
+    assert "globex" not in DeliveryMessage.for_event(shown, restricted.id).body()
+    # And an owner of every customer gets the update as it is
+    assert subscription().view(arrived) == arrived
 
 
 def test_the_webhook_id_is_stable_per_event_and_subscription() -> None:

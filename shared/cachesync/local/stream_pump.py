@@ -70,13 +70,20 @@ class StreamPump:
     def poll_once(self) -> int:
         """Deliver every record available now, shard by shard; the number delivered."""
         delivered = 0
-        for shard in self._reader.shard_ids():
+        # A shard whose parent failed a record waits (as Lambda reads a child only once its
+        # parent is done): its later records of the same item must not be applied first.
+        blocked: set[str] = set()
+        for shard, parent in self._reader.shards():
+            if parent in blocked:
+                blocked.add(shard)
+                continue
             records = list(self._reader.records(shard, self._positions.get(shard)))
             for start in range(0, len(records), self._batch_size):
                 batch = records[start : start + self._batch_size]
                 done = self._invoke(shard, batch)
                 delivered += done
                 if done < len(batch):
+                    blocked.add(shard)
                     break  # the shard resumes from its failed record at the next poll
         return delivered
 

@@ -39,6 +39,11 @@ class DynamoDBStreamReader:
 
     def shard_ids(self) -> list[str]:
         """Every shard of the stream, parents before their children."""
+        return [shard_id for shard_id, _ in self.shards()]
+
+    def shards(self) -> list[tuple[str, str | None]]:
+        """Every shard of the stream with its parent (if the stream still has it), parents
+        before their children."""
         shards: list[dict[str, Any]] = []
         start: dict[str, str] = {}
         while True:
@@ -55,14 +60,14 @@ class DynamoDBStreamReader:
                 break
             start = {"ExclusiveStartShardId": last}
         known = {shard["ShardId"] for shard in shards}
-        ordered: list[str] = []
+        ordered: dict[str, str | None] = {}
         while len(ordered) < len(shards):
             for shard in shards:
                 parent = shard.get("ParentShardId")
-                ready = parent is None or parent not in known or parent in ordered
-                if shard["ShardId"] not in ordered and ready:
-                    ordered.append(shard["ShardId"])
-        return ordered
+                kept = parent if parent in known else None
+                if shard["ShardId"] not in ordered and (kept is None or kept in ordered):
+                    ordered[shard["ShardId"]] = kept
+        return list(ordered.items())
 
     def records(self, shard_id: str, after_sequence: str | None = None) -> Iterator[dict[str, Any]]:
         """The shard's records available now, from its start or after ``after_sequence``."""

@@ -142,10 +142,14 @@ class WebhookDeliverer:
 
 
 def messages_for(event: DomainEvent, subscriptions: list[Subscription]) -> list[DeliveryMessage]:
-    """One delivery message per subscription ``event`` matches (disabled ones left out): what
-    the change feed puts on the delivery queue."""
-    return [
-        DeliveryMessage.for_event(event, subscription.id)
-        for subscription in subscriptions
-        if subscription.status is not SubscriptionStatus.DISABLED and subscription.matches(event)
-    ]
+    """One delivery message per subscription ``event`` matches (disabled ones left out), each
+    with the event as that subscription may see it: what the change feed puts on the queue."""
+    messages: list[DeliveryMessage] = []
+    for subscription in subscriptions:
+        if subscription.status is SubscriptionStatus.DISABLED:
+            continue
+        shown = subscription.view(event)
+        if shown is not None:
+            # The id stays the event's: a retried record gives the same webhook-id.
+            messages.append(DeliveryMessage.for_event(shown, subscription.id))
+    return messages

@@ -82,18 +82,35 @@ class Subscription(BaseModel):
     secrets: SigningSecrets
 
     def matches(self, event: DomainEvent) -> bool:
-        """Whether ``event`` is delivered to this subscription.
+        """Whether ``event`` is delivered to this subscription (as :meth:`view` shows it)."""
+        return self.view(event) is not None
 
-        A deletion matches on the deleted (previous) document; a creation or update on the
-        document after the change, so a restricted owner never receives a document that no
-        longer names one of its customers.
+    def view(self, event: DomainEvent) -> DomainEvent | None:
+        """``event`` as this subscription receives it, or ``None`` when it is not delivered.
+
+        An owner limited to some customers sees only documents naming one of them: a document
+        that comes to name one is a creation for it, one that stops naming them a deletion (of
+        the version it could see), and a version it may not see is never in the payload. Filters
+        then apply to the document after the change (the deleted one for a deletion).
         """
-        if event.type not in self.event_types:
-            return False
-        document = event.document or event.previous
-        if document is None:
-            return False
-        return self._may_see(document) and self._wants(document)
+        document = event.document if event.document and self._may_see(event.document) else None
+        previous = event.previous if event.previous and self._may_see(event.previous) else None
+        if document is not None and previous is None and event.previous is not None:
+            shown = event.model_copy(
+                update={"type": EventType.CREATED, "previous": None, "changed": ()}
+            )
+        elif document is None and previous is not None and event.document is not None:
+            shown = event.model_copy(
+                update={"type": EventType.DELETED, "document": None, "changed": ()}
+            )
+        elif document is None and previous is None:
+            return None
+        else:
+            shown = event
+        subject = shown.document or shown.previous
+        if shown.type not in self.event_types or subject is None or not self._wants(subject):
+            return None
+        return shown
 
     def _may_see(self, document: DocumentSnapshot) -> bool:
         if self.owner_customers is None:
