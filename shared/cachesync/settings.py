@@ -171,6 +171,14 @@ class TokenSecretSettings(BaseModel):
 class ApiKeysCliSettings(BaseSettings, ApiKeysSettings, TokenSecretSettings):
     """Settings of ``cachesync keys`` (the token secret: only to show signing secrets)."""
 
+    webhooks_table_name: str = Field(
+        default=WEBHOOKS_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+    """Webhook subscriptions: ``keys revoke`` disables the revoked key's."""
+    webhook_deliveries_table_name: str = Field(
+        default=WEBHOOK_DELIVERIES_TABLE_NAME_DEFAULT, min_length=3, max_length=255
+    )
+
 
 class ApiSettings(
     BaseSettings, _IdempotencySettings, _ReaderSettings, ApiKeysSettings, TokenSecretSettings

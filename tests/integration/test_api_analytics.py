@@ -56,6 +56,8 @@ def test_a_restricted_key_sees_only_its_customers_and_is_refused_others(fed: Api
     ]
     assert refused.status == 403
     assert refused.headers["content-type"] == "application/problem+json"
+    # And the sync lag, which counts every customer's changes together, is not for it
+    assert fed.get("/v1/analytics/sync-lag", acme).status == 403
 
 
 def test_transitions_and_csv_export(fed: ApiWorld) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
+from typer.testing import CliRunner
 
 from cachesync.api.keys import Scope
+from cachesync.cli import app
 from tests.integration.api_http import ApiWorld, api_world
 from tests.support.webhook_receiver import ScriptedReceiver, scripted_receiver
 
@@ -115,3 +119,23 @@ def test_patch_disable_delete_and_refusals(api_world: ApiWorld, receiver: Script
     assert "10.1.2.3" in private.json()["detail"]
     assert reader.status == 403
     assert anonymous.status == 401
+
+
+def test_revoking_a_key_disables_the_subscriptions_it_made(
+    api_world: ApiWorld, receiver: ScriptedReceiver, tmp_path: Path
+) -> None:
+    # Given an admin key with a subscription, and another admin's subscription
+    leaving = api_world.key(scopes=ADMIN)
+    staying = api_world.key(scopes=ADMIN)
+    own = subscribe(api_world, leaving, receiver.url).json()["subscription"]["id"]
+    other = subscribe(api_world, staying, receiver.url).json()["subscription"]["id"]
+    # When the first key is revoked from the command line
+    with contextlib.chdir(tmp_path):
+        revoked = CliRunner().invoke(
+            app, ["keys", "revoke", api_world.created_keys[leaving]], env=api_world.environment
+        )
+    # Then its subscription is disabled (nothing more is delivered to it), the other is not
+    assert revoked.exit_code == 0, revoked.output
+    assert own in revoked.output
+    assert api_world.get(f"/v1/webhooks/{own}", staying).json()["status"] == "disabled"
+    assert api_world.get(f"/v1/webhooks/{other}", staying).json()["status"] == "active"

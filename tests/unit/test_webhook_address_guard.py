@@ -40,6 +40,8 @@ def resolver_to(*addresses: str) -> Any:
         ("169.254.170.2", "link-local"),  # ECS task metadata
         ("fe80::1", "link-local"),
         ("fd00:ec2::254", "private"),  # EC2 metadata over IPv6 (a ULA)
+        ("2002:a9fe:a9fe::1", "link-local"),  # 6to4 carrying 169.254.169.254
+        ("2002:a00:1::1", "private"),  # 6to4 carrying 10.0.0.1
         ("10.1.2.3", "private"),
         ("172.16.0.1", "private"),
         ("172.31.255.255", "private"),
@@ -67,7 +69,9 @@ def test_non_public_addresses_are_refused(address: str, reason: str) -> None:
     assert verdict.startswith(reason)
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "8.8.8.8", "2606:4700::1111", "2002:808:808::1"]
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     # Given a public address
     # When the guard judges it

@@ -195,7 +195,8 @@ def register_analytics_routes(
         "/v1/analytics/sync-lag",
         middlewares=[guard],
         summary="Sync lag per day",
-        description="How long S3's changes took to reach the index (the pipeline's, for all).",
+        description="How long S3's changes took to reach the index: the pipeline's, over every "
+        "customer's changes, so only for a key of every customer.",
         responses=responses(LagReport),
         tags=["analytics"],
     )
@@ -204,6 +205,9 @@ def register_analytics_routes(
         until: UntilQuery = None,
         format: FormatQuery = "json",
     ) -> Response[Any]:
+        if principal().customers is not None:
+            # Its counts are every customer's changes together: not for a restricted key.
+            raise forbidden("sync lag covers every customer's changes: it needs a key for all")
         chosen, _ = window(since, until, None, None)
         days = reader().sync_lag(chosen)
         return answer(LagReport(since=chosen.since, until=chosen.until, days=days), days, format)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
@@ -99,7 +99,9 @@ class SubscriptionPatch(BaseModel):
     url: str | None = Field(default=None, min_length=8, max_length=2048)
     event_types: list[EventType] | None = Field(default=None, min_length=1)
     filters: SubscriptionFilters | None = None
-    status: SubscriptionStatus | None = None
+    status: Literal["active", "disabled"] | None = None
+    """``active`` re-enables (and clears the failure count), ``disabled`` pauses; ``failing`` is
+    the delivery's to set."""
 
 
 class AttemptList(BaseModel):
@@ -204,7 +206,7 @@ def register_webhook_routes(
             url=patch.url,
             event_types=tuple(patch.event_types) if patch.event_types is not None else None,
             filters=patch.filters,
-            status=patch.status,
+            status=SubscriptionStatus(patch.status) if patch.status else None,
         )
         return ok(SubscriptionView.of(manager().update(owner(), subscription_id, changes)))
 

@@ -24,6 +24,7 @@ from cachesync.exceptions import InvalidRequestError
 from cachesync.local.env_file import cli_environment
 from cachesync.settings import ApiKeysCliSettings, load_settings, variable_name
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
+from cachesync.stores.dynamodb_webhooks import DynamoDBWebhookStore
 
 # A create retries on a key id collision (48 random bits: practically never).
 _CREATE_ATTEMPTS = 3
@@ -250,7 +251,25 @@ def _duration(text: str) -> timedelta:
 def revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (the 12 hex digits after csk_).")],
 ) -> None:
-    """Revoke an API key: it is refused from now on."""
+    """Revoke an API key: it is refused from now on, and the webhook subscriptions it made are
+    disabled (they would otherwise keep delivering its customers' changes)."""
     with command_output() as results:
         _store().revoke(key_id, datetime.now(UTC))
         results.console.print(f"revoked {key_id}", highlight=False)
+        disabled = _webhooks().disable_owned_by(key_id)
+        if disabled:
+            results.console.print(
+                f"disabled {len(disabled)} webhook subscription(s) of {key_id}: "
+                + " ".join(disabled),
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def _webhooks() -> DynamoDBWebhookStore:
+    environment = cli_environment()
+    settings = load_settings(ApiKeysCliSettings, environment.values)
+    client = aws_clients.client("dynamodb", **environment.client_options("dynamodb"))
+    return DynamoDBWebhookStore(
+        client, settings.webhooks_table_name, settings.webhook_deliveries_table_name
+    )

@@ -175,6 +175,17 @@ class DynamoDBWebhookStore:
             raise SubscriptionNotFoundError(subscription_id) from error
         return _subscription(deserialize(response["Attributes"]))
 
+    def disable_owned_by(self, owner_key_id: str) -> list[str]:
+        """Disable every subscription ``owner_key_id`` made (its key was revoked); their ids."""
+        disabled: list[str] = []
+        for subscription in self.list_subscriptions(owner_key_id):
+            if subscription.status is not SubscriptionStatus.DISABLED:
+                self.update(
+                    subscription.id, SubscriptionChanges(status=SubscriptionStatus.DISABLED)
+                )
+                disabled.append(subscription.id)
+        return disabled
+
     def delete(self, subscription_id: str) -> None:
         """Delete a subscription; its queued messages are dropped when they come up."""
         try:

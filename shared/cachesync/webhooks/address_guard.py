@@ -39,9 +39,14 @@ class ResolvedTarget:
 
 def forbidden_reason(address: IPAddress, *, allow_loopback: bool = False) -> str | None:
     """Why a webhook may not be sent to ``address``; ``None`` when it may."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        # ::ffff:10.0.0.1 reaches 10.0.0.1: judge the IPv4 address it carries.
-        return forbidden_reason(address.ipv4_mapped, allow_loopback=allow_loopback)
+    if isinstance(address, ipaddress.IPv6Address):
+        # ::ffff:10.0.0.1 reaches 10.0.0.1, and 6to4 (2002:a9fe:a9fe::) and Teredo addresses
+        # carry an IPv4 address a relay may reach: judge the IPv4 address each carries.
+        carried = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if carried is not None:
+            reason = forbidden_reason(carried, allow_loopback=allow_loopback)
+            if reason is not None or address.ipv4_mapped is not None:
+                return reason
     if address.is_loopback:
         return None if allow_loopback else "loopback"
     # Order matters: the metadata addresses are also link-local / private, named first.
