@@ -127,7 +127,8 @@ infra-apply-local: $(STAMP_PY) ## Apply infra/ on moto, check it through boto3, 
 # The long suites in full: the 2,000-object backfill corpus and many more generated histories and
 # ordering cases. `make test` runs the same tests, bounded (tests/support/scale.py).
 SOAK_SUITES := tests/integration/test_backfill_and_verify.py \
-	tests/integration/test_convergence_properties.py tests/integration/test_ordering_condition.py
+	tests/integration/test_convergence_properties.py tests/integration/test_ordering_condition.py \
+	tests/unit/test_fuzz_parsers.py
 
 soak: setup ## Long runs of the property and 2,000-object suites (minutes; not in make test)
 	CACHESYNC_SOAK=1 $(PYTEST) -o timeout=1800 $(SOAK_SUITES)

@@ -111,8 +111,9 @@ def stream_change(record: Mapping[str, Any]) -> StreamChange:
             by_ttl=identity.get("type") == "Service"
             and identity.get("principalId") == TTL_PRINCIPAL,
         )
-    except (KeyError, TypeError, ValueError) as error:
-        raise InvalidEventError(f"not a DynamoDB Streams record: {error}") from error
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        # AttributeError: a member that should be an object is not (fuzzing found it).
+        raise InvalidEventError(f"not a DynamoDB Streams record: {error!r}") from error
 
 
 def _moment(value: Any) -> datetime:
