@@ -113,7 +113,12 @@ def pipeline(
         dynamodb.delete_table(TableName=table)
 
 
-def subscribe(pipeline: Pipeline, receiver: ScriptedReceiver, **filters: Any) -> str:
+def subscribe(
+    pipeline: Pipeline,
+    receiver: ScriptedReceiver,
+    owner_customers: tuple[str, ...] | None = None,
+    **filters: Any,
+) -> str:
     secret = new_signing_secret()
     pipeline.subscriptions.create(
         Subscription(
@@ -121,8 +126,8 @@ def subscribe(pipeline: Pipeline, receiver: ScriptedReceiver, **filters: Any) ->
             url=receiver.url,
             event_types=tuple(EventType),
             filters=SubscriptionFilters(**filters),
-            owner_key_id="cli",
-            owner_customers=None,
+            owner_key_id="cli" if owner_customers is None else "0123456789ab",
+            owner_customers=owner_customers,
             created_at=datetime.now(UTC),
             secrets=SigningSecrets(current=secret),
         )
@@ -151,3 +156,31 @@ def test_index_changes_reach_a_subscriber_signed_and_filtered(pipeline: Pipeline
     ids = [request.headers["webhook-id"] for request in receiver.received]
     assert len(set(ids)) == 2
     assert json.loads(receiver.received[0].body)["data"]["document"]["customers"] == ["acme"]
+
+
+def test_a_key_limited_to_acme_never_receives_another_customers_document(
+    pipeline: Pipeline,
+) -> None:
+    with scripted_receiver([200]) as receiver:
+        # Given a subscription (no filter) of a key limited to acme
+        secret = subscribe(pipeline, receiver, owner_customers=("acme",))
+        # When a globex document is created, and an acme document is created, then handed to
+        # globex with a new title
+        pipeline.index.put_document(entry("g.json", customers=("globex",), title="Globex plan"))
+        pipeline.index.put_document(entry("a.json", customers=("acme",)))
+        moved = entry("a.json", customers=("globex",), title="Globex merger", etag="e2")
+        pipeline.index.put_document(moved)
+        pipeline.deliver()
+        deliveries = [
+            Webhook(secret).verify(request.body, request.headers) for request in receiver.received
+        ]
+        bodies = b"".join(request.body for request in receiver.received)
+    # Then acme's key hears of its document's creation and of its leaving, as a deletion of the
+    # version it could see, and nothing of globex's documents or versions
+    assert [(d["type"], d["data"]["key"]) for d in deliveries] == [
+        ("document.created", "a.json"),
+        ("document.deleted", "a.json"),
+    ]
+    assert deliveries[1]["data"]["previous"]["customers"] == ["acme"]
+    assert b"globex" not in bodies
+    assert b"Globex" not in bodies
