@@ -84,6 +84,31 @@ def changes_from_message(message: Any) -> list[ObjectChange]:
     raise InvalidEventError("not an S3 notification, SNS envelope or S3 EventBridge event")
 
 
+def changes_per_record(message: Any) -> list[list[ObjectChange] | InvalidEventError]:
+    """The changes in one decoded message, a notification's records one by one.
+
+    As :func:`changes_from_message`, except that each record of an S3 notification comes back
+    in its place as its changes or as the :class:`InvalidEventError` that makes it unreadable:
+    one malformed record does not hide the others. Any other shape comes back whole (a list of
+    one item), or raises as :func:`changes_from_message` does.
+    """
+    records = message.get("Records") if isinstance(message, dict) else None
+    if (
+        not isinstance(records, list)
+        or message.get("Event") == "s3:TestEvent"
+        or (message.get("Type") == "Notification" and "Message" in message)
+        or (message.get("source") == "aws.s3" and "detail-type" in message)
+    ):
+        return [changes_from_message(message)]
+    parsed: list[list[ObjectChange] | InvalidEventError] = []
+    for record in records:
+        try:
+            parsed.append([_from_s3_record(record)])
+        except InvalidEventError as error:
+            parsed.append(error)
+    return parsed
+
+
 def changes_from_body(body: Any, *, source: str = "message body") -> list[ObjectChange]:
     """The changes in a JSON text (an SQS message body or an SNS ``Message``)."""
     if not isinstance(body, str):

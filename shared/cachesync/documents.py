@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
+import pydantic_core
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -204,13 +205,17 @@ def parse_document(
     """Validate the bytes of ``key`` as a document; raise :class:`InvalidDocumentError`."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        body = _JSON_OBJECT.validate_json(text)
+        # NaN and Infinity are not JSON (RFC 8259): a body holding them would be served to
+        # clients whose parsers refuse it, so the document is refused here, named.
+        body = _JSON_OBJECT.validate_python(pydantic_core.from_json(text, allow_inf_nan=False))
     except UnicodeDecodeError as error:
         raise InvalidDocumentError(key, "not UTF-8 text") from error
     except ValidationError as error:
         raise InvalidDocumentError(
             key, f"not a JSON object ({first_validation_error(error).message})"
         ) from error
+    except ValueError as error:  # from_json: not JSON (NaN/Infinity included)
+        raise InvalidDocumentError(key, f"not a JSON object (invalid JSON: {error})") from error
 
     kind = detect_kind(key, body)
     if not body.get("customers"):

@@ -38,7 +38,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cachesync.changes import ObjectChange, Operation, changes_from_body, changes_from_message
+from cachesync.changes import ObjectChange, Operation, changes_from_body, changes_per_record
 from cachesync.exceptions import CacheSyncError, EventProcessingError
 from cachesync.sync import SyncOutcome, SyncResult
 
@@ -109,12 +109,21 @@ class S3EventProcessor:
         if _is_sqs_event(event):
             return self._handle_sqs(event, context)
         try:
-            changes = changes_from_message(event)
+            parsed = changes_per_record(event)
         except CacheSyncError as error:
             self._record_failure(error)
             raise
-        applied = self._apply_all(changes)
+        # A malformed record fails alone: the others are applied, then the invocation fails
+        # naming it (Lambda retries the event; applied records are duplicates the second time).
         failures: list[str] = []
+        changes: list[ObjectChange] = []
+        for position, record in enumerate(parsed):
+            if isinstance(record, CacheSyncError):
+                self._record_failure(record)
+                failures.append(f"record {position}: {record}")
+            else:
+                changes.extend(record)
+        applied = self._apply_all(changes)
         results: list[SyncResult] = []
         for outcome in applied:
             failed = self._report(outcome)

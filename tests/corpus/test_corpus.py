@@ -1,0 +1,344 @@
+"""The bad-input corpus (tests/corpus/README.md): every case file run against its entry point.
+
+Every case ends in a clear, named error (a failed batch item and its reason, a named exception, a
+4xx problem body, one CLI error line) or in the documented acceptance, and never costs anything
+else: the good records of the same batch are applied (their index entries carry their S3 ETags)
+and every other index item (a bystander document indexed before) is exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote_plus
+
+import pytest
+
+from cachesync.exceptions import CacheSyncError
+from cachesync.index_schema import (
+    PARTITION_KEY,
+    SORT_KEY,
+    create_table_request,
+)
+from cachesync.local import LocalStack
+from cachesync.local.lambda_functions import LambdaHandler, LocalLambdaContext, load_handler
+from cachesync.local.pipeline import LOCAL_FUNCTION_ENVIRONMENT
+from tests.corpus.cases import ENTRY_POINTS, OUTCOMES, Case, all_cases, expand
+from tests.support.s3_events import (
+    change_document,
+    eventbridge_event,
+    s3_notification,
+    s3_record,
+    sns_envelope,
+    sqs_event,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+CASES = all_cases()
+BYSTANDER = "changes/bystander.json"
+GOOD_NAMES = ("good-a.json", "good-b.json")
+MIN_CASES = 60
+
+
+def _cases_of(*entry_points: str) -> list[Any]:
+    return [pytest.param(case, id=case.id) for case in CASES if case.entry_point in entry_points]
+
+
+# ---------------------------------------------------------------------- the corpus itself
+
+
+def test_the_corpus_has_enough_cases_every_one_with_an_expectation_and_every_entry_point() -> None:
+    # Given the case files
+    per_entry = Counter(case.entry_point for case in CASES)
+    # Then there are at least 60, every entry point has some, and no folder is unknown
+    assert len(CASES) >= MIN_CASES, per_entry
+    assert set(per_entry) == set(ENTRY_POINTS), per_entry
+    # And every case says what it is, which kinds of bad input it holds, and what must happen
+    for case in CASES:
+        assert case.description, case.id
+        assert case.kinds, case.id
+        assert case.input, case.id
+        assert case.expect.get("outcome") in OUTCOMES, case.id
+        if case.expect["outcome"] != "applied":
+            assert case.expect.get("reason_contains") or case.expect.get("status"), case.id
+        else:
+            assert case.expect.get("why"), f"{case.id}: an accepted input says why"
+
+
+# ---------------------------------------------------------------------- index snapshots
+
+
+def _index_items(client: DynamoDBClient, table: str) -> dict[tuple[str, str], Any]:
+    items: dict[tuple[str, str], Any] = {}
+    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for item in page["Items"]:
+            items[(item[PARTITION_KEY]["S"], item[SORT_KEY]["S"])] = item
+    return items
+
+
+def _except(items: dict[tuple[str, str], Any], bucket: str, keys: tuple[str, ...]) -> Any:
+    skipped = {f"{bucket}/{key}" for key in keys}
+    return {where: item for where, item in items.items() if where[0] not in skipped}
+
+
+def _document(items: dict[tuple[str, str], Any], bucket: str, key: str) -> Any:
+    return items.get((f"{bucket}/{key}", "doc"))
+
+
+def _assert_indexed(items: dict[tuple[str, str], Any], bucket: str, key: str, etag: str) -> None:
+    document = _document(items, bucket, key)
+    assert document is not None, f"{key} was not indexed"
+    assert document["record_type"]["S"] == "document", (key, document["record_type"])
+    assert document["etag"]["S"] == etag, key
+
+
+def _errors_logged(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+
+
+# ---------------------------------------------------------------------- S3 event handlers
+
+
+@dataclass
+class S3World:
+    """One bucket and index table for every S3 case of the module, the handlers loaded once (as
+    one execution environment), and a bystander document indexed before any case ran."""
+
+    bucket: str
+    table: str
+    s3: S3Client
+    dynamodb: DynamoDBClient
+    created: LambdaHandler
+    removed: LambdaHandler
+
+    def put(self, key: str, body: bytes) -> tuple[str, int]:
+        response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        return response["ETag"].strip('"'), len(body)
+
+
+@pytest.fixture(scope="module")
+def s3_world(local_stack: LocalStack) -> Iterator[S3World]:
+    dynamodb, s3 = local_stack.client("dynamodb"), local_stack.client("s3")
+    suffix = uuid.uuid4().hex[:10]
+    bucket, table = f"corpus-{suffix}", f"corpus-{suffix}"
+    s3.create_bucket(Bucket=bucket)
+    dynamodb.create_table(**create_table_request(table))
+    environment = {
+        **local_stack.environment(),
+        **LOCAL_FUNCTION_ENVIRONMENT,
+        "CACHESYNC_TABLE_NAME": table,
+        "CACHESYNC_BUCKET_NAME": bucket,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        world = S3World(
+            bucket=bucket,
+            table=table,
+            s3=s3,
+            dynamodb=dynamodb,
+            created=load_handler("s3_object_created"),
+            removed=load_handler("s3_object_removed"),
+        )
+    etag, size = world.put(BYSTANDER, change_document("CHG-BYSTANDER"))
+    world.created(
+        s3_notification(s3_record("ObjectCreated:Put", bucket, BYSTANDER, etag=etag, size=size)),
+        LocalLambdaContext(function_name="s3_object_created"),
+    )
+    yield world
+    dynamodb.delete_table(TableName=table)
+
+
+class S3Run:
+    """One S3 case: two good objects of its own, and the case's object if it places one."""
+
+    def __init__(self, world: S3World, case: Case) -> None:
+        self.world = world
+        self.case = case
+        self.handler = case.input.get("handler", "created")
+        self.good_keys = tuple(f"changes/{case.entry_point}/{case.name}/{k}" for k in GOOD_NAMES)
+        self.etags: dict[str, str] = {}
+        self.sizes: dict[str, int] = {}
+        for number, key in enumerate(self.good_keys):
+            self.etags[key], self.sizes[key] = world.put(key, change_document(f"CHG-GOOD-{number}"))
+        if self.handler == "removed":
+            # The good records are removals of indexed objects since deleted from S3.
+            self.invoke_as("created", s3_notification(*self._creations()))
+            for key in self.good_keys:
+                world.s3.delete_object(Bucket=world.bucket, Key=key)
+        self.bindings = {
+            "bucket": world.bucket,
+            "now": datetime.now(UTC).isoformat(),
+            # Records naming no object of their own: an absent key, a plausible ETag and size.
+            "key": f"changes/{case.name}/absent.json",
+            "key_enc": f"changes/{case.name}/absent.json",
+            "etag": "0" * 32,
+            "size": "10",
+        }
+        placed = case.input.get("object")
+        if placed is not None:
+            key = expand(placed["key"], self.bindings)
+            body = expand(placed["body"], self.bindings)
+            etag, size = world.put(key, body if isinstance(body, bytes) else body.encode())
+            self.bindings |= {
+                "key": key,
+                "key_enc": quote_plus(key, safe="/"),
+                "etag": etag,
+                "size": str(size),
+            }
+        self.before = self.items()
+
+    def items(self) -> dict[tuple[str, str], Any]:
+        return _index_items(self.world.dynamodb, self.world.table)
+
+    def _creations(self) -> list[dict[str, Any]]:
+        return [
+            s3_record(
+                "ObjectCreated:Put",
+                self.world.bucket,
+                key,
+                etag=self.etags[key],
+                size=self.sizes[key],
+            )
+            for key in self.good_keys
+        ]
+
+    def good_records(self) -> list[dict[str, Any]]:
+        """The S3 records of the good objects (creations, or removals for the removed handler)."""
+        if self.handler == "removed":
+            return [
+                s3_record("ObjectRemoved:Delete", self.world.bucket, key) for key in self.good_keys
+            ]
+        return self._creations()
+
+    def good_eventbridge(self) -> list[dict[str, Any]]:
+        if self.handler == "removed":
+            return [
+                eventbridge_event("Object Deleted", self.world.bucket, key)
+                for key in self.good_keys
+            ]
+        return [
+            eventbridge_event(
+                "Object Created",
+                self.world.bucket,
+                key,
+                etag=self.etags[key],
+                size=self.sizes[key],
+            )
+            for key in self.good_keys
+        ]
+
+    def invoke_as(self, handler: str, event: dict[str, Any]) -> Any:
+        function = self.world.removed if handler == "removed" else self.world.created
+        name = f"s3_object_{handler}"
+        return function(event, LocalLambdaContext(function_name=name))
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        return self.invoke_as(self.handler, event)
+
+    def check_the_rest(self) -> None:
+        """The good records applied, everything else (bystander included) unchanged."""
+        after = self.items()
+        bucket = self.world.bucket
+        case_key = self.bindings["key"]
+        changed = self.good_keys
+        if self.case.expect.get("case_object"):
+            changed = (*changed, case_key)
+        assert _except(after, bucket, changed) == _except(self.before, bucket, changed)
+        for key in self.good_keys:
+            if self.handler == "removed":
+                assert _document(after, bucket, key)["record_type"]["S"] == "tombstone", key
+            else:
+                _assert_indexed(after, bucket, key, self.etags[key])
+        if self.case.expect.get("case_object") == "indexed":
+            _assert_indexed(after, bucket, case_key, self.bindings["etag"])
+        if self.case.expect.get("case_object") == "evicted":
+            # An invalid document at the key: the index stops serving the key (a tombstone).
+            assert _document(after, bucket, case_key)["record_type"]["S"] == "tombstone"
+
+
+def _bad_body(run: S3Run) -> str:
+    """The case's SQS message body: ``body`` (a text as is) or ``message`` (serialised)."""
+    inp = run.case.input
+    if "body" in inp:
+        body = expand(inp["body"], run.bindings)
+        return body if isinstance(body, str) else json.dumps(body)
+    return json.dumps(expand(inp["message"], run.bindings))
+
+
+def _good_bodies(run: S3Run) -> list[str]:
+    if run.case.entry_point == "s3_sns_sqs":
+        return [json.dumps(sns_envelope(s3_notification(r))) for r in run.good_records()]
+    if run.case.entry_point == "s3_eventbridge":
+        return [json.dumps(event) for event in run.good_eventbridge()]
+    return [json.dumps(s3_notification(r)) for r in run.good_records()]
+
+
+@pytest.mark.parametrize("case", _cases_of("s3_sqs", "s3_sns_sqs", "s3_eventbridge"))
+def test_s3_event_in_sqs(case: Case, s3_world: S3World, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a bystander indexed, and a batch: a good message, the case's message, a good one
+    run = S3Run(s3_world, case)
+    if case.input.get("direct"):
+        _direct_eventbridge(run)
+        return
+    first, last = _good_bodies(run)
+    event = sqs_event(first, _bad_body(run), last)
+    bad_id = event["Records"][1]["messageId"]
+    # When the handler takes the batch
+    response = run.invoke(event)
+    # Then only the case's message failed (or none, for an accepted input), with its reason
+    failed = [item["itemIdentifier"] for item in response["batchItemFailures"]]
+    expect = case.expect
+    if expect["outcome"] == "failed_item":
+        assert failed == [bad_id]
+        assert expect["reason_contains"] in _errors_logged(caplog)
+    else:
+        assert expect["outcome"] == "applied", case.id
+        assert failed == []
+    assert "Unexpected" not in _errors_logged(caplog)
+    # And the good messages were applied, and nothing else changed
+    run.check_the_rest()
+
+
+def _direct_eventbridge(run: S3Run) -> None:
+    """An EventBridge event invoking the function directly: one change; it fails alone."""
+    event = expand(run.case.input["event"], run.bindings)
+    expect = run.case.expect
+    with pytest.raises(CacheSyncError) as caught:
+        run.invoke(event)
+    assert type(caught.value).__name__ == expect["error"]
+    assert expect["reason_contains"] in str(caught.value)
+    for good in run.good_eventbridge():
+        run.invoke(good)
+    run.check_the_rest()
+
+
+@pytest.mark.parametrize("case", _cases_of("s3_direct"))
+def test_s3_direct_notification(case: Case, s3_world: S3World) -> None:
+    # Given a bystander indexed, and a direct notification: a good record, the case's, a good one
+    run = S3Run(s3_world, case)
+    first, last = run.good_records()
+    bad = expand(case.input["records"], run.bindings)
+    event = {"Records": [first, *bad, last]}
+    expect = case.expect
+    # When the handler takes it
+    if expect["outcome"] == "applied":
+        run.invoke(event)
+    else:
+        # Then the invocation fails (Lambda retries it, then its on-failure destination) naming
+        # the bad record
+        with pytest.raises(CacheSyncError) as caught:
+            run.invoke(event)
+        assert type(caught.value).__name__ == expect["error"], caught.value
+        assert expect["reason_contains"] in str(caught.value)
+    # And the good records were applied all the same, and nothing else changed
+    run.check_the_rest()
