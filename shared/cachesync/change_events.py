@@ -28,6 +28,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict
 
 from cachesync.documents import DocumentKind
+from cachesync.exceptions import InvalidEventError
 from cachesync.index_models import WriteSource
 from cachesync.index_schema import DOCUMENT_SORT_KEY, SORT_KEY, Attr, RecordType
 from cachesync.ordering import parse_time
@@ -153,6 +154,14 @@ def view_of(image: dict[str, Any] | None) -> View:
         return "deleted"
     if record_type != RecordType.DOCUMENT:
         return HIDDEN
+    try:
+        return _snapshot(image)
+    except (KeyError, TypeError, ValueError) as error:
+        # Not an image the index writes (a field missing or mangled): the record's error.
+        raise InvalidEventError(f"document image lacks or mangles {error}") from error
+
+
+def _snapshot(image: dict[str, Any]) -> DocumentSnapshot:
     return DocumentSnapshot(
         bucket=image[Attr.BUCKET],
         key=image[Attr.KEY],

@@ -37,7 +37,7 @@ class ChangeFeedProcessor:
         ignored = 0
         failures: list[dict[str, str]] = []
         for record in event.get("Records", []):
-            sequence = str(record.get("dynamodb", {}).get("SequenceNumber", ""))
+            sequence = _sequence_number(record)
             try:
                 decision = self._feed.process(stream_change(record))
             except Exception as error:  # noqa: BLE001 - reported; the batch is retried from here
@@ -71,3 +71,14 @@ class ChangeFeedProcessor:
             extra={"sequence_number": sequence, "reason": type(error).__name__},
             exc_info=(type(error), error, error.__traceback__) if unexpected else None,
         )
+
+
+def _sequence_number(record: Any) -> str:
+    """The record's sequence number (its batch item identifier); ``""`` when it has none.
+
+    Read before the record is parsed, from whatever shape it has: a malformed record must be
+    reported (with an empty identifier Lambda retries the whole batch), never crash the batch.
+    """
+    stream = record.get("dynamodb") if isinstance(record, dict) else None
+    sequence = stream.get("SequenceNumber") if isinstance(stream, dict) else None
+    return str(sequence) if isinstance(sequence, str | int) else ""

@@ -30,6 +30,11 @@ from cachesync.validation_errors import first_validation_error
 # new customer links and deletes its old ones, and DynamoDB caps a transaction at 100 items.
 MAX_CUSTOMERS: Final = 40
 MAX_CUSTOMER_CODE_LENGTH: Final = 128
+# The summary fields an index item carries are bounded, so that a document's metadata always fits
+# in one item (the body moves to S3 when it does not): a document with a 500 KB title is refused
+# as invalid everywhere (event, backfill, write-through, API), before anything is written.
+MAX_TITLE_LENGTH: Final = 10_000
+MAX_ID_LENGTH: Final = 1_024
 DEFAULT_RETENTION: Final = timedelta(days=90)
 
 
@@ -83,7 +88,7 @@ class AnnouncementStatus(StrEnum):
 class _DocumentBase(BaseModel):
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
-    title: str = ""
+    title: str = Field(default="", max_length=MAX_TITLE_LENGTH)
     customers: list[str] = Field(default_factory=list)
     modified_at: UtcDatetime | None = None
 
@@ -102,7 +107,7 @@ class ChangeMetadata(_DocumentBase):
     """A change record (``object_type: "change"``)."""
 
     object_type: Literal["change"] = "change"
-    change_id: str = Field(min_length=1)
+    change_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     status: ChangeStatus = ChangeStatus.DRAFT
     created_at: UtcDatetime | None = None
     scheduled_start: UtcDatetime | None = None
@@ -118,7 +123,7 @@ class AnnouncementMetadata(_DocumentBase):
     """An announcement (``object_type: "announcement"``)."""
 
     object_type: Literal["announcement"] = "announcement"
-    announcement_id: str = Field(min_length=1)
+    announcement_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     announcement_type: str = "general"
     status: AnnouncementStatus = AnnouncementStatus.DRAFT
     posted_at: UtcDatetime | None = None

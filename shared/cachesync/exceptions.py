@@ -59,7 +59,10 @@ class InvalidKeyError(CacheSyncError):
     def __init__(self, key: str, reason: str) -> None:
         self.key = key
         self.reason = reason
-        super().__init__(f"invalid key {key!r}: {reason}")
+        # A key may be kilobytes long: show its start, so that the reason survives wherever the
+        # message is cut (a Batch Operations resultString, a log line).
+        shown = repr(key) if len(key) <= 200 else f"{key[:100]!r}... ({len(key)} characters)"
+        super().__init__(f"invalid key {shown}: {reason}")
 
 
 class InvalidQueryError(CacheSyncError):

@@ -423,7 +423,11 @@ def document_text(key: str, document: Mapping[str, Any] | bytes | str) -> str:
             raise InvalidDocumentError(key, "not UTF-8 text") from error
     if isinstance(document, str):
         return document
-    return json.dumps(dict(document), ensure_ascii=False)
+    try:
+        return json.dumps(dict(document), ensure_ascii=False)
+    except RecursionError as error:
+        # A decoded payload may nest deeper than the encoder recurses: the caller's error.
+        raise InvalidDocumentError(key, "nested too deeply to serialise as JSON") from error
 
 
 def execute_write(

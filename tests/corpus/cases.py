@@ -12,7 +12,9 @@ the case runs (a dict with one ``$`` key):
 * ``{"$json": value}``: ``value`` expanded, then serialised (a JSON text inside JSON);
 * ``{"$concat": [part, ...]}``: the parts expanded and joined;
 * ``{"$deep_json": N}``: the text of N nested arrays (too deep to write out);
-* ``{"$b64": "..."}``: raw bytes (invalid UTF-8, a BOM, binary garbage).
+* ``{"$b64": "..."}``: raw bytes (invalid UTF-8, a BOM, binary garbage);
+* ``{"$float": "nan"}``: a float JSON cannot hold (``nan``, ``inf``, ``-inf``);
+* ``{"$deep": N}``: N nested lists as a Python value (for inputs that are not JSON texts).
 
 and the placeholders ``{bucket}``, ``{key}``, ``{key_enc}``, ``{etag}``, ``{size}``, ``{now}``
 (and whatever else a runner binds) are replaced inside every string.
@@ -119,4 +121,11 @@ def expand(value: Any, bindings: dict[str, str]) -> Any:
         return "[" * depth + "]" * depth
     if "$b64" in value:
         return base64.b64decode(value["$b64"])
+    if "$float" in value:
+        return float(value["$float"])
+    if "$deep" in value:
+        nested: list[Any] = []
+        for _ in range(int(value["$deep"]) - 1):
+            nested = [nested]
+        return nested
     return {key: expand(item, bindings) for key, item in value.items()}

@@ -8,6 +8,7 @@ and every other index item (a bystander document indexed before) is exactly as i
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import uuid
@@ -20,19 +21,23 @@ from urllib.parse import quote_plus
 
 import pytest
 
+from cachesync.change_feed_schema import create_change_feed_table_request
 from cachesync.exceptions import CacheSyncError
 from cachesync.index_schema import (
     PARTITION_KEY,
     SORT_KEY,
+    create_idempotency_table_request,
     create_table_request,
 )
 from cachesync.local import LocalStack
 from cachesync.local.lambda_functions import LambdaHandler, LocalLambdaContext, load_handler
 from cachesync.local.pipeline import LOCAL_FUNCTION_ENVIRONMENT
+from cachesync.stores.dynamodb_change_feed import DynamoDBChangeFeedStore
 from tests.corpus.cases import ENTRY_POINTS, OUTCOMES, Case, all_cases, expand
 from tests.support.s3_events import (
     change_document,
     eventbridge_event,
+    load_event,
     s3_notification,
     s3_record,
     sns_envelope,
@@ -102,7 +107,11 @@ def _assert_indexed(items: dict[tuple[str, str], Any], bucket: str, key: str, et
 
 
 def _errors_logged(caplog: pytest.LogCaptureFixture) -> str:
-    return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+    """The error lines logged; none may be an unexpected error (those carry a traceback)."""
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    unexpected = [r.getMessage() for r in errors if r.exc_info]
+    assert not unexpected, f"an unexpected error (a defect) was logged: {unexpected}"
+    return "\n".join(r.getMessage() for r in errors)
 
 
 # ---------------------------------------------------------------------- S3 event handlers
@@ -304,7 +313,6 @@ def test_s3_event_in_sqs(case: Case, s3_world: S3World, caplog: pytest.LogCaptur
     else:
         assert expect["outcome"] == "applied", case.id
         assert failed == []
-    assert "Unexpected" not in _errors_logged(caplog)
     # And the good messages were applied, and nothing else changed
     run.check_the_rest()
 
@@ -342,3 +350,220 @@ def test_s3_direct_notification(case: Case, s3_world: S3World) -> None:
         assert expect["reason_contains"] in str(caught.value)
     # And the good records were applied all the same, and nothing else changed
     run.check_the_rest()
+
+
+# ---------------------------------------------------------------------- application functions
+
+
+@dataclass
+class AppWorld:
+    """The application-facing functions on one bucket, index, idempotency and feed table."""
+
+    bucket: str
+    table: str
+    feed_table: str
+    s3: S3Client
+    dynamodb: DynamoDBClient
+    handlers: dict[str, LambdaHandler]
+
+    def invoke(self, name: str, event: Any) -> Any:
+        return self.handlers[name](event, LocalLambdaContext(function_name=name))
+
+    def state(self) -> tuple[Any, Any]:
+        """Everything a bad request could touch: the index's items and S3's objects."""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        objects = sorted((o["Key"], o["ETag"]) for page in pages for o in page.get("Contents", []))
+        return _index_items(self.dynamodb, self.table), objects
+
+
+@pytest.fixture(scope="module")
+def app_world(local_stack: LocalStack) -> Iterator[AppWorld]:
+    dynamodb, s3 = local_stack.client("dynamodb"), local_stack.client("s3")
+    suffix = uuid.uuid4().hex[:10]
+    bucket, table = f"corpus-app-{suffix}", f"corpus-app-{suffix}"
+    idempotency, feed = f"corpus-idem-{suffix}", f"corpus-feed-{suffix}"
+    s3.create_bucket(Bucket=bucket)
+    dynamodb.create_table(**create_table_request(table))
+    dynamodb.create_table(**create_idempotency_table_request(idempotency))
+    dynamodb.create_table(**create_change_feed_table_request(feed))
+    environment = {
+        **local_stack.environment(),
+        **LOCAL_FUNCTION_ENVIRONMENT,
+        "CACHESYNC_TABLE_NAME": table,
+        "CACHESYNC_BUCKET_NAME": bucket,
+        "CACHESYNC_IDEMPOTENCY_TABLE_NAME": idempotency,
+        "CACHESYNC_CHANGE_FEED_TABLE_NAME": feed,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        handlers = {
+            name: load_handler(name)
+            for name in ("write_through", "fallback_read", "backfill", "change_feed")
+        }
+    world = AppWorld(bucket, table, feed, s3, dynamodb, handlers)
+    # A bystander document, written through before any case ran.
+    world.invoke(
+        "write_through",
+        {"operation": "put", "key": BYSTANDER, "document": json.loads(change_document("CHG-B"))},
+    )
+    yield world
+    for name in (table, idempotency, feed):
+        dynamodb.delete_table(TableName=name)
+
+
+def _bindings(world: AppWorld, case: Case) -> dict[str, str]:
+    return {
+        "bucket": world.bucket,
+        "now": datetime.now(UTC).isoformat(),
+        "case": case.name,
+        "bystander": BYSTANDER,
+    }
+
+
+@pytest.mark.parametrize("case", _cases_of("write_through", "fallback_read", "backfill_request"))
+def test_application_request(case: Case, app_world: AppWorld) -> None:
+    # Given the index and the bucket as they are
+    before = app_world.state()
+    event = expand(case.input["event"], _bindings(app_world, case))
+    function = "backfill" if case.entry_point == "backfill_request" else case.entry_point
+    if case.expect["outcome"] == "applied":
+        # An accepted payload changes its own key only
+        app_world.invoke(function, event)
+        items, objects = app_world.state()
+        key = event["key"]
+        assert _except(items, app_world.bucket, (key,)) == _except(
+            before[0], app_world.bucket, (key,)
+        )
+        assert [o for o in objects if o[0] != key] == [o for o in before[1] if o[0] != key]
+        return
+    # When the function is invoked with the case's payload
+    with pytest.raises(CacheSyncError) as caught:
+        app_world.invoke(function, event)
+    # Then it fails with the named error and its reason
+    assert type(caught.value).__name__ == case.expect["error"], caught.value
+    assert case.expect["reason_contains"] in str(caught.value)
+    # And neither the index nor the bucket changed
+    assert app_world.state() == before
+
+
+@pytest.mark.parametrize("case", _cases_of("backfill_batch_operations"))
+def test_batch_operations(case: Case, app_world: AppWorld) -> None:
+    # Given two good objects, the case's object if it places one, and the tasks: a good one, the
+    # case's, a good one
+    bindings = _bindings(app_world, case)
+    good_keys = [f"changes/batch/{case.name}/{name}" for name in GOOD_NAMES]
+    etags = {}
+    for number, key in enumerate(good_keys):
+        put = app_world.s3.put_object(
+            Bucket=app_world.bucket, Key=key, Body=change_document(f"CHG-BATCH-{number}")
+        )
+        etags[key] = put["ETag"].strip('"')
+    placed = case.input.get("object")
+    if placed is not None:
+        body = expand(placed["body"], bindings)
+        key = expand(placed["key"], bindings)
+        app_world.s3.put_object(
+            Bucket=app_world.bucket,
+            Key=key,
+            Body=body if isinstance(body, bytes) else body.encode(),
+        )
+        bindings["key"] = key
+    good = [
+        {
+            "taskId": f"good-{n}",
+            "s3Key": quote_plus(k, safe="/"),
+            "s3VersionId": None,
+            "s3BucketArn": f"arn:aws:s3:::{app_world.bucket}",
+        }
+        for n, k in enumerate(good_keys)
+    ]
+    bad = expand(case.input.get("tasks", []), bindings)
+    event = {
+        "invocationSchemaVersion": "1.0",
+        "invocationId": "YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo",
+        "job": {"id": "be4b5f8c-1a6d-4e1d-9f3a-0c1b2a3d4e5f"},
+        "tasks": [good[0], *bad, good[1]],
+        **expand(case.input.get("request", {}), bindings),
+    }
+    before = _index_items(app_world.dynamodb, app_world.table)
+    expect = case.expect
+    if expect["outcome"] == "raises":
+        # When the payload is malformed as a whole, Then the invocation fails naming the field,
+        # having written nothing
+        with pytest.raises(CacheSyncError) as caught:
+            app_world.invoke("backfill", event)
+        assert type(caught.value).__name__ == expect["error"], caught.value
+        assert expect["reason_contains"] in str(caught.value)
+        assert _index_items(app_world.dynamodb, app_world.table) == before
+        return
+    # When the function runs the tasks
+    answer = app_world.invoke("backfill", event)
+    # Then the case's tasks failed permanently with their reason, the good ones succeeded
+    results = {r["taskId"]: r for r in answer["results"]}
+    assert [r["taskId"] for r in answer["results"]] == [t["taskId"] for t in event["tasks"]]
+    for task in bad:
+        assert results[task["taskId"]]["resultCode"] == expect["result_code"], results
+        assert expect["reason_contains"] in results[task["taskId"]]["resultString"], results
+    after = _index_items(app_world.dynamodb, app_world.table)
+    for key in good_keys:
+        assert results[good[good_keys.index(key)]["taskId"]]["resultCode"] == "Succeeded"
+        _assert_indexed(after, app_world.bucket, key, etags[key])
+    # And nothing else in the index changed (an invalid object's key may only be evicted)
+    changed = (*good_keys, bindings.get("key", ""))
+    assert _except(after, app_world.bucket, tuple(changed)) == _except(
+        before, app_world.bucket, tuple(changed)
+    )
+    if "key" in bindings:
+        case_item = _document(after, app_world.bucket, bindings["key"])
+        assert case_item is None or case_item["record_type"]["S"] == "tombstone"
+
+
+def _stream_record(world: AppWorld, key: str, sequence: int) -> dict[str, Any]:
+    """The sample's first record (a document inserted) for ``key`` at ``sequence``."""
+    record = copy.deepcopy(load_event("change_feed_stream.json")["Records"][0])
+    pk = f"{world.bucket}/{key}"
+    stream = record["dynamodb"]
+    stream["Keys"]["pk"]["S"] = pk
+    stream["NewImage"]["pk"]["S"] = pk
+    stream["NewImage"]["object_key"]["S"] = key
+    stream["NewImage"]["bucket"]["S"] = world.bucket
+    stream["SequenceNumber"] = str(sequence)
+    return record
+
+
+@pytest.mark.parametrize("case", _cases_of("change_feed"))
+def test_change_feed_stream(
+    case: Case, app_world: AppWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a batch: a good record, the case's, a good one (of other documents)
+    first_key, last_key = (f"changes/feed/{case.name}/{name}" for name in GOOD_NAMES)
+    sequence = 100 + 10 * CASES.index(case)
+    first = _stream_record(app_world, first_key, sequence)
+    last = _stream_record(app_world, last_key, sequence + 2)
+    bad = expand(case.input["record"], _bindings(app_world, case))
+    if isinstance(bad, dict) and case.input.get("base"):
+        # A good record with the case's members replaced (``null``: removed).
+        merged = _stream_record(app_world, f"changes/feed/{case.name}/bad.json", sequence + 1)
+        for path, value in bad.items():
+            target = merged
+            *parents, leaf = path.split(".")
+            for parent in parents:
+                target = target[parent]
+            if value is None:
+                target.pop(leaf, None)
+            else:
+                target[leaf] = value
+        bad = merged
+    store = DynamoDBChangeFeedStore(app_world.dynamodb, app_world.feed_table)
+    # When the change feed takes it
+    answer = app_world.invoke("change_feed", {"Records": [first, bad, last]})
+    # Then the batch stops at the case's record, reported with its reason as the one failure
+    # (Lambda retries from it; bisecting and the on-failure destination take it out)
+    expected_id = case.expect.get("item_identifier", str(sequence + 1))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": expected_id}]}
+    assert case.expect["reason_contains"] in _errors_logged(caplog)
+    # And the record before it was published; the one after waits for the retry
+    assert store.published(f"{app_world.bucket}/{first_key}") is not None
+    assert store.published(f"{app_world.bucket}/{last_key}") is None
