@@ -21,6 +21,8 @@ from urllib.parse import quote_plus
 
 import pytest
 
+from cachesync.api.keys import Scope
+from cachesync.api.problems import PROBLEM_CONTENT_TYPE, TYPE_PREFIX
 from cachesync.change_feed_schema import create_change_feed_table_request
 from cachesync.exceptions import CacheSyncError
 from cachesync.index_schema import (
@@ -34,6 +36,7 @@ from cachesync.local.lambda_functions import LambdaHandler, LocalLambdaContext, 
 from cachesync.local.pipeline import LOCAL_FUNCTION_ENVIRONMENT
 from cachesync.stores.dynamodb_change_feed import DynamoDBChangeFeedStore
 from tests.corpus.cases import ENTRY_POINTS, OUTCOMES, Case, all_cases, expand
+from tests.integration.api_http import ApiWorld, Reply, change, index_document
 from tests.support.s3_events import (
     change_document,
     eventbridge_event,
@@ -567,3 +570,118 @@ def test_change_feed_stream(
     # And the record before it was published; the one after waits for the retry
     assert store.published(f"{app_world.bucket}/{first_key}") is not None
     assert store.published(f"{app_world.bucket}/{last_key}") is None
+
+
+# ---------------------------------------------------------------------- the query API, over HTTP
+
+
+@dataclass
+class ApiCorpus:
+    """The API server (one process for every API case) and the keys the cases present."""
+
+    world: ApiWorld
+    dynamodb: DynamoDBClient
+    bindings: dict[str, str]
+
+    def items(self) -> dict[tuple[str, str], Any]:
+        return _index_items(self.dynamodb, self.world.index.table_name)
+
+
+@pytest.fixture(scope="module")
+def api_corpus(api_world: ApiWorld, local_stack: LocalStack) -> ApiCorpus:
+    index_document(api_world, BYSTANDER, change("CHG-BYSTANDER", modified=datetime.now(UTC)))
+    read = api_world.key()
+    write = api_world.key(scopes=(Scope.READ, Scope.WRITE))
+    admin = api_world.key(scopes=(Scope.READ, Scope.WRITE, Scope.ADMIN))
+    key_id, secret = read.removeprefix("csk_").split("_", 1)
+    bindings = {
+        "read_key": read,
+        "write_key": write,
+        "admin_key": admin,
+        # A well-formed key whose secret is wrong (the id exists)
+        "wrong_secret_key": f"csk_{key_id}_{'x' * len(secret)}",
+        "bystander": BYSTANDER,
+        "bucket": api_world.bucket,
+    }
+    return ApiCorpus(api_world, local_stack.client("dynamodb"), bindings)
+
+
+def _send(corpus: ApiCorpus, request: dict[str, Any]) -> Reply:
+    bindings = corpus.bindings
+    headers = expand(request.get("headers", {}), bindings)
+    auth = request.get("auth", "read")
+    if auth != "none":
+        headers.setdefault("Authorization", f"Bearer {bindings[auth + '_key']}")
+    body = expand(request.get("body"), bindings)
+    if "json" in request:
+        body = json.dumps(expand(request["json"], bindings))
+        headers.setdefault("Content-Type", "application/json")
+    return corpus.world.request(
+        request["method"], expand(request["path"], bindings), headers=headers, body=body
+    )
+
+
+def _assert_problem(reply: Reply, expect: dict[str, Any]) -> dict[str, Any]:
+    assert reply.status == expect["status"], (reply.status, reply.body[:500])
+    assert reply.headers["content-type"].startswith(PROBLEM_CONTENT_TYPE), reply.headers
+    problem: dict[str, Any] = reply.json()
+    assert problem["status"] == reply.status
+    assert problem["type"] == f"{TYPE_PREFIX}{expect['problem_type']}", problem
+    assert problem["title"], problem
+    assert expect.get("reason_contains", "") in problem["detail"], problem
+    return problem
+
+
+@pytest.mark.parametrize("case", _cases_of("api"))
+def test_api_request(case: Case, api_corpus: ApiCorpus) -> None:
+    # Given the index as it is (a bystander document in it)
+    before = api_corpus.items()
+    expect = case.expect
+    bulk = case.input.get("bulk")
+    request = case.input
+    if bulk is not None:
+        # A bulk write: a good put, the case's items, a good put
+        good = [
+            {
+                "op": "put",
+                "key": f"changes/api/{case.name}/{name}",
+                "document": change(f"CHG-{number}", modified=datetime.now(UTC)),
+            }
+            for number, name in enumerate(GOOD_NAMES)
+        ]
+        items = [json.dumps(good[0]), *(expand(bulk, api_corpus.bindings)), json.dumps(good[1])]
+        request = {
+            "method": "POST",
+            "path": "/v1/documents/bulk",
+            "auth": "write",
+            "headers": {"Content-Type": "application/json"},
+            "body": '{"items": [' + ", ".join(items) + "]}",
+        }
+    # When the request reaches the server
+    reply = _send(api_corpus, request)
+    # Then it is refused with a 4xx: a problem body from the API, or the HTTP server's own
+    # refusal of a request it cannot take (never a 5xx)
+    assert reply.status < 500, (reply.status, reply.body[:500])
+    changed: tuple[str, ...] = ()
+    if expect["outcome"] == "problem":
+        _assert_problem(reply, expect)
+    elif expect["outcome"] == "refused":
+        assert reply.status == expect["status"], (reply.status, reply.body[:300])
+    else:
+        # A bulk write: the case's items failed each with its problem, the good ones are written
+        assert expect["outcome"] == "failed_item", case.id
+        assert reply.status == 207, reply.body[:500]
+        result = reply.json()
+        statuses = [item["status"] for item in result["items"]]
+        assert statuses == [200, *expect["item_statuses"], 200], result
+        for item in result["items"][1:-1]:
+            assert item["problem"]["status"] == item["status"]
+            assert expect["reason_contains"] in item["problem"]["detail"], item
+        after = api_corpus.items()
+        for item in (result["items"][0], result["items"][-1]):
+            _assert_indexed(after, api_corpus.world.bucket, item["key"], item["receipt"]["etag"])
+        changed = tuple(item["key"] for item in result["items"])
+    # And the index is unchanged but for the good items
+    assert _except(api_corpus.items(), api_corpus.world.bucket, changed) == _except(
+        before, api_corpus.world.bucket, changed
+    )

@@ -288,6 +288,13 @@ def create_app(deps: ApiDependencies) -> CacheSyncResolver:
         refused = refusal_before_validation()
         return refused or problem_response(bad_request("the body is not UTF-8 text").problem)
 
+    @app.exception_handler(RecursionError)  # type: ignore[untyped-decorator]
+    def too_deep_body(_: RecursionError) -> Response[Any]:
+        # Raised while Powertools decodes the body: JSON nested deeper than the decoder recurses
+        # (the caller's error, not a 500).
+        refused = refusal_before_validation()
+        return refused or problem_response(bad_request("the body nests too deeply").problem)
+
     def refusal_before_validation() -> Response[Any] | None:
         """The 401 or 403 of a caller the route would refuse, if so.
 

@@ -9,16 +9,18 @@ resolver (and boto3 clients) after the fork.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from gunicorn.app.base import BaseApplication
 
+from cachesync.api.problems import PROBLEM_CONTENT_TYPE, TYPE_PREFIX
 from cachesync.api.request_guard import RAW_PATH_CONTEXT_FIELD
 from cachesync.local.lambda_functions import LocalLambdaContext
 
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
     from cachesync.api.app import CacheSyncResolver
 
 STAGE = "local"
+# Lambda's request payload limit (synchronous invocation): in AWS a bigger request never reaches
+# the function. The local server refuses it the same way, before reading it, with a 413 problem.
+MAX_BODY_BYTES: Final = 6 * 1024 * 1024
+_DRAIN_BYTES: Final = 64 * 1024 * 1024
 
 
 def _header_name(wsgi_name: str) -> str:
@@ -106,6 +112,9 @@ class ResolverWsgiApp:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > MAX_BODY_BYTES:
+            return _too_large(environ, length, start_response)
         context = cast("LambdaContext", LocalLambdaContext(function_name="query_api"))
         event = event_from_environ(environ)
         with self._lock:
@@ -124,6 +133,36 @@ class ResolverWsgiApp:
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         start_response(f"{status} {phrase}".strip(), headers)
         return [payload]
+
+
+def _too_large(
+    environ: WSGIEnvironment, length: int, start_response: StartResponse
+) -> Iterable[bytes]:
+    """The 413 problem of a body over :data:`MAX_BODY_BYTES`. The body is read and dropped (up
+    to a bound) first: a client still sending when the connection closes would never see the
+    answer."""
+    remaining = min(length, _DRAIN_BYTES)
+    stream = environ["wsgi.input"]
+    while remaining > 0 and (chunk := stream.read(min(remaining, 1 << 20))):
+        remaining -= len(chunk)
+    payload = json.dumps(
+        {
+            "type": f"{TYPE_PREFIX}content-too-large",
+            "title": "Content Too Large",
+            "status": 413,
+            "detail": f"the body is {length} bytes; a request holds at most {MAX_BODY_BYTES}",
+            "instance": environ.get("PATH_INFO", "/"),
+        }
+    ).encode()
+    start_response(
+        "413 Content Too Large",
+        [
+            ("Content-Type", PROBLEM_CONTENT_TYPE),
+            ("Content-Length", str(len(payload))),
+            ("Connection", "close"),
+        ],
+    )
+    return [payload]
 
 
 class ApiServer(BaseApplication):  # type: ignore[misc]
