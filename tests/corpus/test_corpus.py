@@ -11,12 +11,14 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from pathlib import Path
 from urllib.parse import quote_plus
 
 import pytest
@@ -24,6 +26,7 @@ import pytest
 from cachesync.api.keys import Scope
 from cachesync.api.problems import PROBLEM_CONTENT_TYPE, TYPE_PREFIX
 from cachesync.change_feed_schema import create_change_feed_table_request
+from cachesync.cli import main as cli_main
 from cachesync.exceptions import CacheSyncError
 from cachesync.index_schema import (
     PARTITION_KEY,
@@ -685,3 +688,55 @@ def test_api_request(case: Case, api_corpus: ApiCorpus) -> None:
     assert _except(api_corpus.items(), api_corpus.world.bucket, changed) == _except(
         before, api_corpus.world.bucket, changed
     )
+
+
+# ---------------------------------------------------------------------- the CLI
+
+
+@pytest.mark.parametrize("case", _cases_of("cli"))
+def test_cli(
+    case: Case,
+    app_world: AppWorld,
+    local_stack: LocalStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the CLI configured for the world's bucket and index, and the case's files
+    for name, value in {
+        **local_stack.environment(),
+        **LOCAL_FUNCTION_ENVIRONMENT,
+        "CACHESYNC_TABLE_NAME": app_world.table,
+        "CACHESYNC_BUCKET_NAME": app_world.bucket,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    bindings = {**_bindings(app_world, case), "tmp": str(tmp_path)}
+    for name, content in case.input.get("files", {}).items():
+        path = tmp_path / expand(name, bindings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = expand(content, bindings)
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    before = app_world.state()
+    argv = ["cachesync", *expand(case.input["argv"], bindings)]
+    monkeypatch.setattr(sys, "argv", argv)
+    # When it runs
+    with pytest.raises(SystemExit) as exited:
+        cli_main()
+    out, err = capsys.readouterr()
+    # Then it exits non-zero with one error line naming the reason, and no traceback
+    expect = case.expect
+    assert exited.value.code == expect["exit_code"], (out, err)
+    assert "Traceback" not in err, err
+    error_lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == expect.get("error_lines", 1), err
+    assert expect["reason_contains"] in "\n".join(error_lines + [out]), (out, err)
+    # And nothing changed but the good documents of a bulk put
+    items, objects = app_world.state()
+    written = tuple(expand(expect.get("written", []), bindings))
+    assert _except(items, app_world.bucket, written) == _except(
+        before[0], app_world.bucket, written
+    )
+    assert [o for o in objects if o[0] not in written] == before[1]
+    for key in written:
+        assert _document(items, app_world.bucket, key)["record_type"]["S"] == "document", key

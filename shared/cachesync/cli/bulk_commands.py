@@ -50,7 +50,8 @@ def operations_from_dir(folder: Path, prefix: str) -> Iterator[tuple[str, BulkOp
         key = prefix + path.relative_to(folder).as_posix()
         try:
             document = json.loads(path.read_bytes())
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
+            # RecursionError: a file nested deeper than the json module recurses.
             yield source, f"not readable as JSON: {error}"
             continue
         if not isinstance(document, dict):

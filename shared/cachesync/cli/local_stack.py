@@ -224,7 +224,8 @@ def invoke(
     with command_output() as results:
         try:
             event = json.loads(event_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, ValueError, RecursionError) as error:
+            # ValueError: not UTF-8 or not JSON; RecursionError: nested deeper than json recurses.
             raise typer.BadParameter(f"{event_file}: {error}") from error
         environment = cli_environment()
         load_settings(CliSettings, environment.values)
