@@ -17,8 +17,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
 import pytest
@@ -730,7 +730,7 @@ def test_cli(
     assert "Traceback" not in err, err
     error_lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(error_lines) == expect.get("error_lines", 1), err
-    assert expect["reason_contains"] in "\n".join(error_lines + [out]), (out, err)
+    assert expect["reason_contains"] in "\n".join([*error_lines, out]), (out, err)
     # And nothing changed but the good documents of a bulk put
     items, objects = app_world.state()
     written = tuple(expand(expect.get("written", []), bindings))
