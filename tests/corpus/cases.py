@@ -43,6 +43,34 @@ ENTRY_POINTS: Final = (
     "cli",
 )
 """Every entry point that takes outside input (a folder of cases each)."""
+REQUIRED_KINDS: Final = frozenset(
+    {
+        # Every kind of bad input issue 13 lists, by its tag in the case files.
+        "truncated-json",
+        "non-json",
+        "wrong-type",
+        "missing-field",
+        "long-key",
+        "percent-escape",
+        "invalid-utf8",
+        "control-characters",
+        "path-traversal",
+        "sequencer",
+        "sqs-256kb",
+        "sns-bad-message",
+        "eventbridge-detail-type",
+        "nan-infinity",
+        "duplicate-keys",
+        "bom",
+        "deep-nesting",
+        "400kb-body",
+        "enormous-string",
+        "oversized-header",
+        "oversized-body",
+        "bad-token",
+        "unexpected-method",
+    }
+)
 OUTCOMES: Final = frozenset(
     {
         "failed_item",  # a failed batch item (SQS / stream / Batch Operations) with its reason

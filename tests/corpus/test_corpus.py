@@ -38,7 +38,7 @@ from cachesync.local import LocalStack
 from cachesync.local.lambda_functions import LambdaHandler, LocalLambdaContext, load_handler
 from cachesync.local.pipeline import LOCAL_FUNCTION_ENVIRONMENT
 from cachesync.stores.dynamodb_change_feed import DynamoDBChangeFeedStore
-from tests.corpus.cases import ENTRY_POINTS, OUTCOMES, Case, all_cases, expand
+from tests.corpus.cases import ENTRY_POINTS, OUTCOMES, REQUIRED_KINDS, Case, all_cases, expand
 from tests.integration.api_http import ApiWorld, Reply, change, index_document
 from tests.support.s3_events import (
     change_document,
@@ -73,6 +73,9 @@ def test_the_corpus_has_enough_cases_every_one_with_an_expectation_and_every_ent
     # Then there are at least 60, every entry point has some, and no folder is unknown
     assert len(CASES) >= MIN_CASES, per_entry
     assert set(per_entry) == set(ENTRY_POINTS), per_entry
+    # And every kind of bad input the issue lists is in some case
+    covered = {kind for case in CASES for kind in case.kinds}
+    assert not REQUIRED_KINDS - covered, REQUIRED_KINDS - covered
     # And every case says what it is, which kinds of bad input it holds, and what must happen
     for case in CASES:
         assert case.description, case.id
