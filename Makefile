@@ -91,7 +91,7 @@ screenshots: setup ## Refresh the console's screenshots in docs/images (headless
 TEST_WORKERS ?= 2
 
 test: setup lint infra-check ## Lint, then unit, integration and e2e tests
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/integration tests/e2e
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/integration tests/corpus tests/e2e
 
 # Deployment: Lambda artifacts for infra/, and the checks of infra/: static (python-hcl2 tests,
 # checkov) and with the terraform CLI against a moto server (tools/terraform_local.py; Terraform's

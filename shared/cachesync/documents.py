@@ -7,6 +7,7 @@ the index store needs, or raises :class:`InvalidDocumentError` naming the key an
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
@@ -200,6 +201,20 @@ def expiry_of(document: Document, index_time: datetime, retention: timedelta) ->
     return min(candidates, default=None)
 
 
+def _holds_non_finite_number(value: object) -> bool:
+    """Whether a parsed JSON value holds an infinite float anywhere (walked without recursion)."""
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, float) and not math.isfinite(current):
+            return True
+        if isinstance(current, dict):
+            pending.extend(current.values())
+        elif isinstance(current, list):
+            pending.extend(current)
+    return False
+
+
 def parse_document(
     key: str,
     raw: bytes | str,
@@ -221,6 +236,9 @@ def parse_document(
         ) from error
     except ValueError as error:  # from_json: not JSON (NaN/Infinity included)
         raise InvalidDocumentError(key, f"not a JSON object (invalid JSON: {error})") from error
+    # A number too large for a double (1e999) parses as infinity, which no JSON can carry back.
+    if _holds_non_finite_number(body):
+        raise InvalidDocumentError(key, "not a JSON object (a number overflows a double)")
 
     kind = detect_kind(key, body)
     if not body.get("customers"):

@@ -181,6 +181,9 @@ def test_published_announcement_expires_at_its_own_expiry() -> None:
         ("misc/a", json.dumps({"change_id": "x"}).encode(), "object_type", "changes/"),
         ("changes/a", change(modified_at="yesterday").encode(), "modified_at", "datetime"),
         ("changes/a", change(customers=[f"c{i}" for i in range(41)]).encode(), "customers", "40"),
+        ("changes/a", b'{"object_type": "change", "risk": NaN}', None, "invalid JSON"),
+        # (valid JSON syntax, but a double overflows to infinity, deep in a list)
+        ("changes/a", change().replace("{", '{"risk": [[1e999]], ', 1).encode(), None, "overflow"),
     ],
 )
 def test_invalid_documents_raise_one_clear_error(
