@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import statistics
@@ -91,6 +92,19 @@ def queue_depth(sqs: SQSClient, url: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"]) + int(
         attributes["ApproximateNumberOfMessagesNotVisible"]
     )
+
+
+def reset_moto(endpoint_url: str) -> None:
+    """Clear every moto backend of this process (``/moto-api/reset``): moto keeps its state in
+    module-level backends, so each experiment's fresh moto server would otherwise still hold the
+    buckets, objects and queues of the experiments before it."""
+    host, _, port = endpoint_url.removeprefix("http://").partition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("POST", "/moto-api/reset")
+        connection.getresponse().read()
+    finally:
+        connection.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:

@@ -55,7 +55,9 @@ class ChaosReport:
                 "cpus": os.cpu_count(),
                 "load_average": list(os.getloadavg()),
             },
-            "experiments": [asdict(experiment) for experiment in self.experiments],
+            "experiments": [
+                asdict(experiment) for experiment in sorted(self.experiments, key=lambda e: e.name)
+            ],
         }
         (directory / "report.json").write_text(json.dumps(document, indent=2) + "\n")
         (directory / "report.md").write_text(_markdown(document))

@@ -8,13 +8,11 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-
-import pytest
 
 from cachesync.backfill import ObjectIndexer
 from cachesync.local import LocalStack
@@ -49,12 +47,6 @@ PHASES: tuple[tuple[str, float, float, bool, int], ...] = (
 # heartbeating while a request waits), so the bound must come from the code's own timeouts.
 REQUEST_BOUND_SECONDS = 15.0
 CLIENT_TIMEOUT_SECONDS = 90.0
-
-
-@pytest.fixture
-def stack() -> Iterator[LocalStack]:
-    with LocalStack() as local_stack:
-        yield local_stack
 
 
 class _Load:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from cachesync.backfill import (
     Backfill,
@@ -22,6 +19,7 @@ from cachesync.local import LocalStack
 from cachesync.local.dynamodb_local import local_client
 from cachesync.rate_limit import rate_limiter
 from cachesync.reconcile import Reconciler
+from cachesync.retry_policies import DEFAULT_RETRY_POLICY
 from cachesync.stores.dynamodb_index import DynamoDBIndexStore
 from cachesync.stores.s3_objects import S3ObjectStore
 from tests.chaos.harness import counting_retries, recent_documents, verify_drift
@@ -36,12 +34,6 @@ RATE_PER_SECOND = 200.0  # DEPLOYMENT.md's example: cachesync backfill --workers
 WORKERS = 8
 PAGE_SIZE = 100
 INTERRUPT_AFTER = DOCUMENTS // 2
-
-
-@pytest.fixture
-def stack() -> Iterator[LocalStack]:
-    with LocalStack() as local_stack:
-        yield local_stack
 
 
 def _backfill(table: str, bucket: str, endpoint: str, moto: str) -> Backfill:
@@ -147,6 +139,8 @@ def test_a_throttling_storm_is_absorbed_and_an_interrupted_backfill_resumes(
         "indexed": summary.indexed,
         "unchanged_on_resume": summary.unchanged,
         "failed_after_all_retries": summary.failed,
+        # An object fails when every attempt of its write is throttled.
+        "failed_expected": round(DOCUMENTS * THROTTLED_FRACTION**DEFAULT_RETRY_POLICY.attempts, 2),
         "failures": dict(list(summary.failures.items())[:5]),
         "effective_writes_per_second": round(summary.scanned / (first_seconds + second_seconds), 1),
         "drift_before_repair": drift,
@@ -166,7 +160,9 @@ def test_a_throttling_storm_is_absorbed_and_an_interrupted_backfill_resumes(
         f"backfill was cancelled after {first.summary.scanned} objects and the resumed run "
         f"counted each of the {DOCUMENTS} objects once ({summary.scanned} in its summary, "
         f"{summary.unchanged} found already indexed); {summary.failed} object(s) failed after "
-        f"every retry; verify: {totals['entries']} of {DOCUMENTS} indexed"
+        f"every retry (expected about {experiment.figures['failed_expected']}: "
+        f"{THROTTLED_FRACTION}^{DEFAULT_RETRY_POLICY.attempts} x {DOCUMENTS}); "
+        f"verify: {totals['entries']} of {DOCUMENTS} indexed"
         + (f", {repaired} repaired by verify --repair, then no drift" if repaired else ", no drift")
         + "."
     )

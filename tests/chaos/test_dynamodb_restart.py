@@ -23,6 +23,7 @@ from tests.chaos.harness import (
     counting_retries,
     queue_depth,
     recent_documents,
+    reset_moto,
     verify_drift,
     wait_until,
 )
@@ -57,7 +58,10 @@ def stack(tmp_path: Path) -> Iterator[LocalStack]:
     with LocalStack(
         resources, dynamodb_port=free_port(), data_dir=tmp_path / "dynamodb"
     ) as local_stack:
-        yield local_stack
+        try:
+            yield local_stack
+        finally:
+            reset_moto(local_stack.moto_endpoint)
 
 
 def _pump(stack: LocalStack, timeline: list[tuple[float, int, int]]) -> EventPump:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-
-import pytest
 
 from cachesync.backfill import ObjectIndexer
 from cachesync.circuit_breaker import CircuitState
@@ -29,12 +26,6 @@ COLD_EVERY = 3  # in each phase, one read in three is of a key not indexed yet
 S3_LATENCY, S3_JITTER = 0.8, 0.4
 FAILURE_THRESHOLD = 5  # the default (settings.breaker_failure_threshold)
 COOL_DOWN_SECONDS = 3.0  # the default is 30 s: shortened so that the experiment lasts seconds
-
-
-@pytest.fixture
-def stack() -> Iterator[LocalStack]:
-    with LocalStack() as local_stack:
-        yield local_stack
 
 
 def test_reads_keep_answering_through_s3_spikes_and_the_breaker_guards_the_index(
