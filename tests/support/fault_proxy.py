@@ -196,7 +196,7 @@ class FaultProxy:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
         listener.listen(128)
-        listener.settimeout(0.2)
+        listener.settimeout(0.05)  # how soon stop() is noticed
         self._listener = listener
         self._acceptor = threading.Thread(target=self._accept_loop, name="fault-proxy", daemon=True)
         self._acceptor.start()
