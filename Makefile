@@ -12,7 +12,7 @@ TS_CLIENT := clients/typescript
 STAMP_TS := $(TS_CLIENT)/node_modules/.installed
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: help setup check-java system-packages run test lint format unit integration e2e soak bench clean openapi screenshots
+.PHONY: help setup check-java system-packages run test lint format unit integration e2e soak chaos bench clean openapi screenshots
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -132,6 +132,12 @@ SOAK_SUITES := tests/integration/test_backfill_and_verify.py \
 
 soak: setup ## Long runs of the property and 2,000-object suites (minutes; not in make test)
 	CACHESYNC_SOAK=1 $(PYTEST) -o timeout=1800 $(SOAK_SUITES)
+
+# Chaos experiments (tests/chaos, docs/CHAOS.md): faults injected into the real local stack
+# through our fault proxy (tests/support/fault_proxy.py) and by killing DynamoDB Local; each
+# experiment ends with a verify. Writes build/chaos/report.json and report.md (a few minutes).
+chaos: setup ## Chaos experiments against the local stack; report in build/chaos/ (minutes; not in make test)
+	$(PYTEST) -o timeout=900 -s tests/chaos
 
 # The API load test alone: `.venv/bin/python -m tests.load.run_load` (settings: CACHESYNC_LOAD_*
 # variables, see tests/load/run_load.py; CACHESYNC_LOAD_SECONDS=60 by default). Its last phase

@@ -46,12 +46,21 @@ def _new_session() -> boto3.session.Session:
         return session
 
 
-def botocore_config(*, max_pool_connections: int = 20) -> Config:
-    """Timeouts sized for Lambda, one attempt per call, a pool for concurrent workers."""
+DEFAULT_CONNECT_TIMEOUT_SECONDS: Final = 3.0
+DEFAULT_READ_TIMEOUT_SECONDS: Final = 10.0
+
+
+def botocore_config(*, max_pool_connections: int = 20, read_timeout: float | None = None) -> Config:
+    """Timeouts sized for Lambda, one attempt per call, a pool for concurrent workers.
+
+    ``read_timeout`` (seconds) shortens both timeouts for clients on a request's path, whose
+    every attempt must fit the caller's time budget (see ``index_read_timeout_seconds``).
+    """
+    read = DEFAULT_READ_TIMEOUT_SECONDS if read_timeout is None else read_timeout
     return Config(
         retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=3,
-        read_timeout=10,
+        connect_timeout=min(DEFAULT_CONNECT_TIMEOUT_SECONDS, read),
+        read_timeout=read,
         max_pool_connections=max_pool_connections,
     )
 
@@ -82,9 +91,16 @@ def client(
 ) -> DynamoDBStreamsClient: ...
 
 
-def client(service: str, *, endpoint_url: str | None = None, **kwargs: Any) -> Any:
-    """A boto3 client for ``service``; ``endpoint_url`` only for the embedded local stack."""
-    config = botocore_config()
+def client(
+    service: str,
+    *,
+    endpoint_url: str | None = None,
+    read_timeout: float | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A boto3 client for ``service``; ``endpoint_url`` only for the embedded local stack;
+    ``read_timeout`` shorter than the default for clients on a request's path."""
+    config = botocore_config(read_timeout=read_timeout)
     if endpoint_url is not None:
         kwargs["endpoint_url"] = endpoint_url
         # Emulators on loopback serve buckets by path, not by virtual host.

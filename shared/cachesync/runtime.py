@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -19,6 +19,7 @@ from cachesync.exceptions import ConfigurationError
 from cachesync.fallback_reader import FallbackReader
 from cachesync.rate_limit import rate_limiter
 from cachesync.reconcile import Reconciler
+from cachesync.retry_policies import DEFAULT_RETRY_POLICY, RetryPolicy
 from cachesync.settings import (
     ApiSettings,
     BackfillSettings,
@@ -44,6 +45,16 @@ from cachesync.write_through import DocumentWriter
 
 ClientOptions = Mapping[str, Mapping[str, Any]]
 
+READ_PATH_TIMEOUT_SECONDS: Final = 2.0
+"""Connect and read timeout of each DynamoDB call on a read path: the fallback reader's index
+reads and, in the query API, every DynamoDB call but the write-through's. With the SDK's 10 s,
+tried five times, one call to an index that accepts connections and never answers outlasted the
+functions' own timeouts (fallback_read 10 s, query_api 15 s): the breaker never counted a failure
+and never opened, and every request timed out (docs/CHAOS.md, experiment 4)."""
+READ_PATH_INDEX_ATTEMPTS: Final = 2
+"""Attempts of each index read of the fallback reader (after them it reads S3, and the breaker
+counts the failure), and of the query API's queries and key lookups."""
+
 
 @contextmanager
 def _configuration_errors() -> Iterator[None]:
@@ -65,19 +76,27 @@ def _configuration_errors() -> Iterator[None]:
 
 
 def build_stores(
-    settings: BaseSettings, client_options: ClientOptions | None = None
+    settings: BaseSettings,
+    client_options: ClientOptions | None = None,
+    *,
+    index_read_timeout: float | None = None,
+    index_retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
 ) -> tuple[DynamoDBIndexStore, S3ObjectStore]:
     """The index and object stores on clients built with the SDK's defaults.
 
     ``client_options`` (per service: an endpoint and credentials) only for the embedded local
-    stack's command line.
+    stack's command line. ``index_read_timeout`` and ``index_retry_policy`` bound the index's
+    calls on a read path.
     """
     client_options = client_options or {}
     with _configuration_errors():
         index = DynamoDBIndexStore(
-            aws_clients.client("dynamodb", **client_options.get("dynamodb", {})),
+            aws_clients.client(
+                "dynamodb", read_timeout=index_read_timeout, **client_options.get("dynamodb", {})
+            ),
             settings.table_name,
             tombstone_ttl=settings.tombstone_ttl,
+            retry_policy=index_retry_policy,
         )
         objects = S3ObjectStore(aws_clients.client("s3", **client_options.get("s3", {})))
     return index, objects
@@ -120,9 +139,18 @@ def build_reader(
     logger: Logger | None = None,
     metrics: Metrics | None = None,
     client_options: ClientOptions | None = None,
+    index_read_timeout: float = READ_PATH_TIMEOUT_SECONDS,
+    index_read_attempts: int = READ_PATH_INDEX_ATTEMPTS,
 ) -> FallbackReader:
-    """The fallback reader with its circuit breaker."""
-    index, objects = build_stores(settings, client_options)
+    """The fallback reader with its circuit breaker, its index reads bounded in time (by
+    default :data:`READ_PATH_TIMEOUT_SECONDS` per attempt, :data:`READ_PATH_INDEX_ATTEMPTS`
+    attempts) so that an unresponsive index counts as failing well within a request's budget."""
+    index, objects = build_stores(
+        settings,
+        client_options,
+        index_read_timeout=index_read_timeout,
+        index_retry_policy=RetryPolicy(attempts=index_read_attempts),
+    )
     return FallbackReader(
         index,
         objects,

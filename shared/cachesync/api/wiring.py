@@ -22,8 +22,14 @@ from cachesync.api.request_guard import RequestGuard
 from cachesync.api.request_limits import FailureMode, LimitPolicy, RequestLimiter
 from cachesync.api.request_signing import SignatureVerifier, signing_master_secret
 from cachesync.exceptions import ConfigurationError, SecretRequestError, UsageStoreError
-from cachesync.retry_policies import BackoffSchedule
-from cachesync.runtime import ClientOptions, build_reader, build_writer
+from cachesync.retry_policies import BackoffSchedule, RetryPolicy
+from cachesync.runtime import (
+    READ_PATH_INDEX_ATTEMPTS,
+    READ_PATH_TIMEOUT_SECONDS,
+    ClientOptions,
+    build_reader,
+    build_writer,
+)
 from cachesync.settings import ApiSettings, TokenSecretSettings, variable_name
 from cachesync.stores.dynamodb_api_keys import DynamoDBApiKeyStore
 from cachesync.stores.dynamodb_api_usage import DynamoDBApiUsageStore
@@ -154,12 +160,24 @@ def build_api(
     """
     client_options = client_options or {}
     secret = token_secret(settings, client_options=client_options, secret_store=secret_store)
-    dynamodb = aws_clients.client("dynamodb", **client_options.get("dynamodb", {}))
+    # Every DynamoDB call of a request (keys, rate limits, queries) must fail within the
+    # request's budget when DynamoDB does not answer, not after the SDK's 10 s per attempt.
+    dynamodb = aws_clients.client(
+        "dynamodb",
+        read_timeout=READ_PATH_TIMEOUT_SECONDS,
+        **client_options.get("dynamodb", {}),
+    )
+    # Queries and key lookups, on every request's path, get as few attempts as the reader.
+    read_path_retry = RetryPolicy(attempts=READ_PATH_INDEX_ATTEMPTS)
 
     def index_store_for(tokens: PageTokens) -> DynamoDBIndexStore:
         # A store per query is a few attributes on a shared client: tokens bind to the caller.
         return DynamoDBIndexStore(
-            dynamodb, settings.table_name, tombstone_ttl=settings.tombstone_ttl, page_tokens=tokens
+            dynamodb,
+            settings.table_name,
+            tombstone_ttl=settings.tombstone_ttl,
+            page_tokens=tokens,
+            retry_policy=read_path_retry,
         )
 
     deps = ApiDependencies(
@@ -169,7 +187,9 @@ def build_api(
             settings, logger=logger, metrics=metrics, client_options=client_options
         ),
         writer=build_writer(settings, client_options),
-        keys=DynamoDBApiKeyStore(dynamodb, settings.api_keys_table_name),
+        keys=DynamoDBApiKeyStore(
+            dynamodb, settings.api_keys_table_name, retry_policy=read_path_retry
+        ),
         token_secret=secret,
         token_lifetime=timedelta(seconds=settings.api_token_ttl_seconds),
         retention=settings.retention,

@@ -273,6 +273,16 @@ class DynamoDBLocal(ServerLifecycle):
         stop_process(process, STOP_TIMEOUT_SECONDS)
         self._close_log()
 
+    def kill(self) -> None:
+        """SIGKILL the JVM, as a crash would (no shutdown hooks); chaos experiments restart it
+        with :meth:`start` on the same port and ``data_dir``. Safe when not running."""
+        atexit.unregister(self.stop)
+        process, self._process, self._port = self._process, None, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        self._close_log()
+
     def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()

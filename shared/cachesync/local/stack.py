@@ -62,6 +62,11 @@ class LocalStack(ServerLifecycle):
         return self._provisioned
 
     @property
+    def dynamodb_local(self) -> DynamoDBLocal:
+        """The DynamoDB Local server itself (chaos experiments kill and restart it)."""
+        return self._dynamodb
+
+    @property
     def dynamodb_endpoint(self) -> str:
         """Endpoint URL of DynamoDB Local."""
         return self._dynamodb.endpoint_url
