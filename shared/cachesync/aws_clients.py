@@ -54,7 +54,7 @@ def botocore_config(*, max_pool_connections: int = 20, read_timeout: float | Non
     """Timeouts sized for Lambda, one attempt per call, a pool for concurrent workers.
 
     ``read_timeout`` (seconds) shortens both timeouts for clients on a request's path, whose
-    every attempt must fit the caller's time budget (see ``index_read_timeout_seconds``).
+    every attempt must fit the caller's time budget (``runtime.READ_PATH_TIMEOUT_SECONDS``).
     """
     read = DEFAULT_READ_TIMEOUT_SECONDS if read_timeout is None else read_timeout
     return Config(
