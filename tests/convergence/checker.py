@@ -104,9 +104,7 @@ class Checker:
             return
         self._check_not_resurrected(source, key, identity)
 
-    def check_query_item(
-        self, customer: str, key: str, etag: str, version_id: str | None
-    ) -> None:
+    def check_query_item(self, customer: str, key: str, etag: str, version_id: str | None) -> None:
         """A query for ``customer`` listed this version of ``key``."""
         self.checks += 1
         keymodel = self.model.keys.get(key)

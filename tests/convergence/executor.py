@@ -137,7 +137,9 @@ class _Run:
                 self.stats[f"error:{type(error).__name__}"] += 1
                 self.log(f"      {type(error).__name__}: {error}")
             except Exception as error:  # noqa: BLE001 - anything else is a crash to report
-                self.checker.fail("crash", f"{op.describe()} raised {type(error).__name__}: {error}")
+                self.checker.fail(
+                    "crash", f"{op.describe()} raised {type(error).__name__}: {error}"
+                )
             finally:
                 self.rig.saga_index.crash_at = None
                 self.rig.saga_objects.crash_at = None
@@ -237,9 +239,9 @@ class _Run:
         self.log(f"      api {status} {reply['body'][:160]}")
         if status >= 500 and status != 503:
             self.checker.fail("api_5xx", f"{op.describe()} answered {status}: {reply['body']}")
-        if status == 200 and op.kind == "api_delete":
-            if json.loads(reply["body"])["index"] == IndexCommit.COMMITTED.value:
-                self._deletion_committed(key)
+        committed = status == 200 and json.loads(reply["body"])["index"] == "committed"
+        if committed and op.kind == "api_delete":
+            self._deletion_committed(key)
 
     def api(
         self,
@@ -378,7 +380,11 @@ class _Run:
                 version_id=mutation.version_id,
                 event_time=mutation.at,
             )
-        name = "ObjectRemoved:DeleteMarkerCreated" if mutation.delete_marker else "ObjectRemoved:Delete"
+        name = (
+            "ObjectRemoved:DeleteMarkerCreated"
+            if mutation.delete_marker
+            else "ObjectRemoved:Delete"
+        )
         return s3_record(
             name,
             self.rig.bucket,

@@ -42,7 +42,7 @@ def _worker(seeds: list[int], results: Any) -> None:
             for seed in seeds:
                 outcome = run_history(world, generate(seed))
                 results.put(("outcome", _portable(outcome)))
-    except BaseException as error:  # noqa: BLE001 - report to the parent, then die
+    except BaseException as error:
         results.put(("error", f"{type(error).__name__}: {error}"))
         raise
     finally:
@@ -195,8 +195,11 @@ def soak(histories: int, workers: int, first_seed: int, directory: Path = REPORT
         if kind == "outcome":
             tally.add(payload)
             for d in payload["divergences"]:
-                print(f"DIVERGENCE seed {d['seed']} [{d['property']}] step {d['step']}: "
-                      f"{d['detail']}", flush=True)
+                print(
+                    f"DIVERGENCE seed {d['seed']} [{d['property']}] step {d['step']}: "
+                    f"{d['detail']}",
+                    flush=True,
+                )
                 print(f"  replay: {replay_command(d['seed'])}", flush=True)
         elif kind == "ready":
             ready += 1

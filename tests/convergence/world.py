@@ -1,6 +1,7 @@
 """The world histories run in: one local stack (DynamoDB Local + moto server) per process.
 
-Two buckets share one index table: ``soak-versioned`` (versioning on) and ``soak-plain``. Each
+Two buckets share one index table: ``soak-versioned-<run>`` (versioning on) and
+``soak-plain-<run>``. Each
 history gets its own key prefix (and its own customer codes), so no table or bucket is reset
 between histories. Per bucket the world holds the real entry points as Lambda would run them
 (``s3_object_created``, ``s3_object_removed``, ``query_api``, loaded with settings naming the
@@ -43,7 +44,7 @@ from cachesync.stores.s3_objects import S3ObjectStore
 from cachesync.write_through import DocumentWriter
 from tests.convergence.history import Fault
 from tests.convergence.model import S3Model
-from tests.support.faults import error_response
+from tests.support.faults import error_response, service_of
 
 VERSIONED_BUCKET: Final = "soak-versioned"
 PLAIN_BUCKET: Final = "soak-plain"
@@ -63,7 +64,7 @@ _AWS_ERRORS: Final = {
 _S3_WRITES: Final = frozenset({"PutObject", "DeleteObject"})
 
 
-class ProcessCrash(BaseException):  # noqa: N818 - not an error: the process dying
+class ProcessCrash(BaseException):
     """The process running a write-through dies here (nothing in cachesync may catch it)."""
 
 
@@ -77,7 +78,12 @@ class Recorder:
         context["soak_params"] = dict(params)
 
     def done(
-        self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
+        self,
+        http_response: Any,
+        parsed: dict[str, Any],
+        model: Any,
+        context: dict[str, Any],
+        **_: Any,
     ) -> None:
         params = context.get("soak_params")
         status = getattr(http_response, "status_code", 0)
@@ -135,7 +141,7 @@ class FaultInjector:
         armed = self._armed
         if armed is None or armed.remaining <= 0:
             return None
-        _, service, operation = (event_name.split(".") + ["", ""])[:3]
+        service = service_of(event_name)
         kind = armed.fault.kind
         if kind == "s3_error":
             if service != "s3":
@@ -224,7 +230,7 @@ class BucketRig:
     def reconciler(self) -> Reconciler:
         """The reconciler at quiescence: a crashed write-through's marker is old by then."""
         later = DynamoDBIndexStore(
-            self.index._client,  # noqa: SLF001 - the same client, another clock
+            self.index._client,
             self.index.table_name,
             clock=lambda: utc_now() + LATER,
         )
@@ -236,13 +242,26 @@ class BucketRig:
 class World:
     """The local stack, the hooks, and a :class:`BucketRig` per bucket."""
 
-    def __init__(self, *, handler_wrapper: Callable[[LambdaHandler], LambdaHandler] | None = None):
-        """``handler_wrapper``: wraps the event handlers (the checker's own test breaks them)."""
+    def __init__(
+        self,
+        *,
+        stack: LocalStack | None = None,
+        handler_wrapper: Callable[[LambdaHandler], LambdaHandler] | None = None,
+    ) -> None:
+        """``stack``: a started local stack to use (and leave running); ``None``: start one.
+
+        ``handler_wrapper`` wraps the event handlers (the checker's own test breaks them).
+        """
         self.recorder = Recorder()
         self.faults = FaultInjector()
         self.run_id = uuid.uuid4().hex[:6]
         self._handler_wrapper = handler_wrapper
-        self._stack = LocalStack()
+        self._owns_stack = stack is None
+        self._stack = stack or LocalStack()
+        self.buckets = {
+            True: f"{VERSIONED_BUCKET}-{self.run_id}",
+            False: f"{PLAIN_BUCKET}-{self.run_id}",
+        }
         self._saved_environ: dict[str, str] | None = None
         self._original_client: Any = None
         self.rigs: dict[bool, BucketRig] = {}
@@ -273,13 +292,14 @@ class World:
 
         aws_clients.client = hooked  # type: ignore[assignment]
         self._saved_environ = dict(os.environ)
-        self._stack.start()
+        if self._owns_stack:
+            self._stack.start()
         s3 = self.s3 = self._stack.client("s3")
-        s3.create_bucket(Bucket=VERSIONED_BUCKET)
+        s3.create_bucket(Bucket=self.buckets[True])
         s3.put_bucket_versioning(
-            Bucket=VERSIONED_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+            Bucket=self.buckets[True], VersioningConfiguration={"Status": "Enabled"}
         )
-        s3.create_bucket(Bucket=PLAIN_BUCKET)
+        s3.create_bucket(Bucket=self.buckets[False])
         resources = self._stack.resources
         created = new_api_key(
             "soak",
@@ -307,7 +327,7 @@ class World:
             }
         )
         os.environ.pop("CACHESYNC_API_TOKEN_SECRET_ID", None)
-        for versioned, bucket in ((True, VERSIONED_BUCKET), (False, PLAIN_BUCKET)):
+        for versioned, bucket in self.buckets.items():
             self.rigs[versioned] = self._rig(bucket, versioned)
 
     def _rig(self, bucket: str, versioned: bool) -> BucketRig:
@@ -333,7 +353,8 @@ class World:
 
     def close(self) -> None:
         try:
-            self._stack.stop()
+            if self._owns_stack:
+                self._stack.stop()
         finally:
             if self._original_client is not None:
                 aws_clients.client = self._original_client
