@@ -65,6 +65,7 @@ class Tally:
         self.planned, self.workers, self.first_seed = histories, workers, first_seed
         self.started = time.monotonic()
         self.started_at = datetime.now(UTC)
+        self.commit = _commit()
         self.ready_at: float | None = None
         self.done = 0
         self.stats: Counter[str] = Counter()
@@ -87,7 +88,7 @@ class Tally:
         return {
             "finished": finished,
             "started_at": self.started_at.isoformat(timespec="seconds"),
-            "commit": _commit(),
+            "commit": self.commit,
             "histories_planned": self.planned,
             "histories_run": self.done,
             "first_seed": self.first_seed,

@@ -26,9 +26,8 @@ from tests.convergence.runner import replay_command
 from tests.convergence.world import World
 from tests.integration.conftest import SyncWorld
 from tests.support.s3_events import change_document, s3_notification, s3_record, sqs_event
-from tests.support.scale import scaled
 
-HISTORIES = scaled(60, 300)
+HISTORIES = 40
 FIRST_SEED = 1
 
 
