@@ -31,8 +31,9 @@ HISTORIES = 40
 FIRST_SEED = 1
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def world(local_stack: LocalStack) -> Iterator[World]:
+    """Its hooks and environment last as long as the one test that uses it."""
     with World(stack=local_stack) as opened:
         yield opened
 
