@@ -162,7 +162,18 @@ class S3EventSync:
             # reaches the DLQ with its reason.
             self._index.put_tombstone(self._eviction(stored, change.sequencer))
             raise
-        return self._from_write(change, self._index.put_document(entry))
+        written = self._index.put_document(entry)
+        previous = written.previous
+        if (
+            written.outcome is WriteOutcome.DUPLICATE
+            and previous is not None
+            and previous.version_id != stored.version_id
+        ):
+            # The index holds this ETag from the same second without a sequencer, but another
+            # version (the same content written twice): the clock cannot tell them apart, S3
+            # can. The event's version was current a moment ago: sync to S3's current state.
+            return self._sync_current_state(change)
+        return self._from_write(change, written)
 
     def _entry(self, stored: StoredObject, sequencer: str | None) -> IndexEntry:
         return index_entry(

@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
+from cachesync.current_state import index_entry
+from cachesync.documents import DEFAULT_RETENTION
 from cachesync.index_models import Tombstone, WriteOutcome, WriteSource
 from cachesync.local import LocalStack
 from cachesync.local.lambda_functions import LambdaHandler
+from cachesync.stores.s3_objects import StoredObject
 from tests.convergence.checker import Checker
 from tests.convergence.executor import run_history
 from tests.convergence.history import Body, History, Op, generate
@@ -157,3 +160,52 @@ def test_a_late_event_for_a_noncurrent_version_does_not_undo_a_delete_in_the_sam
     # Then it is stale: the key stays deleted in the index, as in S3
     assert reply["batchItemFailures"] == []
     assert sync_world.store.get_document(sync_world.bucket, key) is None
+
+
+@pytest.mark.parametrize(
+    "sequencer", ["0055AED6DCD90281E5", None], ids=["sequenced", "unsequenced"]
+)
+def test_the_same_content_written_twice_is_indexed_at_s3s_current_version(
+    sync_world: SyncWorld, sequencer: str | None
+) -> None:
+    """Found by the soak (seed 149 of the 10,000): on a versioned bucket the same content was
+    written twice within a second; the index kept the first version's id although S3's current
+    object is the second (same ETag, same second: the event was taken for a duplicate)."""
+    # Given a versioned bucket holding one content twice (versions A then B, same ETag), and
+    # an index entry for A written without sequencer (a write-through) in B's second
+    sync_world.s3.put_bucket_versioning(
+        Bucket=sync_world.bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    key = "changes/twice.json"
+    body = change_document("TWICE", title="same")
+    etag, size, version_a = sync_world.put(key, body)
+    _, _, version_b = sync_world.put(key, body)
+    head = sync_world.s3.head_object(Bucket=sync_world.bucket, Key=key)
+    assert head["VersionId"] == version_b
+    first = StoredObject(
+        bucket=sync_world.bucket,
+        key=key,
+        body=body,
+        etag=etag,
+        version_id=version_a,
+        size=size,
+        last_modified=head["LastModified"],
+    )
+    written = index_entry(first, source=WriteSource.WRITE_THROUGH, retention=DEFAULT_RETENTION)
+    sync_world.store.put_document(written)
+    # When B's created event arrives
+    record = s3_record(
+        "ObjectCreated:Put",
+        sync_world.bucket,
+        key,
+        etag=etag,
+        size=size,
+        sequencer=sequencer,
+        version_id=version_b,
+    )
+    reply = sync_world.invoke_created(sqs_event(s3_notification(record)))
+    # Then the index serves S3's current version, B
+    assert reply["batchItemFailures"] == []
+    indexed = sync_world.store.get_document(sync_world.bucket, key)
+    assert indexed is not None
+    assert indexed.version_id == version_b
