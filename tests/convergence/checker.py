@@ -25,8 +25,8 @@ After quiescence (every event delivered, duplicates and redrives included, then 
   write-through marker is left pending.
 
 Any exception that is not one of cachesync's errors (or an injected fault) is a **crash**;
-an API answer of 500 is a divergence too (cachesync answers every failure with a named 4xx or
-a 503).
+an API answer of 500 (an unhandled error) is a divergence too: cachesync answers every failure
+it knows with a named problem (4xx, 502 write-failed when S3 refused a write, 503).
 """
 
 from __future__ import annotations
