@@ -22,7 +22,10 @@ After quiescence (every event delivered, duplicates and redrives included, then 
 
 * **converged**: for every key, the index holds S3's current object (same ETag, version id and
   JSON body) when S3's current object is a valid document, and no live document otherwise; no
-  write-through marker is left pending.
+  write-through marker is left pending; ``verify --repair`` repaired every key it found
+  drifting (a key whose current object is invalid is evicted and then reported as one verify
+  cannot index: not a divergence); only an event about an invalid document may still fail after
+  the redrive.
 
 Any exception that is not one of cachesync's errors (or an injected fault) is a **crash**;
 an API answer of 500 (an unhandled error) is a divergence too: cachesync answers every failure

@@ -28,7 +28,13 @@ from tests.convergence.model import S3Model
 from tests.convergence.runner import replay_command
 from tests.convergence.world import World
 from tests.integration.conftest import SyncWorld
-from tests.support.s3_events import change_document, s3_notification, s3_record, sqs_event
+from tests.support.s3_events import (
+    change_document,
+    eventbridge_event,
+    s3_notification,
+    s3_record,
+    sqs_event,
+)
 
 HISTORIES = 30  # about 20 s on a make-test worker; the soak runs 10,000
 FIRST_SEED = 1
@@ -219,3 +225,49 @@ def test_the_same_content_written_twice_is_indexed_at_s3s_current_version(
     indexed = sync_world.store.get_document(sync_world.bucket, key)
     assert indexed is not None
     assert indexed.version_id == version_b
+
+
+def test_an_eventbridge_delete_marker_deletes_the_key_though_it_was_recreated_since(
+    sync_world: SyncWorld,
+) -> None:
+    """Found by the soak (seed 1592 of the 10,000): an EventBridge "Object Deleted" event with
+    deletion-type "Delete Marker Created" was taken for the permanent deletion of one version
+    (its name lacked the deletion type); the key existing again by then, the deletion was judged
+    stale and the index kept serving the version deleted before."""
+    # Given a versioned bucket where v1 was put (and indexed without sequencer, by a
+    # write-through), then deleted (a delete marker), then put again (v2)
+    sync_world.s3.put_bucket_versioning(
+        Bucket=sync_world.bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    key = "changes/marker.json"
+    body = change_document("MARKER", title="v1")
+    etag, size, version_1 = sync_world.put(key, body)
+    head = sync_world.s3.head_object(Bucket=sync_world.bucket, Key=key)
+    first = StoredObject(
+        bucket=sync_world.bucket,
+        key=key,
+        body=body,
+        etag=etag,
+        version_id=version_1,
+        size=size,
+        last_modified=head["LastModified"],
+    )
+    written = index_entry(first, source=WriteSource.WRITE_THROUGH, retention=DEFAULT_RETENTION)
+    sync_world.store.put_document(written)
+    marker = sync_world.s3.delete_object(Bucket=sync_world.bucket, Key=key)["VersionId"]
+    sync_world.put(key, change_document("MARKER", title="v2"))
+    # When the delete marker's EventBridge event arrives (through SQS)
+    event = eventbridge_event(
+        "Object Deleted",
+        sync_world.bucket,
+        key,
+        sequencer="0055AED6DCD90281E5",
+        version_id=marker,
+    )
+    event["detail"]["reason"] = "DeleteObject"
+    event["detail"]["deletion-type"] = "Delete Marker Created"
+    reply = sync_world.invoke_removed(sqs_event(event, queue="cachesync-object-removed"))
+    # Then v1, deleted before, is no longer served (v2's own event will index v2)
+    assert reply["batchItemFailures"] == []
+    indexed = sync_world.store.get_document(sync_world.bucket, key)
+    assert indexed is None or indexed.version_id != version_1
