@@ -13,6 +13,7 @@ import argparse
 import json
 import multiprocessing
 import queue
+import signal
 import subprocess
 import sys
 import time
@@ -35,7 +36,13 @@ def replay_command(seed: int) -> str:
     return f"make soak-replay SEED={seed}"
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C: ``World`` stops its servers (DynamoDB Local's JVM too)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def _worker(seeds: list[int], results: Any) -> None:
+    _exit_on_sigterm()
     try:
         with World() as world:
             results.put(("ready", None))
@@ -182,9 +189,42 @@ def soak(histories: int, workers: int, first_seed: int, directory: Path = REPORT
         for i in range(workers)
     ]
     tally = Tally(histories, workers, first_seed)
+    _exit_on_sigterm()
     for process in processes:
         process.start()
-    running, ready = workers, 0
+    try:
+        return _collect(processes, results, tally, directory)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: the worker stops its servers
+        for process in processes:
+            process.join(timeout=30)
+
+
+def _collect(processes: list[Any], results: Any, tally: Tally, directory: Path) -> int:
+    running = tally.workers
+    try:
+        running = _drain(processes, results, tally, directory, running)
+    except (KeyboardInterrupt, SystemExit):
+        write_report(tally.report(finished=False), directory)
+        print(f"interrupted after {tally.done} histories; report in {directory}", flush=True)
+        raise
+    finished = tally.done == tally.planned and not tally.worker_errors
+    report = tally.report(finished=finished)
+    write_report(report, directory)
+    print(markdown(report))
+    if tally.failing_seeds:
+        print("Replay each failing seed with:")
+        for seed in sorted(tally.failing_seeds):
+            print(f"  {replay_command(seed)}")
+    return len(tally.divergences) + (0 if finished else 1)
+
+
+def _drain(processes: list[Any], results: Any, tally: Tally, directory: Path, running: int) -> int:
+    """Collect outcomes until every worker is done; progress and an interim report every 30 s."""
+    histories, workers = tally.planned, tally.workers
+    ready = 0
     last_progress = time.monotonic()
     while running:
         try:
@@ -220,17 +260,7 @@ def soak(histories: int, workers: int, first_seed: int, directory: Path = REPORT
                 f"{report['divergences']} divergences",
                 flush=True,
             )
-    for process in processes:
-        process.join(timeout=30)
-    finished = tally.done == histories and not tally.worker_errors
-    report = tally.report(finished=finished)
-    write_report(report, directory)
-    print(markdown(report))
-    if tally.failing_seeds:
-        print("Replay each failing seed with:")
-        for seed in sorted(tally.failing_seeds):
-            print(f"  {replay_command(seed)}")
-    return len(tally.divergences) + (0 if finished else 1)
+    return running
 
 
 def replay(seed: int) -> int:
