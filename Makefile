@@ -12,7 +12,7 @@ TS_CLIENT := clients/typescript
 STAMP_TS := $(TS_CLIENT)/node_modules/.installed
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: help setup check-java system-packages run test lint format unit integration e2e soak chaos bench clean openapi screenshots
+.PHONY: help setup check-java system-packages run test lint format unit integration e2e soak soak-replay chaos bench clean openapi screenshots
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -128,9 +128,17 @@ infra-apply-local: $(STAMP_PY) ## Apply infra/ on moto, check it through boto3, 
 # ordering cases. `make test` runs the same tests, bounded (tests/support/scale.py).
 SOAK_SUITES := tests/integration/test_backfill_and_verify.py \
 	tests/integration/test_convergence_properties.py tests/integration/test_ordering_condition.py \
-	tests/unit/test_fuzz_parsers.py
+	tests/unit/test_fuzz_parsers.py tests/unit/test_fuzz_api_requests.py
 
-soak: setup ## Long runs of the property and 2,000-object suites (minutes; not in make test)
+# Model-based convergence (tests/convergence, docs/CONVERGENCE.md): N seeded histories on
+# SOAK_WORKERS processes, each with its own DynamoDB Local and moto; the report goes to
+# build/soak/ (report.json, report.md); a failing seed replays with `make soak-replay SEED=n`.
+N ?= 10000
+SOAK_WORKERS ?= 2
+SOAK_FIRST_SEED ?= 1
+
+soak: setup ## N convergence histories (default 10,000), then the long property and 2,000-object suites
+	$(BIN)/python -m tests.convergence --histories $(N) --workers $(SOAK_WORKERS) --first-seed $(SOAK_FIRST_SEED)
 	CACHESYNC_SOAK=1 $(PYTEST) -o timeout=1800 $(SOAK_SUITES)
 
 # Chaos experiments (tests/chaos, docs/CHAOS.md): faults injected into the real local stack
@@ -138,6 +146,10 @@ soak: setup ## Long runs of the property and 2,000-object suites (minutes; not i
 # experiment ends with a verify. Writes build/chaos/report.json and report.md (a few minutes).
 chaos: setup ## Chaos experiments against the local stack; report in build/chaos/ (minutes; not in make test)
 	$(PYTEST) -o timeout=900 -s tests/chaos
+
+soak-replay: setup ## Replay one convergence history verbosely: its operations, S3's changes, deliveries, checks (SEED=n)
+	@test -n "$(SEED)" || { echo "usage: make soak-replay SEED=<seed>"; exit 1; }
+	$(BIN)/python -m tests.convergence --replay $(SEED)
 
 # The API load test alone: `.venv/bin/python -m tests.load.run_load` (settings: CACHESYNC_LOAD_*
 # variables, see tests/load/run_load.py; CACHESYNC_LOAD_SECONDS=60 by default). Its last phase

@@ -157,11 +157,16 @@ def _from_eventbridge(event: dict[str, Any]) -> ObjectChange:
         detail = event["detail"]
         obj = detail["object"]
         raw_sequencer = obj.get("sequencer")
+        event_name = f"{detail_type}:{detail.get('reason', '')}"
+        if detail.get("deletion-type") == "Delete Marker Created":
+            # The sync tells a delete marker (the key is gone) from the permanent deletion of one
+            # version by the event's name, as "ObjectRemoved:DeleteMarkerCreated" says it.
+            event_name += " (Delete Marker Created)"
         return ObjectChange(
             bucket=detail["bucket"]["name"],
             key=validate_key(obj["key"]),
             operation=_EVENTBRIDGE_OPERATIONS.get(detail_type, Operation.OTHER),
-            event_name=f"{detail_type}:{detail.get('reason', '')}",
+            event_name=event_name,
             event_time=event["time"],
             etag=obj.get("etag") or None,
             size=obj.get("size"),

@@ -63,6 +63,8 @@ def holds(state: StoredState | None, stored: StoredObject | None) -> bool:
         and not state.is_tombstone
         and not state.is_pending
         and state.ordering.etag == stored.etag
+        # The same content written again on a versioned bucket: same ETag, another version.
+        and (stored.version_id is None or state.version_id == stored.version_id)
     )
 
 

@@ -1,8 +1,12 @@
 """Use case: apply one S3 change to the index, exactly as S3 ordered it.
 
-* A created object is indexed at the version the event describes, or not at all: that version
-  is read by VersionId, or as the current object only while it still has the event's ETag. If S3
-  says it is gone or changed, a newer event exists and will be applied: the change is stale.
+* A created object is indexed at the version the event describes, or not at all: the key's
+  current object is read while it still has the event's ETag, and on a versioned bucket only if
+  it is still the event's version. If S3 says it is gone or changed, a newer event exists and will
+  be applied: the change is stale. (A late event for a noncurrent version must not be indexed
+  even though S3 still holds that version: against a state without sequencer, such as a
+  write-through delete within the same second, the clock ties and the event would win, bringing
+  a deleted key back until the delete's own event arrives.)
 * A removal leaves a tombstone. The permanent deletion of one version (which may not have been the
   current one) is checked against a listing first, so the removed handler needs no permission to
   read objects.
@@ -140,17 +144,15 @@ class S3EventSync:
         if change.sequencer is None:
             return self._sync_current_state(change)
         try:
-            stored = self._objects.get(
-                change.bucket,
-                change.key,
-                version_id=change.version_id,
-                if_match=None if change.version_id else change.etag,
-            )
+            stored = self._objects.get(change.bucket, change.key, if_match=change.etag)
         except ObjectNotFoundError:
             reason = "the object is no longer in S3 (a delete's event follows)"
             return self._result(change, SyncOutcome.STALE, reason)
         except ObjectChangedError:
             reason = "the object was overwritten since (a newer event follows)"
+            return self._result(change, SyncOutcome.STALE, reason)
+        if change.version_id is not None and stored.version_id != change.version_id:
+            reason = "a newer version of the object is current (its event follows)"
             return self._result(change, SyncOutcome.STALE, reason)
         try:
             entry = self._entry(stored, change.sequencer)
@@ -160,7 +162,18 @@ class S3EventSync:
             # reaches the DLQ with its reason.
             self._index.put_tombstone(self._eviction(stored, change.sequencer))
             raise
-        return self._from_write(change, self._index.put_document(entry))
+        written = self._index.put_document(entry)
+        previous = written.previous
+        if (
+            written.outcome is WriteOutcome.DUPLICATE
+            and previous is not None
+            and previous.version_id != stored.version_id
+        ):
+            # The index holds this ETag from the same second without a sequencer, but another
+            # version (the same content written twice): the clock cannot tell them apart, S3
+            # can. The event's version was current a moment ago: sync to S3's current state.
+            return self._sync_current_state(change)
+        return self._from_write(change, written)
 
     def _entry(self, stored: StoredObject, sequencer: str | None) -> IndexEntry:
         return index_entry(

@@ -390,7 +390,7 @@ SAMPLES: Final[dict[str, list[MessageExpectation]]] = {
             Expected(
                 key="changes/CHG-1202.json",
                 operation=Operation.REMOVED,
-                event_name="Object Deleted:DeleteObject",
+                event_name="Object Deleted:DeleteObject (Delete Marker Created)",
                 event_time=at(2026, 11, 14, 8, 12, 44),
                 etag=EMPTY_ETAG,
                 version_id="_1OGLw1KgLX5B9fbAJVfuekHeuTmXteE",
@@ -403,7 +403,7 @@ SAMPLES: Final[dict[str, list[MessageExpectation]]] = {
             Expected(
                 key="changes/CHG-1203.json",
                 operation=Operation.REMOVED,
-                event_name="Object Deleted:Lifecycle Expiration",
+                event_name="Object Deleted:Lifecycle Expiration (Delete Marker Created)",
                 event_time=at(2026, 11, 15, 2, 11, 37),
                 etag=EMPTY_ETAG,
                 version_id="0I4eo7ZX3_T01l3bg.QD__6aCkfYkwvc",
@@ -491,7 +491,7 @@ AWS_SAMPLES: Final[dict[str, list[MessageExpectation]]] = {
                 bucket="example-bucket",
                 key="IMG_m7fzo3.jpg",
                 operation=Operation.REMOVED,
-                event_name="Object Deleted:DeleteObject",
+                event_name="Object Deleted:DeleteObject (Delete Marker Created)",
                 event_time=at(2021, 11, 12, 0, 0, 0),
                 sequencer=padded("006408CAD69598B05E"),
             )
@@ -505,7 +505,7 @@ AWS_SAMPLES: Final[dict[str, list[MessageExpectation]]] = {
                 bucket="example-bucket",
                 key="IMG_m7fzo3.jpg",
                 operation=Operation.REMOVED,
-                event_name="Object Deleted:Lifecycle Expiration",
+                event_name="Object Deleted:Lifecycle Expiration (Delete Marker Created)",
                 event_time=at(2021, 11, 12, 0, 0, 0),
                 etag="4e68adba0abe2dc8653dc3354e14c01d",
                 size=184_662,
